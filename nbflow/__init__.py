@@ -1,0 +1,72 @@
+"""nbflow: workflow orchestration that lives in the notebook.
+
+``%load_ext nbflow`` turns cells into tasks; the same engine runs plain Python
+flows built with ``@task`` and ``Flow``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbflow import triggers
+from nbflow._version import __version__
+from nbflow.core.context import context
+from nbflow.core.errors import (
+    CycleError,
+    GraphError,
+    NbflowError,
+    ParameterError,
+    RunError,
+    ScheduleError,
+    StateTransitionError,
+)
+from nbflow.core.events import Event, EventStream
+from nbflow.core.executors import DaskExecutor, Executor, LocalExecutor, ThreadExecutor
+from nbflow.core.flows import Flow
+from nbflow.core.runner import FlowRunner
+from nbflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
+from nbflow.core.states import State, StateType
+from nbflow.core.tasks import Edge, Parameter, Task, task
+
+__all__ = [
+    "CronSchedule",
+    "CycleError",
+    "DaskExecutor",
+    "Edge",
+    "Event",
+    "EventStream",
+    "Executor",
+    "Flow",
+    "FlowRunner",
+    "GraphError",
+    "IntervalSchedule",
+    "LocalExecutor",
+    "NbflowError",
+    "Parameter",
+    "ParameterError",
+    "RunError",
+    "Schedule",
+    "ScheduleError",
+    "State",
+    "StateTransitionError",
+    "StateType",
+    "Task",
+    "ThreadExecutor",
+    "__version__",
+    "context",
+    "task",
+    "triggers",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbflow``: register the %%task, %%params, %%setup and %flow magics."""
+    from nbflow.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from nbflow.notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)

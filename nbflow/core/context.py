@@ -1,0 +1,128 @@
+"""``nbflow.context``: what a running task knows about its run.
+
+Values live in a ``contextvars.ContextVar`` so threads and Dask workers each
+see their own task run. Outside a run the run ids are ``None`` and the dates
+are today's, so code written for a task also runs as a plain cell.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_run_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "nbflow_run_context", default=None
+)
+
+TASK_LOGGER_NAME = "nbflow.task"
+_task_logger = logging.getLogger(TASK_LOGGER_NAME)
+# Task loggers speak at INFO even when the root logger stays at WARNING.
+_task_logger.setLevel(logging.INFO)
+
+_KEYS = (
+    "flow_name",
+    "flow_run_id",
+    "task_run_id",
+    "task_name",
+    "parameters",
+    "scheduled_start_time",
+    "date",
+    "today",
+    "yesterday",
+    "tomorrow",
+    "logger",
+)
+
+
+def _date_values(when: datetime) -> dict[str, Any]:
+    return {
+        "date": when,
+        "today": when.strftime("%Y-%m-%d"),
+        "yesterday": (when - timedelta(days=1)).strftime("%Y-%m-%d"),
+        "tomorrow": (when + timedelta(days=1)).strftime("%Y-%m-%d"),
+    }
+
+
+class _Context:
+    """Read-only view of the current run context (``nbflow.context``)."""
+
+    def _values(self) -> Mapping[str, Any]:
+        values = _run_context.get()
+        if values is None:
+            values = {
+                "flow_name": None,
+                "flow_run_id": None,
+                "task_run_id": None,
+                "task_name": None,
+                "parameters": {},
+                "scheduled_start_time": None,
+                "logger": _task_logger,
+                **_date_values(datetime.now(UTC)),
+            }
+        return values
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        values = self._values()
+        if key in values:
+            return values[key]
+        if key == "logger":
+            return _task_logger
+        if key in ("date", "today", "yesterday", "tomorrow"):
+            start = values.get("scheduled_start_time") or datetime.now(UTC)
+            return _date_values(start)[key]
+        raise AttributeError(f"nbflow.context has no {key!r}; available: {', '.join(_KEYS)}")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            return default
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in _KEYS}
+
+    def __dir__(self) -> list[str]:
+        return [*_KEYS, "get", "to_dict"]
+
+    def __repr__(self) -> str:
+        values = self._values()
+        return (
+            f"<nbflow.context flow_run_id={values.get('flow_run_id')!r} "
+            f"task_name={values.get('task_name')!r}>"
+        )
+
+
+context = _Context()
+
+
+def current() -> Mapping[str, Any] | None:
+    return _run_context.get()
+
+
+@contextmanager
+def run_context(**values: Any) -> Iterator[None]:
+    """Bind context values for the duration of a block (nested blocks extend)."""
+    parent = _run_context.get() or {}
+    token = _run_context.set({**parent, **values})
+    try:
+        yield
+    finally:
+        _run_context.reset(token)
+
+
+def set_context(values: Mapping[str, Any]) -> contextvars.Token:
+    return _run_context.set(values)
+
+
+def reset_context(token: contextvars.Token) -> None:
+    _run_context.reset(token)
+
+
+def task_logger() -> logging.Logger:
+    return _task_logger

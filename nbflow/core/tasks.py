@@ -1,0 +1,267 @@
+"""Tasks: units of work with retries, timeouts, triggers, caching and handlers.
+
+``@task`` turns a function into a ``Task``. Called inside ``with Flow(...)``
+a task does not run: it adds a copy of itself to the flow, wired to the tasks
+passed as arguments, and returns that copy (the "bound task") so calls nest::
+
+    with Flow("etl") as flow:
+        load(extract(Parameter("n", default=3)))
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import inspect
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, overload
+
+from nbflow.core import triggers as _triggers
+from nbflow.core.errors import GraphError, NbflowError, ParameterError
+
+if TYPE_CHECKING:
+    from nbflow.core.flows import Flow
+    from nbflow.core.states import State
+
+StateHandler = Callable[["Task", "State | None", "State"], Any]
+
+# The flow a ``with Flow(...)`` block is building; tasks called inside it bind to it.
+active_flow: contextvars.ContextVar[Flow | None] = contextvars.ContextVar("nbflow_active_flow", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds."""
+
+    upstream: Task
+    downstream: Task
+    key: str | None = None
+
+
+def _seconds(value: float | timedelta | None, *, field: str, task: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        raise NbflowError(f"task {task!r}: {field} must be a number of seconds or a timedelta, got {value!r}")
+    if seconds < 0:
+        raise NbflowError(f"task {task!r}: {field} must not be negative, got {value!r}")
+    return float(seconds)
+
+
+class Task:
+    """A unit of work. Subclasses override ``run``; function tasks wrap ``fn``."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay: float | timedelta = 0.0,
+        timeout: float | timedelta | None = None,
+        trigger: str | _triggers.Trigger | None = None,
+        cache_for: float | timedelta | None = None,
+        tags: Iterable[str] = (),
+        state_handlers: Sequence[StateHandler] = (),
+        skip_on_upstream_skip: bool = True,
+    ) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or type(self).__name__
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise NbflowError(f"task {self.name!r}: retries must be a whole number >= 0, got {retries!r}")
+        self.retries = retries
+        self.retry_delay = _seconds(retry_delay, field="retry_delay", task=self.name) or 0.0
+        self.timeout = _seconds(timeout, field="timeout", task=self.name)
+        if self.timeout == 0:
+            raise NbflowError(f"task {self.name!r}: timeout must be more than 0 seconds")
+        self.trigger = _triggers.resolve(trigger)
+        self.cache_for = _seconds(cache_for, field="cache_for", task=self.name)
+        self.tags = frozenset(tags)
+        self.state_handlers = list(state_handlers)
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+        self.slug: str | None = None
+        self._cache_source: str | None = None
+        if fn is not None:
+            self.__doc__ = fn.__doc__
+            self.__wrapped__ = fn
+
+    # -- running -------------------------------------------------------------
+
+    def run(self, **inputs: Any) -> Any:
+        if self.fn is None:
+            raise NotImplementedError(f"task {self.name!r} has no function; subclasses override run()")
+        return self.fn(**inputs)
+
+    def collect_inputs(self, incoming: Iterable[tuple[str | None, str, State]]) -> dict[str, Any]:
+        """Keyword inputs from ``(input key, upstream slug, upstream final state)`` triples."""
+        return {key: state.result for key, _, state in incoming if key is not None}
+
+    def cache_source(self) -> str:
+        """The code identity a cached result is tied to: change the code, miss the cache."""
+        if self._cache_source is None:
+            fn = self.fn
+            try:
+                source = inspect.getsource(fn) if fn is not None else type(self).__qualname__
+            except (OSError, TypeError):
+                code = getattr(fn, "__code__", None)
+                source = (
+                    hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()
+                    if code is not None
+                    else repr(fn)
+                )
+            self._cache_source = f"{self.name}\n{source}"
+        return self._cache_source
+
+    def options(self) -> dict[str, Any]:
+        """JSON-able options, as the widget and the server see them."""
+        return {
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "timeout": self.timeout,
+            "trigger": _triggers.trigger_name(self.trigger),
+            "cache_for": self.cache_for,
+            "tags": sorted(self.tags),
+        }
+
+    @property
+    def kind(self) -> str:
+        return "task"
+
+    # -- building flows --------------------------------------------------------
+
+    def copy(self, **overrides: Any) -> Task:
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(overrides)
+        new.slug = None
+        new.state_handlers = list(self.state_handlers)
+        return new
+
+    def __call__(self, *args: Any, upstream_tasks: Iterable[Task] = (), **kwargs: Any) -> Any:
+        flow = active_flow.get()
+        if flow is None:
+            # Outside a flow a task is just its function, which keeps it testable.
+            if self.fn is None:
+                raise GraphError(f"task {self.name!r} can only be called inside `with Flow(...)`")
+            return self.fn(*args, **kwargs)
+        bound = self.copy()
+        arguments = self._bind_arguments(args, kwargs)
+        flow.add_task(bound)
+        for key, value in arguments.items():
+            if isinstance(value, Task):
+                flow.add_edge(value, bound, key=key)
+            else:
+                flow.set_constant(bound, key, value)
+        for upstream in upstream_tasks:
+            flow.add_edge(upstream, bound)
+        return bound
+
+    def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.fn is None:
+            if args:
+                raise GraphError(f"task {self.name!r} takes keyword arguments only")
+            return dict(kwargs)
+        signature = inspect.signature(self.fn)
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise GraphError(f"task {self.name!r}{signature}: {exc}") from None
+        for name, param in signature.parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and name in bound.arguments:
+                raise GraphError(
+                    f"task {self.name!r}: *args/**kwargs cannot carry task results; "
+                    "give each input its own parameter"
+                )
+        return dict(bound.arguments)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.slug or self.name}>"
+
+
+_REQUIRED = object()
+
+
+class Parameter(Task):
+    """A flow input whose value a run may override (JSON-typed)."""
+
+    def __init__(self, name: str, default: Any = _REQUIRED, *, required: bool | None = None) -> None:
+        super().__init__(name=name)
+        if not name.isidentifier():
+            raise ParameterError(f"parameter name {name!r} must be a Python identifier")
+        self.required = default is _REQUIRED if required is None else required
+        self.default = None if default is _REQUIRED else default
+        try:
+            json.dumps(self.default)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                f"parameter {name!r}: default {self.default!r} is not JSON-serialisable; "
+                "use a string, number, boolean, list or dict"
+            ) from None
+        flow = active_flow.get()
+        if flow is not None:
+            flow.add_task(self)
+
+    def run(self, **inputs: Any) -> Any:  # noqa: ARG002
+        from nbflow.core.context import context
+
+        return context.parameters[self.name]
+
+    def cache_source(self) -> str:
+        return f"parameter:{self.name}"
+
+    @property
+    def kind(self) -> str:
+        return "parameter"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise GraphError(f"parameter {self.name!r} is an input, not a function; pass it to a task")
+
+    def __repr__(self) -> str:
+        return f"<Parameter {self.name}>"
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> Task: ...
+@overload
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Decorator: ``@task`` or ``@task(retries=2, timeout=30, trigger="any_failed")``."""
+    if fn is not None:
+        return Task(fn, **options)
+
+    def decorate(f: Callable[..., Any]) -> Task:
+        return Task(f, **options)
+
+    return decorate
+
+
+def parameter_values(parameters: Sequence[Parameter], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults merged with ``given``; unknown or missing names raise ``ParameterError``."""
+    given = dict(given or {})
+    known = [p.name for p in parameters]
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"this flow's parameters are: {', '.join(known) or '(none)'}",
+            known=known,
+        )
+    values: dict[str, Any] = {}
+    for param in parameters:
+        if param.name in given:
+            values[param.name] = given[param.name]
+        elif param.required:
+            raise ParameterError(
+                f"parameter {param.name!r} is required; pass it, e.g. parameters={{'{param.name}': ...}}",
+                known=known,
+            )
+        else:
+            values[param.name] = param.default
+    return values
