@@ -13,13 +13,15 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from nbflow.core.settings import nbflow_home
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _MISSING = object()
 

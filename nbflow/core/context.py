@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
 
 _run_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "nbflow_run_context", default=None

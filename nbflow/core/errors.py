@@ -25,7 +25,10 @@ Context travels keyword-only, so a caller can react without parsing text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 class NbflowError(Exception):

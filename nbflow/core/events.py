@@ -15,9 +15,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nbflow.core.states import State, StateType
+if TYPE_CHECKING:
+    from nbflow.core.states import State, StateType
 
 logger = logging.getLogger("nbflow.events")
 

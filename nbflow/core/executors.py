@@ -8,11 +8,13 @@ completions into a queue, so waiting costs O(1) per finished task even with
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbflow.core.errors import NbflowError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Executor:

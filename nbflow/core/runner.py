@@ -11,7 +11,6 @@ import heapq
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,8 @@ from nbflow.core.taskrun import Incoming, RemoteOutcome, RunInfo, run_task, run_
 from nbflow.core.tasks import Task, parameter_values
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from nbflow.core.flows import Flow
 
 S = StateType

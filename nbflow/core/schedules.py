@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from nbflow.core.errors import ScheduleError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Default anchor of interval schedules: fixed, so every server replica and
 # every notebook computes the same times for the same interval.

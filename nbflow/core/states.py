@@ -9,14 +9,16 @@ a new run.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from nbflow.core.errors import NbflowError, StateTransitionError
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-class StateType(str, Enum):
+
+class StateType(StrEnum):
     SCHEDULED = "Scheduled"
     PENDING = "Pending"
     SUBMITTED = "Submitted"

@@ -218,7 +218,7 @@ class Parameter(Task):
     def kind(self) -> str:
         return "parameter"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
         raise GraphError(f"parameter {self.name!r} is an input, not a function; pass it to a task")
 
     def __repr__(self) -> str:
