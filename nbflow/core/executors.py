@@ -145,7 +145,7 @@ class DaskExecutor(_QueuedExecutor):
             self.client = self._given_client
         elif self.address:
             try:
-                self.client = Client(self.address, timeout="10s")
+                self.client = Client(self.address, timeout="5s")
             except OSError as exc:
                 raise NbflowError(
                     f"cannot reach the Dask scheduler at {self.address}: {exc}; "

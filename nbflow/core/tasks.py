@@ -170,7 +170,8 @@ class Task:
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise GraphError(f"task {self.name!r}{signature}: {exc}") from None
+            params = ", ".join(signature.parameters)
+            raise GraphError(f"task {self.name!r}({params}): {exc}") from None
         for name, param in signature.parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) and name in bound.arguments:
                 raise GraphError(

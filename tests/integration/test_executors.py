@@ -1,0 +1,112 @@
+"""The same flow gives the same results on local, threads and a real Dask cluster."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from nbflow import DaskExecutor, EventStream, Flow, Parameter, StateType, task, triggers
+
+pytestmark = pytest.mark.integration
+S = StateType
+
+
+def build_multi_branch_flow() -> Flow:
+    @task
+    def numbers(n: int) -> list[int]:
+        return list(range(1, n + 1))
+
+    @task
+    def squares(xs: list[int]) -> list[int]:
+        print(f"squaring {len(xs)} numbers in pid {os.getpid()}")
+        return [x * x for x in xs]
+
+    @task
+    def cubes(xs: list[int]) -> list[int]:
+        return [x**3 for x in xs]
+
+    @task(retries=2, retry_delay=0)
+    def evens(xs: list[int]) -> list[int]:
+        return [x for x in xs if x % 2 == 0]
+
+    @task
+    def combine(sq: list[int], cu: list[int], ev: list[int]) -> dict[str, int]:
+        return {"squares": sum(sq), "cubes": sum(cu), "evens": len(ev)}
+
+    @task
+    def broken(xs: list[int]) -> None:
+        raise ValueError(f"cannot handle {len(xs)} numbers")
+
+    @task(trigger=triggers.any_failed)
+    def alert(x: object) -> str:
+        return "alerted"
+
+    @task
+    def after_broken(x: object) -> str:
+        return "never"
+
+    with Flow("branches") as flow:
+        nums = numbers(Parameter("n", default=10))
+        combine(squares(nums), cubes(nums), evens(nums))
+        b = broken(nums)
+        alert(b)
+        after_broken(b)
+    return flow
+
+
+def summarize(state: object) -> dict[str, tuple[str, object]]:
+    out = {}
+    for slug, st in state.result.by_slug().items():  # type: ignore[attr-defined]
+        value = st.result if st.is_successful() else st.message
+        out[slug] = (st.type.value, value)
+    return out
+
+
+@pytest.mark.slow
+def test_same_results_on_local_threads_and_a_dask_local_cluster() -> None:
+    flow = build_multi_branch_flow()
+    results = {}
+    logs = {}
+    for name, executor in [
+        ("local", "local"),
+        ("threads", "threads"),
+        ("dask", DaskExecutor(n_workers=2, processes=True)),
+    ]:
+        stream = EventStream()
+        events: list = []
+        stream.subscribe(events.extend)
+        state = flow.run(parameters={"n": 12}, executor=executor, stream=stream, echo=False)
+        assert state.type is S.FAILED  # broken fails, on purpose
+        results[name] = summarize(state)
+        logs[name] = [e.message for e in events if e.kind == "log" and e.task == "squares"]
+    assert results["local"] == results["threads"] == results["dask"]
+    expected = results["local"]
+    assert expected["combine"] == ("Success", {"squares": 650, "cubes": 6084, "evens": 6})
+    assert expected["broken"] == ("Failed", "ValueError: cannot handle 12 numbers")
+    assert expected["alert"] == ("Success", "alerted")
+    assert expected["after_broken"][0] == "TriggerFailed"
+    # Output printed inside a Dask worker process comes back as the task's logs.
+    assert len(logs["dask"]) == 1 and logs["dask"][0].startswith("squaring 12 numbers in pid ")
+    assert logs["dask"][0] != f"squaring 12 numbers in pid {os.getpid()}"
+
+
+@pytest.mark.slow
+def test_dask_executor_with_an_existing_cluster_address() -> None:
+    from distributed import LocalCluster
+
+    flow = build_multi_branch_flow()
+    with LocalCluster(n_workers=2, processes=True, dashboard_address=None) as cluster:
+        state = flow.run(executor=DaskExecutor(address=cluster.scheduler_address), echo=False)
+        assert summarize(state)["combine"] == ("Success", {"squares": 385, "cubes": 3025, "evens": 5})
+        # The executor did not own the cluster, so it is still up for the next run.
+        again = flow.run(executor=DaskExecutor(address=cluster.scheduler_address), echo=False)
+        assert summarize(again) == summarize(state)
+
+
+def test_unreachable_dask_scheduler_is_a_clear_error() -> None:
+    from nbflow.core.errors import NbflowError
+
+    flow = build_multi_branch_flow()
+    with pytest.raises(NbflowError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
+        flow.run(executor=DaskExecutor(address="tcp://127.0.0.1:1"))
