@@ -1,0 +1,249 @@
+"""Per-task engine overhead: nbflow (local, threads) vs Prefect 3 vs dask.threaded.get.
+
+Flows of no-op tasks in two shapes, a chain (each task takes the previous
+result) and a wide fan-out (one root, every other task takes its result), at
+100, 1,000 and 10,000 tasks. Everything runs in one invocation so the ratios
+compare like with like on the same machine at the same moment.
+
+    python benchmarks/engine_overhead.py                 # all peers, all sizes
+    python benchmarks/engine_overhead.py --skip-prefect  # quick: nbflow and dask only
+
+Prefect 3 is installed on first use into ``benchmarks/.venv-prefect`` (its
+own virtual environment, with ``fastapi==0.139.0`` pinned: newer FastAPI
+breaks its server) and run in a subprocess against its ephemeral server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PREFECT_VENV = HERE / ".venv-prefect"
+PREFECT_REQUIREMENTS = ["prefect>=3.8,<3.9", "fastapi==0.139.0"]
+
+
+def noop(x: object = None) -> None:
+    return None
+
+
+# -- nbflow --------------------------------------------------------------------
+
+
+def nbflow_flow(shape: str, n: int):  # type: ignore[no-untyped-def]
+    from nbflow import Flow, Task
+
+    flow = Flow(f"{shape}-{n}")
+    if shape == "chain":
+        previous = None
+        for i in range(n):
+            t = flow.add_task(Task(noop, name=f"t{i}"))
+            if previous is not None:
+                flow.add_edge(previous, t, key="x")
+            previous = t
+    else:
+        root = flow.add_task(Task(noop, name="root"))
+        for i in range(n - 1):
+            flow.add_edge(root, Task(noop, name=f"t{i}"), key="x")
+    return flow
+
+
+def time_nbflow(shape: str, n: int, executor: str, repeat: int) -> float:
+    flow = nbflow_flow(shape, n)
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        state = flow.run(executor=executor, echo=False)
+        timings.append(time.perf_counter() - start)
+        assert state.is_successful(), state
+    return statistics.median(timings)
+
+
+# -- dask ------------------------------------------------------------------------
+
+
+def dask_graph(shape: str, n: int) -> tuple[dict, list[str]]:
+    if shape == "chain":
+        graph: dict = {"t0": (noop,)}
+        for i in range(1, n):
+            graph[f"t{i}"] = (noop, f"t{i - 1}")
+        return graph, [f"t{n - 1}"]
+    graph = {"root": (noop,)}
+    keys = []
+    for i in range(n - 1):
+        graph[f"t{i}"] = (noop, "root")
+        keys.append(f"t{i}")
+    return graph, keys
+
+
+def time_dask(shape: str, n: int, repeat: int) -> float:
+    import dask.threaded
+
+    graph, keys = dask_graph(shape, n)
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        dask.threaded.get(graph, keys)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+# -- Prefect 3 (own venv, subprocess) ------------------------------------------------
+
+PREFECT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from prefect import flow, task
+
+    @task
+    def noop(x=None):
+        return None
+
+    @flow
+    def chain(n):
+        x = None
+        for _ in range(n):
+            x = noop(x)
+
+    @flow
+    def fan(n):
+        root = noop()
+        for _ in range(n - 1):
+            noop(root)
+
+    @flow
+    def warm():
+        noop()
+
+    warm()  # starts the ephemeral API server outside the timing
+    out = {}
+    for spec in sys.argv[1:]:
+        shape, n = spec.split(":")
+        fn = chain if shape == "chain" else fan
+        start = time.perf_counter()
+        fn(int(n))
+        out[spec] = time.perf_counter() - start
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+def ensure_prefect() -> Path:
+    python = PREFECT_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing Prefect into {PREFECT_VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PREFECT_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PREFECT_REQUIREMENTS], check=True)
+    return python
+
+
+def time_prefect(specs: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], float], str]:
+    python = ensure_prefect()
+    version = subprocess.run(
+        [str(python), "-c", "import prefect; print(prefect.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory() as home:
+        script = Path(home) / "bench_prefect.py"
+        script.write_text(PREFECT_SCRIPT)
+        env = {
+            **os.environ,
+            "PREFECT_HOME": home,
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+        env.pop("PREFECT_API_URL", None)
+        done = subprocess.run(
+            [str(python), str(script), *(f"{s}:{n}" for s, n in specs)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+        )
+    result_line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
+    if result_line is None:
+        raise RuntimeError(f"Prefect benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    locked = done.stderr.count("database is locked")
+    if locked:
+        print(f"note: Prefect's server logged 'database is locked' {locked} times", flush=True)
+    raw = json.loads(result_line[len("RESULT ") :])
+    return {(k.split(":")[0], int(k.split(":")[1])): v for k, v in raw.items()}, version
+
+
+# -- report ------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per nbflow/dask case (median)")
+    parser.add_argument("--skip-prefect", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    specs = [(shape, n) for shape in ("chain", "fan") for n in sizes]
+
+    import dask
+
+    import nbflow
+
+    results: dict[tuple[str, int], dict[str, float]] = {spec: {} for spec in specs}
+    runners: dict[str, Callable[[str, int], float]] = {
+        "nbflow local": lambda s, n: time_nbflow(s, n, "local", args.repeat),
+        "nbflow threads": lambda s, n: time_nbflow(s, n, "threads", args.repeat),
+        "dask.threaded.get": lambda s, n: time_dask(s, n, args.repeat),
+    }
+    for shape, n in specs:
+        for name, fn in runners.items():
+            results[(shape, n)][name] = fn(shape, n)
+        print(
+            f"{shape:5} {n:6}: "
+            + ", ".join(f"{k} {v / n * 1e6:.1f} us/task" for k, v in results[(shape, n)].items()),
+            flush=True,
+        )
+
+    prefect_version = None
+    if not args.skip_prefect:
+        print("running Prefect 3 (slow: milliseconds per task) ...", flush=True)
+        prefect_times, prefect_version = time_prefect(specs)
+        for spec, seconds in prefect_times.items():
+            results[spec]["prefect 3"] = seconds
+
+    peers = list(next(iter(results.values())).keys())
+    print()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"nbflow {nbflow.__version__}, dask {dask.__version__}"
+        + (f", prefect {prefect_version}" if prefect_version else "")
+    )
+    print()
+    print(
+        "| shape | tasks | "
+        + " | ".join(f"{p} (us/task)" for p in peers)
+        + " | prefect / nbflow local | dask / nbflow local |"
+    )
+    print("|---|---:|" + "---:|" * len(peers) + "---:|---:|")
+    for (shape, n), row in results.items():
+        per_task = {p: row[p] / n * 1e6 for p in peers}
+        local = per_task["nbflow local"]
+        prefect_ratio = f"{per_task['prefect 3'] / local:.0f}x" if "prefect 3" in per_task else "-"
+        dask_ratio = f"{per_task['dask.threaded.get'] / local:.2f}x"
+        cells = " | ".join(f"{per_task[p]:.1f}" for p in peers)
+        print(f"| {shape} | {n:,} | {cells} | {prefect_ratio} | {dask_ratio} |")
+
+
+if __name__ == "__main__":
+    main()
