@@ -233,7 +233,7 @@ class _TopLevel(ast.NodeVisitor):
             else:
                 self.target(t)
 
-    def visit_Global(self, node: ast.Global) -> None:
+    def visit_Global(self, node: ast.Global) -> None:  # noqa: ARG002 - module-level global is a no-op
         return None
 
     visit_Nonlocal = visit_Global
