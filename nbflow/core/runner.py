@@ -50,6 +50,21 @@ class TaskStates(dict):  # type: ignore[type-arg]
         return {task.slug or task.name: state for task, state in self.items()}
 
 
+def run_base_context(
+    flow_name: str, flow_run_id: str, parameters: Mapping[str, Any], start: datetime | None = None
+) -> dict[str, Any]:
+    """The context every task run of one flow run starts from (see ``nbflow.context``)."""
+    start = start or datetime.now(UTC)
+    return {
+        "flow_name": flow_name,
+        "flow_run_id": flow_run_id,
+        "parameters": dict(parameters),
+        "scheduled_start_time": start,
+        "logger": task_logger(),
+        **_date_values(start),
+    }
+
+
 def new_id() -> str:
     """A random (version 4) UUID string, ~4x faster than ``str(uuid.uuid4())``."""
     b = bytearray(os.urandom(16))
@@ -133,15 +148,9 @@ class FlowRunner:
 
     def run(self) -> State:
         flow = self.flow
-        start = self.scheduled_start_time or datetime.now(UTC)
-        base_context = {
-            "flow_name": flow.name,
-            "flow_run_id": self.flow_run_id,
-            "parameters": dict(self.parameters),
-            "scheduled_start_time": start,
-            "logger": task_logger(),
-            **_date_values(start),
-        }
+        base_context = run_base_context(
+            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time
+        )
         info = RunInfo(
             flow_name=flow.name,
             flow_run_id=self.flow_run_id,

@@ -31,7 +31,8 @@ Emit = Callable[[Event], None]
 #: (input key or None, upstream slug, upstream final state)
 Incoming = tuple[str | None, str, State]
 
-_CORE_DIR = str(Path(__file__).resolve().parent)
+# Leading frames of nbflow itself are cut from task tracebacks: the user wants their own code.
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
 class RunInfo:
@@ -116,7 +117,7 @@ def _call_with_timeout(fn: Callable[..., Any], inputs: Mapping[str, Any], timeou
 def _user_traceback(exc: BaseException) -> str:
     """The traceback without nbflow's own frames, so it points at the user's code."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_CORE_DIR):
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 

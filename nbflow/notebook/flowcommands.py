@@ -1,0 +1,298 @@
+"""``%flow`` subcommands: argument parsing and what each prints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbflow.core.errors import NbflowError, NotebookError
+from nbflow.core.runner import run_on_schedule_loop
+from nbflow.core.schedules import CronSchedule, IntervalSchedule
+from nbflow.notebook.cellflow import PARAM, SETUP
+from nbflow.notebook.export import export_module
+from nbflow.notebook.headless import make_executor
+from nbflow.notebook.params import expand_backfill, parse_parameters
+from nbflow.notebook.progress import summary
+from nbflow.notebook.report import seconds, shorten, table
+
+if TYPE_CHECKING:
+    from nbflow.notebook.session import NotebookSession
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise NotebookError(message)
+
+
+def _flow_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%flow", add_help=False, exit_on_error=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def run_options(p: argparse.ArgumentParser, *, executor: str = "threads") -> None:
+        p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+        p.add_argument("--executor", choices=["local", "threads", "dask"], default=executor)
+        p.add_argument("--dask-address", metavar="ADDRESS")
+        p.add_argument("--no-cache", action="store_true")
+
+    sub.add_parser("show", help="show the flow's DAG widget")
+    run = sub.add_parser("run", help="run the whole flow")
+    run_options(run)
+    run.add_argument("--background", action="store_true", help="return at once; the run goes on")
+    run.add_argument("--quiet", action="store_true", help="do not show the widget")
+    run.add_argument("--to", metavar="TASK", help="run only TASK and its upstream tasks")
+    run.add_argument(
+        "--rerun-failed", action="store_true", help="re-run only failed tasks and their downstream"
+    )
+    run.add_argument("--on-schedule", action="store_true", help="wait for each scheduled time, then run")
+    run.add_argument(
+        "--runs", type=int, default=None, metavar="N", help="with --on-schedule: stop after N runs"
+    )
+    sub.add_parser("cancel", help="cancel the run in progress")
+    sub.add_parser("status", help="each task's last state")
+    logs = sub.add_parser("logs", help="logs of the last run of each task (or one)")
+    logs.add_argument("task", nargs="?")
+    sub.add_parser("check", help="inputs, outputs and warnings of every task")
+    backfill = sub.add_parser("backfill", help="one run per parameter value (or combination)")
+    run_options(backfill, executor="threads")
+    schedule = sub.add_parser("schedule", help="set or clear the flow's schedule")
+    group = schedule.add_mutually_exclusive_group()
+    group.add_argument("--cron", metavar="EXPRESSION")
+    group.add_argument("--every", metavar="DURATION")
+    group.add_argument("--off", action="store_true")
+    schedule.add_argument("--timezone", default="UTC")
+    export = sub.add_parser("export", help="write the flow as a standalone Python module")
+    export.add_argument("path")
+    sub.add_parser("reset", help="forget the flow's tasks and runs")
+    name = sub.add_parser("name", help="set the flow's name")
+    name.add_argument("name")
+    order = sub.add_parser("order", help="set the task order (comma-separated names)")
+    order.add_argument("names")
+    remove = sub.add_parser("remove", help="remove a task from the flow")
+    remove.add_argument("task")
+    return parser
+
+
+FLOW_PARSER = _flow_parser()
+
+
+class FlowCommands:
+    def __init__(self, session: NotebookSession, shell: Any) -> None:
+        self.session = session
+        self.shell = shell
+
+    def dispatch(self, args: argparse.Namespace) -> Any:
+        handler = getattr(self, f"cmd_{args.command.replace('-', '_')}")
+        return handler(args)
+
+    # -- showing and running ----------------------------------------------------------
+
+    def _display(self, obj: Any) -> None:
+        from IPython.display import display
+
+        display(obj)
+
+    def cmd_show(self, args: argparse.Namespace) -> None:  # noqa: ARG002
+        self._display(self.session.widget())
+
+    def _warn_hidden(self) -> None:
+        try:
+            resolution = self.session.flow.resolve()
+        except NbflowError:
+            return
+        for task, names in resolution.hidden.items():
+            for name in names:
+                print(
+                    f"warning: task {task!r} reads {name!r}, which no task, %%setup or %%params cell "
+                    "defines; this run takes it from the kernel (a headless or Dask run would refuse)",
+                    file=sys.stderr,
+                )
+
+    def cmd_run(self, args: argparse.Namespace) -> Any:
+        session = self.session
+        parameters = parse_parameters(args.param)
+        executor = make_executor(args.executor, args.dask_address)
+        if args.on_schedule:
+            return self._run_on_schedule(args, parameters)
+        self._warn_hidden()
+        if not args.quiet:
+            self._display(session.widget())
+        runner, state = session.start_run(
+            parameters,
+            executor=executor,
+            cache=not args.no_cache,
+            targets=[args.to] if args.to else None,
+            rerun_failed=args.rerun_failed,
+            background=args.background,
+        )
+        if args.background:
+            print(
+                f"flow {session.flow.name!r} is running in the background; %flow status shows progress, %flow cancel stops it"
+            )
+            return None
+        assert state is not None
+        print(summary(session.flow.name, state))
+        return None
+
+    def _run_on_schedule(self, args: argparse.Namespace, parameters: dict[str, Any]) -> None:
+        session = self.session
+        if session.flow.schedule is None:
+            raise NotebookError("the flow has no schedule; set one first: %flow schedule --every 10m")
+        flow, _ = session.build()
+        print(f"waiting for the schedule ({session.flow.schedule.describe()}); interrupt the kernel to stop")
+        try:
+            state = run_on_schedule_loop(
+                flow,
+                runs=args.runs,
+                parameters=parameters,
+                executor=make_executor(args.executor, args.dask_address),
+                cache=not args.no_cache,
+                stream=session.stream,
+                echo=False,
+            )
+        except KeyboardInterrupt:
+            print("stopped waiting for the schedule")
+            return
+        print(summary(session.flow.name, state))
+
+    def cmd_cancel(self, args: argparse.Namespace) -> None:  # noqa: ARG002
+        if self.session.cancel():
+            print("cancelling: tasks not yet started will not run")
+        else:
+            print("no run in progress")
+
+    def cmd_backfill(self, args: argparse.Namespace) -> None:
+        session = self.session
+        combos = expand_backfill(args.param)
+        rows = []
+        for number, params in enumerate(combos, start=1):
+            _, state = session.start_run(
+                params, executor=make_executor(args.executor, args.dask_address), cache=not args.no_cache
+            )
+            assert state is not None
+            rows.append([number, *params.values(), state.type.value, shorten(state.message, 60)])
+        headers = ["run", *combos[0].keys(), "state", "message"]
+        print(f"backfill of flow {session.flow.name!r}: {len(combos)} runs")
+        print(table(headers, rows))
+
+    # -- looking at it ------------------------------------------------------------
+
+    def cmd_status(self, args: argparse.Namespace) -> None:  # noqa: ARG002
+        session = self.session
+        rows = []
+        for name in session.flow.task_names:
+            record = session.history.tasks.get(name)
+            state = record.state if record else None
+            rows.append(
+                [
+                    name,
+                    state.type.value if state else "never run",
+                    state.attempt if state and state.attempt > 1 else "",
+                    seconds(record.duration) if record else "",
+                    shorten(state.message, 70) if state else "",
+                ]
+            )
+        run = session.history.flow_run
+        running = " (running now)" if session.runner is not None else ""
+        last = f"; last run: {run.state.type.value}" if run.state is not None else ""
+        print(f"flow {session.flow.name!r}: {len(rows)} tasks{last}{running}")
+        if rows:
+            print(table(["task", "state", "attempts", "duration", "message"], rows))
+
+    def cmd_logs(self, args: argparse.Namespace) -> None:
+        session = self.session
+        names = [args.task] if args.task else session.flow.task_names
+        if args.task and args.task not in session.history.tasks and args.task not in session.flow.task_names:
+            raise NotebookError(f"no task {args.task!r}; tasks: {', '.join(session.flow.task_names)}")
+        for name in names:
+            record = session.history.tasks.get(name)
+            if record is None or not record.logs:
+                if args.task:
+                    print(f"task {name!r} has no logs yet")
+                continue
+            print(f"--- {name} ({record.state.type.value if record.state else '?'})")
+            for _, level, message in record.logs:
+                prefix = "" if level == "INFO" else f"[{level}] "
+                for line in message.splitlines() or [""]:
+                    print(f"{prefix}{line}")
+
+    def cmd_check(self, args: argparse.Namespace) -> None:  # noqa: ARG002
+        flow = self.session.flow
+        resolution = flow.resolve()
+        rows = []
+        warnings = []
+        later_definers: dict[str, str] = {}
+        names = flow.task_names
+        for name in names:
+            cell = flow.task_cell(name)
+            inputs = resolution.inputs.get(name, {})
+            shown = [
+                f"{n} <- {'params' if s == PARAM else 'setup' if s == SETUP else s}"
+                for n, s in inputs.items()
+            ]
+            shown += [f"(after {u})" for u in resolution.explicit.get(name, [])]
+            rows.append([name, ", ".join(shown) or "-", ", ".join(cell.analysis.defines) or "-"])
+            for mutated in cell.analysis.mutations:
+                warnings.append(
+                    f"task {name!r} changes {mutated!r} in place through a method call; later tasks "
+                    f"reading {mutated!r} will not get this change as an output of {name!r}: "
+                    f"reassign it instead (e.g. {mutated} = ...)"
+                )
+        for index, name in enumerate(names):
+            for defined in flow.task_cell(name).analysis.defines:
+                later_definers.setdefault(defined, name)
+            for hidden in resolution.hidden.get(name, []):
+                later = [n for n in names[index + 1 :] if hidden in flow.task_cell(n).analysis.defines]
+                origin = (
+                    f"only the later task {later[0]!r} defines it: move {name!r} after it"
+                    if later
+                    else f"defined in {flow.outside[hidden]}, not a task cell"
+                    if hidden in flow.outside
+                    else "no cell defines it"
+                )
+                warnings.append(f"task {name!r} reads {hidden!r}, which no earlier task defines ({origin})")
+        print(table(["task", "inputs", "outputs"], rows) if rows else "no tasks yet")
+        for warning in warnings:
+            print(f"warning: {warning}")
+
+    # -- changing it ----------------------------------------------------------------
+
+    def cmd_schedule(self, args: argparse.Namespace) -> None:
+        flow = self.session.flow
+        if args.off:
+            flow.schedule = None
+            print(f"flow {flow.name!r} has no schedule now")
+            return
+        if args.cron:
+            flow.schedule = CronSchedule(args.cron, timezone=args.timezone)
+        elif args.every:
+            flow.schedule = IntervalSchedule(args.every, timezone=args.timezone)
+        if flow.schedule is None:
+            print(f"flow {flow.name!r} has no schedule; set one with --cron or --every")
+            return
+        upcoming = ", ".join(t.isoformat(timespec="minutes") for t in flow.schedule.next(3))
+        print(f"flow {flow.name!r}: {flow.schedule.describe()}; next runs: {upcoming}")
+
+    def cmd_export(self, args: argparse.Namespace) -> None:
+        path = Path(args.path)
+        self.session.flow.build()  # refuse to export a flow that cannot run headless
+        path.write_text(export_module(self.session.flow, source="a notebook session"))
+        print(f"wrote {path} ({len(self.session.flow.task_names)} tasks); run it with: python {path}")
+
+    def cmd_reset(self, args: argparse.Namespace) -> None:  # noqa: ARG002
+        self.session.reset()
+        print("flow reset: no tasks, no runs")
+
+    def cmd_name(self, args: argparse.Namespace) -> None:
+        self.session.flow.name = args.name
+        self.session.refresh_widget()
+
+    def cmd_order(self, args: argparse.Namespace) -> None:
+        self.session.flow.set_order(n.strip() for n in args.names.split(","))
+        self.session.refresh_widget()
+
+    def cmd_remove(self, args: argparse.Namespace) -> None:
+        self.session.flow.remove_task(args.task)
+        self.session.refresh_widget()
+        print(f"removed task {args.task!r}")
