@@ -73,18 +73,22 @@ class ResultStore:
             return _MISSING
         return value
 
-    def put(self, key: str, value: Any) -> bool:
+    def put(self, key: str, value: Any) -> str | None:
+        """Store ``value``; ``None`` on success, else why it could not be stored."""
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             data = cloudpickle.dumps((time.time(), value), protocol=5)
+        except Exception as exc:
+            return f"the result cannot be pickled ({type(exc).__name__}: {exc})"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
-        except Exception:
-            return False
-        return True
+        except OSError as exc:
+            return f"cannot write the cache under {self.root} ({exc})"
+        return None
 
     def clear(self) -> None:
         for path in self.root.glob("*/*.pkl"):

@@ -24,7 +24,7 @@ from nbflow.core.taskrun import Incoming, RemoteOutcome, RunInfo, run_task, run_
 from nbflow.core.tasks import Task, parameter_values
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from nbflow.core.flows import Flow
 
@@ -404,8 +404,15 @@ class FlowRunner:
         return self.stream.subscribe(observe)
 
 
-def run_on_schedule_loop(flow: Flow, *, runs: int | None = 1, **runner_kwargs: Any) -> State:
-    """The local convenience scheduler: wait for each scheduled time, then run."""
+def run_on_schedule_loop(
+    flow: Flow,
+    *,
+    runs: int | None = 1,
+    execute: Callable[[FlowRunner], State] | None = None,
+    **runner_kwargs: Any,
+) -> State:
+    """The local convenience scheduler: wait for each scheduled time, then run
+    (``execute`` runs each prepared runner; default ``runner.run()``)."""
     schedule = flow.schedule
     if schedule is None:
         raise NbflowError(f"flow {flow.name!r} has no schedule; set one or pass run_on_schedule=False")
@@ -426,7 +433,7 @@ def run_on_schedule_loop(flow: Flow, *, runs: int | None = 1, **runner_kwargs: A
         runner = FlowRunner(flow, parameters=params, scheduled_start_time=when, **runner_kwargs)
         if not runner.wait_until(when):
             return runner._finish(cancelled=True)
-        last = runner.run()
+        last = execute(runner) if execute is not None else runner.run()
         after = when
         done += 1
     assert last is not None

@@ -246,7 +246,13 @@ def run_task(
                 result = exc if final_type is S.FAILED else None
                 return advance(State(final_type, message, result=result, attempt=attempt))
             if store is not None and key is not None:
-                store.put(key, value)
+                stored, dropped = task.portable_result(value)
+                if dropped:
+                    log("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
+                problem = store.put(key, stored)
+                if problem is not None:
+                    log("WARNING", f"result not cached: {problem}")
+                    key = None
             return advance(State(S.SUCCESS, result=value, result_ref=key, attempt=attempt))
     finally:
         capture.deactivate(out_token)
@@ -293,4 +299,19 @@ def run_task_remote(
             cloudpickle.dumps(state.result)
         except Exception:
             state.result = RuntimeError(state.message)
+    elif state.is_successful():
+        # The result travels back through the scheduler: leave out what cannot be pickled.
+        state.result, dropped = task.portable_result(state.result)
+        if dropped:
+            events.append(
+                Event(
+                    LOG,
+                    info.flow_run_id,
+                    task_run_id,
+                    task.slug,
+                    level="WARNING",
+                    message=f"outputs left on the worker (cannot be pickled): {', '.join(dropped)}",
+                    timestamp=time.time(),
+                )
+            )
     return RemoteOutcome(state, events)

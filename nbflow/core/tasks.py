@@ -101,6 +101,10 @@ class Task:
         """Keyword inputs from ``(input key, upstream slug, upstream final state)`` triples."""
         return {key: state.result for key, _, state in incoming if key is not None}
 
+    def portable_result(self, value: Any) -> tuple[Any, list[str]]:
+        """The result as it can be stored or shipped to another process, and what was left out."""
+        return value, []
+
     def cache_source(self) -> str:
         """The code identity a cached result is tied to: change the code, miss the cache."""
         if self._cache_source is None:

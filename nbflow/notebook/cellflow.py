@@ -82,6 +82,7 @@ class NotebookFlow:
 
     def define_task(self, cell: Cell) -> str:
         """Add or redefine a task; its first definition fixes its place in the task order."""
+        cell.analysis  # noqa: B018 - a syntax error raises here, before anything changes
         name = derive_task_name(cell)
         key = _cell_key(cell)
         previous_name = self._task_keys.get(key)

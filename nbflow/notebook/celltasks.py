@@ -36,6 +36,10 @@ class CellOutputs(dict):  # type: ignore[type-arg]
         super().__init__(values)
         self.display = display
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The displayed value only matters in the process that shows it.
+        return (CellOutputs, (dict(self),))
+
 
 def _register_source(filename: str, source: str) -> None:
     # Lets tracebacks show the cell's lines, in the kernel and in worker processes.
@@ -167,6 +171,25 @@ class CellTask(Task):
                 inputs[key] = state.result[key]
             # else: the upstream cell deleted the name; this cell then fails naming it.
         return inputs
+
+    def portable_result(self, value: Any) -> tuple[Any, list[str]]:
+        """Outputs that pickle; a file handle or a lock a cell defined stays behind, named."""
+        if not isinstance(value, CellOutputs):
+            return value, []
+        import cloudpickle
+
+        kept: dict[str, Any] = {}
+        dropped: list[str] = []
+        for name, item in value.items():
+            try:
+                cloudpickle.dumps(item)
+            except Exception:
+                dropped.append(name)
+            else:
+                kept[name] = item
+        if not dropped:
+            return value, []
+        return CellOutputs(kept, None), dropped
 
     def cache_source(self) -> str:
         return f"{self.name}\n{self.setup.source}\n---\n{self.source}"

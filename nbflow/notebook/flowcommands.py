@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core.errors import NbflowError, NotebookError
-from nbflow.core.runner import run_on_schedule_loop
 from nbflow.core.schedules import CronSchedule, IntervalSchedule
 from nbflow.notebook.cellflow import PARAM, SETUP
 from nbflow.notebook.export import export_module
@@ -139,17 +138,13 @@ class FlowCommands:
         session = self.session
         if session.flow.schedule is None:
             raise NotebookError("the flow has no schedule; set one first: %flow schedule --every 10m")
-        flow, _ = session.build()
         print(f"waiting for the schedule ({session.flow.schedule.describe()}); interrupt the kernel to stop")
         try:
-            state = run_on_schedule_loop(
-                flow,
-                runs=args.runs,
-                parameters=parameters,
+            state = session.run_on_schedule(
+                parameters,
                 executor=make_executor(args.executor, args.dask_address),
                 cache=not args.no_cache,
-                stream=session.stream,
-                echo=False,
+                runs=args.runs,
             )
         except KeyboardInterrupt:
             print("stopped waiting for the schedule")

@@ -17,7 +17,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from nbflow.core.errors import NbflowError
 from nbflow.core.states import StateType
-from nbflow.notebook.cells import TASK_PARSER, TaskOptions, parse_task_line
+from nbflow.notebook.cells import TASK_PARSER, parse_task_line
 from nbflow.notebook.flowcommands import FLOW_PARSER, FlowCommands
 from nbflow.notebook.session import NotebookSession
 
@@ -57,9 +57,9 @@ class NbflowMagics(Magics):
         assert name is not None
         if options.no_run:
             return
-        self._run_task_cell(name, options)
+        self._run_task_cell(name)
 
-    def _run_task_cell(self, name: str, options: TaskOptions) -> None:
+    def _run_task_cell(self, name: str) -> None:
         try:
             state = self.session.run_task_now(name)
         except NbflowError as exc:

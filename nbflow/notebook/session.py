@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
-from nbflow.core.errors import RunError
+from nbflow.core.errors import NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import DaskExecutor, Executor, resolve_executor
-from nbflow.core.runner import FlowRunner, new_id, run_base_context
+from nbflow.core.runner import FlowRunner, new_id, run_base_context, run_on_schedule_loop
 from nbflow.core.taskrun import RunInfo, run_task
 from nbflow.core.tasks import Parameter, Task
 from nbflow.notebook.cellflow import NotebookFlow, Resolution
@@ -64,6 +64,16 @@ class NotebookSession:
 
     def define(self, kind: str, body: str, options: TaskOptions | None = None) -> str | None:
         cell = Cell(kind, body, options or TaskOptions(), where=self.where(), cell_id=self.current_cell_id)  # type: ignore[arg-type]
+        if cell.options.upstream:
+            # In the kernel an --upstream must name a task defined already (in a headless
+            # run the whole document is read first, so forward references are fine there).
+            known = set(self.flow.task_names)
+            missing = [u for u in cell.options.upstream if u not in known]
+            if missing:
+                raise NotebookError(
+                    f"{cell.where}: --upstream names no task {missing[0]!r}; "
+                    f"tasks: {', '.join(self.flow.task_names) or '(none yet)'}"
+                )
         name = self.flow.add(cell)
         self.refresh_widget()
         return name
@@ -152,7 +162,25 @@ class NotebookSession:
             return runner, None
         return runner, self._run(runner)
 
+    def run_on_schedule(
+        self, parameters: Mapping[str, Any] | None, *, executor: Executor, cache: bool, runs: int | None
+    ) -> State:
+        """The local convenience scheduler, with outputs written back after each run."""
+        flow, _ = self.build(executor=executor)
+        return run_on_schedule_loop(
+            flow,
+            runs=runs,
+            parameters=parameters,
+            executor=executor,
+            cache=cache,
+            stream=self.stream,
+            echo=False,
+            execute=self._run,
+        )
+
     def _run(self, runner: FlowRunner) -> State:
+        with self._lock:
+            self.runner = runner
         try:
             state = runner.run()
         finally:

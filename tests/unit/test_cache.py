@@ -149,7 +149,7 @@ def test_unpicklable_inputs_are_not_cached_but_still_run() -> None:
 def test_corrupt_cache_file_is_a_miss(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     key = "ab" * 32
-    assert store.put(key, {"v": 1})
+    assert store.put(key, {"v": 1}) is None
     assert store.get(key, 60) == {"v": 1}
     (tmp_path / key[:2] / f"{key}.pkl").write_bytes(b"not a pickle")
     assert store.get(key, 60) is MISSING
