@@ -30,7 +30,9 @@ def median_cell_time(shell: InteractiveShell, source: str, repeat: int) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
 
@@ -44,10 +46,16 @@ def main() -> None:
         widget_shown = median_cell_time(shell, "%%task t\nx = 1", args.repeat)
 
     print(f"plain cell, nbflow not loaded : {plain_without * 1e3:7.3f} ms")
-    print(f"plain cell, nbflow loaded     : {plain_with * 1e3:7.3f} ms  (+{(plain_with - plain_without) * 1e3:.3f} ms)")
-    print(f"%%task cell                   : {task * 1e3:7.3f} ms  (+{(task - plain_with) * 1e3:.3f} ms over plain)")
+    print(
+        f"plain cell, nbflow loaded     : {plain_with * 1e3:7.3f} ms  (+{(plain_with - plain_without) * 1e3:.3f} ms)"
+    )
+    print(
+        f"%%task cell                   : {task * 1e3:7.3f} ms  (+{(task - plain_with) * 1e3:.3f} ms over plain)"
+    )
     if widget_shown is not None:
-        print(f"%%task cell, widget shown     : {widget_shown * 1e3:7.3f} ms  (+{(widget_shown - plain_with) * 1e3:.3f} ms over plain)")
+        print(
+            f"%%task cell, widget shown     : {widget_shown * 1e3:7.3f} ms  (+{(widget_shown - plain_with) * 1e3:.3f} ms over plain)"
+        )
 
 
 if __name__ == "__main__":

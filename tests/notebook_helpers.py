@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
 from IPython.core.interactiveshell import InteractiveShell
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
 
 # A tiny frame type so the tests need no pandas: dropna/describe behave like pandas'.
 FRAME_SETUP = """%%setup

@@ -51,10 +51,11 @@ def cache_key(source: str, inputs: Mapping[str, Any], parameters: Mapping[str, A
 
 
 class ResultStore:
-    """Cached task results on disk, keyed by ``cache_key``."""
+    """Cached task results on disk, keyed by ``cache_key``, one folder per flow."""
 
-    def __init__(self, root: Path | str | None = None) -> None:
-        self.root = Path(root) if root is not None else nbflow_home() / "cache"
+    def __init__(self, root: Path | str | None = None, *, flow: str = "default") -> None:
+        base = Path(root) if root is not None else nbflow_home() / "cache"
+        self.root = base / _safe_name(flow)
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pkl"
@@ -90,9 +91,18 @@ class ResultStore:
             return f"cannot write the cache under {self.root} ({exc})"
         return None
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Forget every cached result of this flow; returns how many there were."""
+        count = 0
         for path in self.root.glob("*/*.pkl"):
             path.unlink(missing_ok=True)
+            count += 1
+        return count
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return cleaned or "default"
 
 
 MISSING = _MISSING

@@ -187,7 +187,7 @@ def run_task(
     store: ResultStore | None = None
     if task.cache_for is not None:
         key = cache_key(task.cache_source(), inputs, info.parameters)
-        store = ResultStore(info.cache_root)
+        store = ResultStore(info.cache_root, flow=info.flow_name)
         if key is not None and info.cache_read:
             value = store.get(key, task.cache_for)
             if value is not MISSING:

@@ -61,6 +61,8 @@ def _flow_parser() -> argparse.ArgumentParser:
     group.add_argument("--every", metavar="DURATION")
     group.add_argument("--off", action="store_true")
     schedule.add_argument("--timezone", default="UTC")
+    cache = sub.add_parser("cache", help="manage this flow's cached results")
+    cache.add_argument("action", choices=["clear"])
     export = sub.add_parser("export", help="write the flow as a standalone Python module")
     export.add_argument("path")
     sub.add_parser("reset", help="forget the flow's tasks and runs")
@@ -274,6 +276,12 @@ class FlowCommands:
         self.session.flow.build()  # refuse to export a flow that cannot run headless
         path.write_text(export_module(self.session.flow, source="a notebook session"))
         print(f"wrote {path} ({len(self.session.flow.task_names)} tasks); run it with: python {path}")
+
+    def cmd_cache(self, args: argparse.Namespace) -> None:  # noqa: ARG002 - "clear" is the only action
+        from nbflow.core.cache import ResultStore
+
+        ResultStore(flow=self.session.flow.name).clear()
+        print(f"cleared the cached results of flow {self.session.flow.name!r}")
 
     def cmd_reset(self, args: argparse.Namespace) -> None:  # noqa: ARG002
         self.session.reset()

@@ -147,12 +147,41 @@ def test_unpicklable_inputs_are_not_cached_but_still_run() -> None:
 
 
 def test_corrupt_cache_file_is_a_miss(tmp_path: Path) -> None:
-    store = ResultStore(tmp_path)
+    store = ResultStore(tmp_path, flow="etl")
     key = "ab" * 32
     assert store.put(key, {"v": 1}) is None
     assert store.get(key, 60) == {"v": 1}
-    (tmp_path / key[:2] / f"{key}.pkl").write_bytes(b"not a pickle")
+    (tmp_path / "etl" / key[:2] / f"{key}.pkl").write_bytes(b"not a pickle")
     assert store.get(key, 60) is MISSING
+
+
+def test_each_flow_has_its_own_cache_and_clear_forgets_it(tmp_path: Path) -> None:
+    a, b = ResultStore(tmp_path, flow="a/b c"), ResultStore(tmp_path, flow="other")
+    a.put("cd" * 32, 1)
+    b.put("cd" * 32, 2)
+    assert (a.get("cd" * 32, 60), b.get("cd" * 32, 60)) == (1, 2)
+    assert a.clear() == 1
+    assert a.get("cd" * 32, 60) is MISSING
+    assert b.get("cd" * 32, 60) == 2
+
+
+def test_unpicklable_result_is_not_cached_and_says_why() -> None:
+    import threading
+
+    from nbflow import EventStream
+
+    @task(cache_for=600)
+    def make_lock() -> object:
+        return threading.Lock()
+
+    stream = EventStream()
+    events: list = []
+    stream.subscribe(events.extend)
+    state = Flow("locks", tasks=[make_lock]).run(stream=stream)
+    assert state.result[make_lock].type is S.SUCCESS
+    assert state.result[make_lock].result_ref is None
+    warnings = [e.message for e in events if e.kind == "log" and e.level == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("result not cached: the result cannot be pickled")
 
 
 @pytest.mark.parametrize("value", [[1, 2], {"a": (1, 2)}, "text", 3.5, None])
