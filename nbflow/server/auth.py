@@ -1,0 +1,111 @@
+"""API keys: random, shown once, stored as a SHA-256 hash; each has a tenant and a role.
+
+A key looks like ``nbf_<prefix>_<secret>``. The prefix finds the row; the hash
+of the whole key must match (constant-time). Keys are 190+ random bits, so a
+fast hash is enough: there is nothing to brute-force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from nbflow.core.errors import NbflowError
+from nbflow.server.models import ApiKey, Tenant, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+ADMIN, USER, AGENT, READ_ONLY = "admin", "user", "agent", "read-only"
+ROLES = (ADMIN, USER, AGENT, READ_ONLY)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's tenant and role."""
+
+    tenant_id: str
+    role: str
+    key_id: str
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str]:
+    """(full key, prefix)."""
+    prefix = secrets.token_hex(6)
+    return f"nbf_{prefix}_{secrets.token_urlsafe(24)}", prefix
+
+
+async def create_key(session: AsyncSession, tenant_id: str, role: str, name: str = "") -> tuple[ApiKey, str]:
+    if role not in ROLES:
+        raise NbflowError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    key, prefix = new_key()
+    row = ApiKey(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        name=name or f"{role} key",
+        role=role,
+        prefix=prefix,
+        hash=_hash(key),
+    )
+    session.add(row)
+    await session.flush()
+    return row, key
+
+
+async def authenticate(session: AsyncSession, key: str | None) -> Principal | None:
+    if not key or not key.startswith("nbf_") or key.count("_") < 2:
+        return None
+    prefix = key.split("_", 2)[1]
+    row = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, _hash(key)):
+        return None
+    return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
+
+
+async def revoke_key(session: AsyncSession, tenant_id: str, key_id_or_prefix: str) -> ApiKey:
+    row = (
+        await session.execute(
+            select(ApiKey).where(
+                ApiKey.tenant_id == tenant_id,
+                (ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix),
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NbflowError(f"no API key {key_id_or_prefix!r} in this tenant; `nbflow keys list` shows them")
+    row.revoked_at = utcnow()
+    return row
+
+
+async def create_tenant(session: AsyncSession, name: str) -> tuple[Tenant, str]:
+    """A new tenant and its first admin key (returned once)."""
+    name = name.strip()
+    if not name:
+        raise NbflowError("a tenant needs a name")
+    exists = (await session.execute(select(Tenant).where(Tenant.name == name))).scalar_one_or_none()
+    if exists is not None:
+        raise NbflowError(f"tenant {name!r} exists already")
+    tenant = Tenant(id=str(uuid.uuid4()), name=name)
+    session.add(tenant)
+    await session.flush()
+    _, key = await create_key(session, tenant.id, ADMIN, name="first admin key")
+    return tenant, key
+
+
+async def bootstrap(session: AsyncSession) -> str | None:
+    """On an empty database: a ``default`` tenant and its admin key; else ``None``."""
+    count = (await session.execute(select(func.count()).select_from(Tenant))).scalar_one()
+    if count:
+        return None
+    _, key = await create_tenant(session, "default")
+    return key

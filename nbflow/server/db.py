@@ -1,0 +1,122 @@
+"""Database connection: URL resolution, engine, sessions, migrations on start.
+
+SQLite (the default, a file under ``NBFLOW_HOME``) runs in WAL mode with a
+busy timeout so the scheduler, the API and the live feed share it; PostgreSQL
+(``postgresql+asyncpg://...``) is for production and several server replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from nbflow.core.errors import NbflowError
+from nbflow.core.settings import nbflow_home
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{nbflow_home() / 'nbflow.db'}"
+
+
+def normalize_url(url: str | None) -> str:
+    """Accept ``sqlite:///x.db`` and ``postgresql://...`` and pick the async drivers."""
+    url = url or default_database_url()
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise NbflowError(
+            f"cannot read database URL {url!r}; use sqlite+aiosqlite:///path/to/nbflow.db "
+            "or postgresql+asyncpg://user@host:5432/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        raise NbflowError(f"unsupported database {backend!r}; nbflow runs on SQLite or PostgreSQL")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return engine
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextlib.asynccontextmanager
+async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Serialize migrations and first-start bootstrap across server processes."""
+    if is_sqlite(engine):
+        database = engine.url.database or ":memory:"
+        if database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).with_suffix(".lock")
+        with lock_path.open("w") as fh:
+            await asyncio.to_thread(fcntl.flock, fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_advisory_lock(424242)"))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(424242)"))
+            await conn.commit()
+
+
+def _upgrade(connection: Any) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply Alembic migrations up to head (called on every server start)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)

@@ -1,0 +1,207 @@
+"""The database of states: SQLAlchemy 2 ORM models (SQLite and PostgreSQL).
+
+Everything a tenant owns carries ``tenant_id``; every query filters on it.
+History tables (states, logs) have autoincrement ids so the live feed can
+follow them with a cursor.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+AutoId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return (
+            value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+        )
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Flow(Base):
+    """A version group: every registration of one flow name in one tenant."""
+
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schedule_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    versions: Mapped[list[FlowVersion]] = relationship(
+        back_populates="flow", order_by="FlowVersion.version", lazy="raise"
+    )
+
+
+class FlowVersion(Base):
+    """One registered structure: metadata only, never code or data."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (UniqueConstraint("flow_id", "version"), UniqueConstraint("flow_id", "fingerprint"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    structure: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parameters: Mapped[list[Any]] = mapped_column(JSON)
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    labels: Mapped[list[Any]] = mapped_column(JSON)
+    storage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    max_resubmits: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    flow: Mapped[Flow] = relationship(back_populates="versions", lazy="raise")
+
+
+class FlowRun(Base):
+    __tablename__ = "flow_runs"
+    __table_args__ = (
+        UniqueConstraint("flow_id", "idempotency_key"),
+        Index("ix_flow_runs_queue", "tenant_id", "state", "scheduled_start_time"),
+        Index("ix_flow_runs_flow_time", "flow_id", "scheduled_start_time"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    flow_version_id: Mapped[str] = mapped_column(ForeignKey("flow_versions.id", ondelete="CASCADE"))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    labels: Mapped[list[Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    state: Mapped[str] = mapped_column(String(20))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    scheduled_start_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    agent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resubmits: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FlowRunState(Base):
+    __tablename__ = "flow_run_states"
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text, default="")
+    timestamp: Mapped[float] = mapped_column(Float)
+
+
+class TaskRun(Base):
+    # A resubmitted flow run runs its tasks again under new task-run ids: (run, slug) repeats.
+    __tablename__ = "task_runs"
+    __table_args__ = (Index("ix_task_runs_run_slug", "flow_run_id", "task_slug"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True)
+    task_slug: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Time the writer gave the latest state: tells a re-delivered update from a new one.
+    last_timestamp: Mapped[float] = mapped_column(Float, default=0.0)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TaskRunState(Base):
+    __tablename__ = "task_run_states"
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    flow_run_id: Mapped[str] = mapped_column(String(36), index=True)
+    task_run_id: Mapped[str] = mapped_column(ForeignKey("task_runs.id", ondelete="CASCADE"), index=True)
+    task_slug: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    message: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    timestamp: Mapped[float] = mapped_column(Float)
+
+
+class Log(Base):
+    __tablename__ = "logs"
+    __table_args__ = (UniqueConstraint("flow_run_id", "seq"),)
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True)
+    task_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    task_slug: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The writer's sequence number within the run: a re-delivered batch is ignored.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    level: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[float] = mapped_column(Float)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[list[Any]] = mapped_column(JSON)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

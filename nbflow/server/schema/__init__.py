@@ -1,0 +1,50 @@
+"""The GraphQL schema: queries, mutations, bounded depth, masked internal errors."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+from nbflow.core.errors import NbflowError
+from nbflow.server.schema.mutations import Mutation
+from nbflow.server.schema.queries import Query
+
+if TYPE_CHECKING:
+    from graphql import GraphQLError
+
+MAX_DEPTH = 8
+
+
+def _mask(error: GraphQLError) -> bool:
+    """Show our own errors, GraphQL validation and permission errors; hide the rest."""
+    original = error.original_error
+    if original is None:
+        return False
+    if isinstance(original, NbflowError | PermissionError):
+        return False
+    return type(original).__name__ not in {"PermissionError", "StrawberryGraphQLError"}
+
+
+class NbflowSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        # A bad request is the caller's business; only unexpected failures go to the log.
+        unexpected = [e for e in errors if _mask(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema() -> strawberry.Schema:
+    return NbflowSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[
+            QueryDepthLimiter(max_depth=MAX_DEPTH),
+            MaxTokensLimiter(max_token_count=20_000),
+            MaxAliasesLimiter(max_alias_count=30),
+            MaskErrors(
+                should_mask_error=_mask, error_message="internal error: the server logged the details"
+            ),
+        ],
+    )

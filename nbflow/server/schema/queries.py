@@ -1,0 +1,107 @@
+"""Read side of the API: every query is scoped to the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import strawberry
+from sqlalchemy import select
+
+from nbflow.server.errors import RequestError
+from nbflow.server.models import ApiKey, Tenant
+from nbflow.server.schema.context import CanRead, IsAdmin, ctx
+from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me
+from nbflow.server.services import flows as flow_service
+from nbflow.server.services import runs as run_service
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+MAX_PAGE = 1000
+
+
+def _page(limit: int, offset: int) -> tuple[int, int]:
+    if limit < 1 or limit > MAX_PAGE:
+        raise RequestError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    if offset < 0:
+        raise RequestError(f"offset must not be negative, got {offset}")
+    return limit, offset
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="The caller's tenant and role.")
+    async def me(self, info: strawberry.Info) -> Me:
+        c = ctx(info)
+        async with c.sessions() as session:
+            tenant = await session.get(Tenant, c.tenant_id)
+            return Me(tenant_id=c.tenant_id, tenant_name=tenant.name if tenant else "", role=c.principal.role)
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def flows(self, info: strawberry.Info, limit: int = 100, offset: int = 0) -> list[FlowType]:
+        c = ctx(info)
+        limit, offset = _page(limit, offset)
+        async with c.sessions() as session:
+            return [
+                FlowType.from_row(f)
+                for f in await flow_service.list_flows(session, c.tenant_id, limit=limit, offset=offset)
+            ]
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def flow(self, info: strawberry.Info, id: str | None = None, name: str | None = None) -> FlowType:
+        c = ctx(info)
+        async with c.sessions() as session:
+            return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=id, name=name))
+
+    @strawberry.field(permission_classes=[CanRead])
+    async def flow_run(self, info: strawberry.Info, id: str) -> FlowRunType:
+        c = ctx(info)
+        async with c.sessions() as session:
+            return FlowRunType.from_row(await run_service.get_flow_run(session, c.tenant_id, id))
+
+    @strawberry.field(
+        permission_classes=[CanRead], description="Newest first; filter by flow, states and time."
+    )
+    async def flow_runs(
+        self,
+        info: strawberry.Info,
+        flow_id: str | None = None,
+        flow_name: str | None = None,
+        states: list[str] | None = None,
+        scheduled_after: datetime | None = None,
+        scheduled_before: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> FlowRunPage:
+        c = ctx(info)
+        limit, offset = _page(limit, offset)
+        filters = run_service.RunFilter(flow_id, flow_name, states, scheduled_after, scheduled_before)
+        async with c.sessions() as session:
+            rows, total = await run_service.list_flow_runs(
+                session, c.tenant_id, filters, limit=limit, offset=offset
+            )
+        next_offset = offset + len(rows) if offset + len(rows) < total else None
+        return FlowRunPage(
+            items=[FlowRunType.from_row(r) for r in rows], total=total, next_offset=next_offset
+        )
+
+    @strawberry.field(permission_classes=[IsAdmin])
+    async def api_keys(self, info: strawberry.Info) -> list[ApiKeyInfo]:
+        c = ctx(info)
+        async with c.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(ApiKey).where(ApiKey.tenant_id == c.tenant_id).order_by(ApiKey.created)
+                )
+            ).scalars()
+            return [
+                ApiKeyInfo(
+                    id=r.id,
+                    name=r.name,
+                    role=r.role,
+                    prefix=r.prefix,
+                    created=r.created,
+                    revoked=r.revoked_at is not None,
+                )
+                for r in rows
+            ]

@@ -1,0 +1,215 @@
+"""Registering flows (metadata only) and reading them back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+
+from nbflow.core.errors import NbflowError
+from nbflow.core.schedules import Schedule
+from nbflow.core.states import StateType
+from nbflow.server.errors import NotFound, RequestError
+from nbflow.server.models import Flow, FlowRun, FlowVersion
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+SCHEDULE_KEY_PREFIX = "schedule:"
+_STRUCTURE_KEYS = {"name", "tasks", "edges", "parameters", "schedule"}
+
+
+@dataclass
+class FlowSpec:
+    """What registration sends: the graph, parameters, schedule, labels and a storage reference."""
+
+    name: str
+    structure: dict[str, Any]
+    schedule: dict[str, Any] | None
+    labels: list[str]
+    storage: dict[str, Any]
+    max_resubmits: int = 0
+
+
+def validate_spec(spec: FlowSpec) -> Schedule | None:
+    if not spec.name.strip():
+        raise RequestError("a flow needs a non-empty name")
+    structure = spec.structure
+    if not isinstance(structure, dict) or not isinstance(structure.get("tasks"), list):
+        raise RequestError("structure must be a flow's structure(): an object with a list of 'tasks'")
+    unknown = set(structure) - _STRUCTURE_KEYS
+    if unknown:
+        raise RequestError(
+            f"structure has unknown fields {sorted(unknown)}; allowed: {sorted(_STRUCTURE_KEYS)}"
+        )
+    slugs = set()
+    for task in structure["tasks"]:
+        if not isinstance(task, dict) or not isinstance(task.get("slug"), str):
+            raise RequestError("every task in structure.tasks needs a string 'slug'")
+        slugs.add(task["slug"])
+    for edge in structure.get("edges", []):
+        if (
+            not isinstance(edge, dict)
+            or edge.get("upstream") not in slugs
+            or edge.get("downstream") not in slugs
+        ):
+            raise RequestError(f"edge {edge!r} refers to a task that is not in structure.tasks")
+    storage = spec.storage
+    if not isinstance(storage, dict) or not {"kind", "location", "sha256"} <= set(storage):
+        raise RequestError("storage must give kind, location and sha256 of the flow's code")
+    if not isinstance(storage["sha256"], str) or len(storage["sha256"]) != 64:
+        raise RequestError("storage.sha256 must be the 64-character hex SHA-256 of the flow's code")
+    if spec.max_resubmits < 0:
+        raise RequestError("max_resubmits must be 0 or more")
+    if spec.schedule is None:
+        return None
+    try:
+        return Schedule.from_dict(spec.schedule)
+    except (NbflowError, KeyError, TypeError, ValueError) as exc:
+        raise RequestError(f"invalid schedule: {exc}") from None
+
+
+def fingerprint(spec: FlowSpec) -> str:
+    """Same structure + schedule + labels + code hash = same version."""
+    payload = {
+        "structure": spec.structure,
+        "schedule": spec.schedule,
+        "labels": sorted(spec.labels),
+        "sha256": spec.storage["sha256"],
+        "max_resubmits": spec.max_resubmits,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def register_flow(
+    session: AsyncSession, tenant_id: str, spec: FlowSpec
+) -> tuple[Flow, FlowVersion, bool]:
+    """(flow, version, created): registering the same thing twice returns the same version."""
+    validate_spec(spec)
+    flow = (
+        await session.execute(select(Flow).where(Flow.tenant_id == tenant_id, Flow.name == spec.name))
+    ).scalar_one_or_none()
+    if flow is None:
+        flow = Flow(id=str(uuid.uuid4()), tenant_id=tenant_id, name=spec.name, schedule_active=True)
+        session.add(flow)
+        await session.flush()
+    fp = fingerprint(spec)
+    existing = (
+        await session.execute(
+            select(FlowVersion).where(FlowVersion.flow_id == flow.id, FlowVersion.fingerprint == fp)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return flow, existing, False
+    latest = await latest_version(session, flow.id)
+    last_number = (
+        await session.execute(select(func.max(FlowVersion.version)).where(FlowVersion.flow_id == flow.id))
+    ).scalar_one()
+    version = FlowVersion(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        flow_id=flow.id,
+        version=(last_number or 0) + 1,
+        fingerprint=fp,
+        structure=spec.structure,
+        parameters=list(spec.structure.get("parameters") or []),
+        schedule=spec.schedule,
+        labels=sorted(set(spec.labels)),
+        storage=spec.storage,
+        max_resubmits=spec.max_resubmits,
+    )
+    session.add(version)
+    await session.flush()
+    if latest is not None and latest.schedule != spec.schedule:
+        # The schedule changed: future runs of the old schedule go; the scheduler makes new ones.
+        await delete_future_scheduled_runs(session, flow.id)
+    return flow, version, True
+
+
+async def latest_version(session: AsyncSession, flow_id: str) -> FlowVersion | None:
+    return (
+        await session.execute(
+            select(FlowVersion)
+            .where(FlowVersion.flow_id == flow_id)
+            .order_by(FlowVersion.version.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+
+
+async def get_flow(
+    session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
+) -> Flow:
+    query = select(Flow).where(Flow.tenant_id == tenant_id)
+    if flow_id is not None:
+        query = query.where(Flow.id == flow_id)
+    elif name is not None:
+        query = query.where(Flow.name == name)
+    else:
+        raise RequestError("give a flow id or a flow name")
+    flow = (await session.execute(query)).scalar_one_or_none()
+    if flow is None:
+        raise NotFound(f"no flow {flow_id or name!r} in this tenant")
+    return flow
+
+
+async def list_flows(
+    session: AsyncSession, tenant_id: str, *, limit: int = 100, offset: int = 0
+) -> list[Flow]:
+    return list(
+        (
+            await session.execute(
+                select(Flow)
+                .where(Flow.tenant_id == tenant_id)
+                .order_by(Flow.name)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).scalars()
+    )
+
+
+async def versions(session: AsyncSession, flow_id: str) -> list[FlowVersion]:
+    return list(
+        (
+            await session.execute(
+                select(FlowVersion).where(FlowVersion.flow_id == flow_id).order_by(FlowVersion.version)
+            )
+        ).scalars()
+    )
+
+
+async def get_version(session: AsyncSession, tenant_id: str, version_id: str) -> FlowVersion:
+    row = (
+        await session.execute(
+            select(FlowVersion).where(FlowVersion.id == version_id, FlowVersion.tenant_id == tenant_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no flow version {version_id!r} in this tenant")
+    return row
+
+
+async def delete_future_scheduled_runs(session: AsyncSession, flow_id: str) -> int:
+    result = await session.execute(
+        delete(FlowRun).where(
+            FlowRun.flow_id == flow_id,
+            FlowRun.state == StateType.SCHEDULED.value,
+            FlowRun.idempotency_key.like(f"{SCHEDULE_KEY_PREFIX}%"),
+            FlowRun.scheduled_start_time > datetime.now(UTC),
+        )
+    )
+    return result.rowcount or 0
+
+
+async def set_schedule_active(session: AsyncSession, tenant_id: str, flow_id: str, active: bool) -> Flow:
+    flow = await get_flow(session, tenant_id, flow_id=flow_id)
+    flow.schedule_active = active
+    if not active:
+        await delete_future_scheduled_runs(session, flow.id)
+    return flow

@@ -1,0 +1,118 @@
+"""Recovery: runs whose agent went silent are failed or resubmitted; stuck claims are released.
+
+* Running (or Cancelling) with no heartbeat for ``heartbeat_timeout`` seconds: back to
+  Scheduled if the flow allows resubmits (``max_resubmits``) and some are left, else
+  Failed (Cancelling ends Cancelled). Task runs left running end Failed.
+* Submitted with no heartbeat for ``submitted_timeout``: the agent claimed it but never
+  started it; back to Scheduled for any agent to take.
+
+Each change is a compare-and-set on the run's version, so an agent that comes back at
+the same moment and the recovery service never both win.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from nbflow.core.states import ACTIVE_TYPES, FINISHED_TYPES, StateType
+from nbflow.server.models import FlowRun, FlowVersion, TaskRun, TaskRunState
+from nbflow.server.services.runs import FlowRunStateUpdate, set_flow_run_state
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+logger = logging.getLogger("nbflow.server.recovery")
+S = StateType
+
+
+async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_timeout: float) -> int:
+    now = datetime.now(UTC)
+    changed = 0
+    lost_before = now - timedelta(seconds=heartbeat_timeout)
+    stuck_before = now - timedelta(seconds=submitted_timeout)
+    rows = (
+        await session.execute(
+            select(FlowRun, FlowVersion.max_resubmits)
+            .join(FlowVersion, FlowVersion.id == FlowRun.flow_version_id)
+            .where(FlowRun.state.in_([s.value for s in ACTIVE_TYPES]))
+        )
+    ).all()
+    for run, max_resubmits in rows:
+        beat = run.heartbeat or run.updated
+        state = StateType(run.state)
+        if state is S.SUBMITTED:
+            if beat >= stuck_before:
+                continue
+            target, message = S.SCHEDULED, f"released: claimed but not started within {submitted_timeout:g}s"
+        else:
+            if beat >= lost_before:
+                continue
+            silent = f"no heartbeat for {heartbeat_timeout:g}s: the agent or the flow process died"
+            if state is S.CANCELLING:
+                target, message = S.CANCELLED, f"cancelled ({silent})"
+            elif run.resubmits < max_resubmits:
+                target, message = (
+                    S.SCHEDULED,
+                    f"resubmitted ({run.resubmits + 1} of {max_resubmits}): {silent}",
+                )
+            else:
+                target, message = S.FAILED, silent
+        result = await set_flow_run_state(
+            session, run.tenant_id, FlowRunStateUpdate(run.id, run.version, target.value, message)
+        )
+        if not result.ok:
+            continue  # the agent came back and wrote first
+        changed += 1
+        if target is S.SCHEDULED and state is not S.SUBMITTED:
+            await session.execute(
+                update(FlowRun).where(FlowRun.id == run.id).values(resubmits=FlowRun.resubmits + 1)
+            )
+        await _fail_open_task_runs(session, run, message)
+        logger.warning("flow run %s: %s -> %s (%s)", run.id, state.value, target.value, message)
+    return changed
+
+
+async def _fail_open_task_runs(session: AsyncSession, run: FlowRun, message: str) -> None:
+    open_runs = (
+        await session.execute(
+            select(TaskRun).where(
+                TaskRun.flow_run_id == run.id, TaskRun.state.not_in([s.value for s in FINISHED_TYPES])
+            )
+        )
+    ).scalars()
+    for task_run in open_runs:
+        task_run.state = S.FAILED.value
+        task_run.state_message = message
+        task_run.version += 1
+        session.add(
+            TaskRunState(
+                tenant_id=task_run.tenant_id, flow_run_id=run.id, task_run_id=task_run.id, task_slug=task_run.task_slug,
+                state=S.FAILED.value, message=message, attempt=task_run.attempt, timestamp=time.time(),
+            )
+        )  # fmt: skip
+
+
+async def recovery_loop(
+    sessions: async_sessionmaker[AsyncSession], settings: Any, on_change: Any = None
+) -> None:
+    while True:
+        try:
+            async with sessions.begin() as session:
+                changed = await recover(
+                    session,
+                    heartbeat_timeout=settings.heartbeat_timeout,
+                    submitted_timeout=settings.submitted_timeout,
+                )
+            if changed and callable(on_change):
+                on_change()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("recovery pass failed")
+        await asyncio.sleep(settings.recovery_interval)
