@@ -100,9 +100,9 @@ class Notifier:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, seconds: float) -> None:
         event = self._event
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), seconds)
         except TimeoutError:
             pass

@@ -19,7 +19,16 @@ from sqlalchemy.exc import IntegrityError
 
 from nbflow.core.states import FINISHED_TYPES, StateType, can_transition
 from nbflow.server.errors import Conflict, NotFound, RequestError
-from nbflow.server.models import Flow, FlowRun, FlowRunState, FlowVersion, TaskRun, TaskRunState, utcnow
+from nbflow.server.models import (
+    Agent,
+    Flow,
+    FlowRun,
+    FlowRunState,
+    FlowVersion,
+    TaskRun,
+    TaskRunState,
+    utcnow,
+)
 from nbflow.server.services.flows import latest_version
 
 if TYPE_CHECKING:
@@ -387,6 +396,10 @@ async def heartbeat(
     session: AsyncSession, tenant_id: str, run_ids: list[str], agent_id: str | None
 ) -> list[FlowRun]:
     """Mark runs alive; returns them so the agent sees cancellations."""
+    if agent_id is not None:
+        await session.execute(
+            update(Agent).where(Agent.tenant_id == tenant_id, Agent.id == agent_id).values(last_seen=utcnow())
+        )
     if not run_ids:
         return []
     await session.execute(
