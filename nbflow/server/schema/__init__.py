@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import strawberry
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 
 from nbflow.core.errors import NbflowError
+from nbflow.server.errors import RequestError
 from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
 
@@ -25,6 +32,21 @@ def _mask(error: GraphQLError) -> bool:
     if isinstance(original, NbflowError | PermissionError):
         return False
     return type(original).__name__ not in {"PermissionError", "StrawberryGraphQLError"}
+
+
+class ErrorCodes(SchemaExtension):
+    """Adds ``extensions.code`` (NOT_FOUND, CONFLICT, BAD_REQUEST, ...) to our errors."""
+
+    def on_operation(self) -> Any:
+        yield
+        result = self.execution_context.result
+        for error in getattr(result, "errors", None) or []:
+            original = error.original_error
+            code = original.code if isinstance(original, RequestError) else None
+            if code is None and isinstance(original, NbflowError):
+                code = "BAD_REQUEST"
+            if code is not None:
+                error.extensions = {**(error.extensions or {}), "code": code}
 
 
 class NbflowSchema(strawberry.Schema):

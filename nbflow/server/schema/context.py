@@ -34,6 +34,7 @@ def ctx(info: strawberry.Info) -> Context:
 class _Roles(strawberry.BasePermission):
     roles: frozenset[str] = frozenset()
     what = "do this"
+    error_extensions = {"code": "FORBIDDEN"}  # noqa: RUF012 - strawberry reads it from the class
 
     def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:  # noqa: ARG002
         role = ctx(info).principal.role

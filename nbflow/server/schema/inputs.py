@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import strawberry
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from strawberry.scalars import JSON
+from strawberry.scalars import JSON
 
 
 @strawberry.input

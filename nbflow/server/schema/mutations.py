@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 import strawberry
 
 from nbflow.server import auth
 from nbflow.server.errors import RequestError
 from nbflow.server.schema.context import CanManageFlows, CanReport, IsAdmin, ctx
+from nbflow.server.schema.inputs import (
+    CreateFlowRunInput,
+    FlowRunStateInput,
+    LogInput,
+    RegisterFlowInput,
+    TaskRunStateInput,
+)
 from nbflow.server.schema.types import (
     CreatedFlowRun,
     FlowRunType,
@@ -23,15 +29,6 @@ from nbflow.server.schema.types import (
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import logs as log_service
 from nbflow.server.services import runs as run_service
-
-if TYPE_CHECKING:
-    from nbflow.server.schema.inputs import (
-        CreateFlowRunInput,
-        FlowRunStateInput,
-        LogInput,
-        RegisterFlowInput,
-        TaskRunStateInput,
-    )
 
 MAX_WAIT = 30.0
 

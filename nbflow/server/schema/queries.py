@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import strawberry
 from sqlalchemy import select
@@ -13,9 +13,6 @@ from nbflow.server.schema.context import CanRead, IsAdmin, ctx
 from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import runs as run_service
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 MAX_PAGE = 1000
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
+from nbflow.server.models import Flow, FlowRun, FlowRunState, FlowVersion, Log, TaskRun, TaskRunState
 from nbflow.server.schema.context import ctx
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import logs as log_service
 from nbflow.server.services import runs as run_service
-
-if TYPE_CHECKING:
-    from datetime import datetime
-
-    from strawberry.scalars import JSON
-
-    from nbflow.server.models import Flow, FlowRun, FlowRunState, FlowVersion, Log, TaskRun, TaskRunState
 
 
 @strawberry.type

@@ -1,0 +1,306 @@
+"""The client's GraphQL operations: query text, variables and a parser into typed results.
+
+``Client`` and ``AsyncClient`` share these; only the transport differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Operation(Generic[T]):
+    query: str
+    variables: dict[str, Any]
+    parse: Callable[[dict[str, Any]], T]
+
+
+@dataclass
+class FlowInfo:
+    id: str
+    name: str
+    schedule_active: bool
+    version: int | None = None
+    schedule: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> FlowInfo:
+        latest = d.get("latestVersion") or {}
+        return cls(d["id"], d["name"], d["scheduleActive"], latest.get("version"), latest.get("schedule"))
+
+
+@dataclass
+class RegisteredFlow:
+    flow_id: str
+    flow_version_id: str
+    version: int
+    created: bool
+
+
+@dataclass
+class TaskRunInfo:
+    id: str
+    task_slug: str
+    state: str
+    message: str
+    attempt: int
+    version: int
+
+
+@dataclass
+class FlowRunInfo:
+    id: str
+    flow_id: str
+    state: str
+    message: str
+    version: int
+    parameters: dict[str, Any]
+    labels: list[str]
+    scheduled_start_time: datetime
+    flow_version_id: str = ""
+    flow_name: str | None = None
+    storage: dict[str, Any] | None = None
+    flow_version: int | None = None
+    task_runs: list[TaskRunInfo] = field(default_factory=list)
+    created: bool | None = None
+
+    @classmethod
+    def parse(cls, d: dict[str, Any]) -> FlowRunInfo:
+        version = d.get("flowVersion") or {}
+        return cls(
+            id=d["id"],
+            flow_id=d["flowId"],
+            state=d["state"],
+            message=d.get("message") or "",
+            version=d["version"],
+            parameters=d.get("parameters") or {},
+            labels=list(d.get("labels") or []),
+            scheduled_start_time=datetime.fromisoformat(d["scheduledStartTime"]),
+            flow_version_id=d.get("flowVersionId", ""),
+            flow_name=(d.get("flow") or {}).get("name"),
+            storage=version.get("storage"),
+            flow_version=version.get("version"),
+            task_runs=[
+                TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"])
+                for t in d.get("taskRuns") or []
+            ],
+        )
+
+
+@dataclass
+class StateResult:
+    id: str
+    ok: bool
+    version: int
+    state: str
+    error: str | None
+
+
+@dataclass
+class NewKey:
+    id: str
+    name: str
+    role: str
+    key: str
+
+
+RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime
+  flow { name } flowVersion { version storage }"""
+RUN_DETAIL = RUN_FIELDS + " taskRuns { id taskSlug state message attempt version }"
+
+
+def _results(rows: list[dict[str, Any]]) -> list[StateResult]:
+    return [StateResult(r["id"], r["ok"], r["version"], r["state"], r["error"]) for r in rows]
+
+
+def me() -> Operation[dict[str, Any]]:
+    return Operation("{ me { tenantId tenantName role } }", {}, lambda d: d["me"])
+
+
+def register_flow(
+    name: str,
+    structure: dict[str, Any],
+    storage: dict[str, Any],
+    *,
+    schedule: dict[str, Any] | None = None,
+    labels: Sequence[str] = (),
+    max_resubmits: int = 0,
+) -> Operation[RegisteredFlow]:
+    query = """mutation($input: RegisterFlowInput!) { registerFlow(input: $input) {
+        created flow { id } version { id version } } }"""
+    variables = {
+        "input": {
+            "name": name,
+            "structure": structure,
+            "storage": storage,
+            "schedule": schedule,
+            "labels": list(labels),
+            "maxResubmits": max_resubmits,
+        }
+    }
+
+    def parse(d: dict[str, Any]) -> RegisteredFlow:
+        r = d["registerFlow"]
+        return RegisteredFlow(r["flow"]["id"], r["version"]["id"], r["version"]["version"], r["created"])
+
+    return Operation(query, variables, parse)
+
+
+def create_flow_run(
+    *,
+    flow_id: str | None = None,
+    flow_name: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    scheduled_start_time: datetime | None = None,
+    labels: Sequence[str] | None = None,
+) -> Operation[FlowRunInfo]:
+    query = f"""mutation($input: CreateFlowRunInput!) {{ createFlowRun(input: $input) {{
+        created flowRun {{ {RUN_FIELDS} }} }} }}"""
+    variables = {
+        "input": {
+            "flowId": flow_id,
+            "flowName": flow_name,
+            "parameters": parameters,
+            "idempotencyKey": idempotency_key,
+            "scheduledStartTime": scheduled_start_time.isoformat() if scheduled_start_time else None,
+            "labels": list(labels) if labels is not None else None,
+        }
+    }
+
+    def parse(d: dict[str, Any]) -> FlowRunInfo:
+        run = FlowRunInfo.parse(d["createFlowRun"]["flowRun"])
+        run.created = d["createFlowRun"]["created"]
+        return run
+
+    return Operation(query, variables, parse)
+
+
+def flows(limit: int = 100, offset: int = 0) -> Operation[list[FlowInfo]]:
+    query = """query($limit: Int!, $offset: Int!) { flows(limit: $limit, offset: $offset) {
+        id name scheduleActive latestVersion { version schedule } } }"""
+    return Operation(
+        query, {"limit": limit, "offset": offset}, lambda d: [FlowInfo.parse(f) for f in d["flows"]]
+    )
+
+
+def flow(*, flow_id: str | None = None, name: str | None = None) -> Operation[FlowInfo]:
+    query = """query($id: String, $name: String) { flow(id: $id, name: $name) {
+        id name scheduleActive latestVersion { version schedule } } }"""
+    return Operation(query, {"id": flow_id, "name": name}, lambda d: FlowInfo.parse(d["flow"]))
+
+
+def flow_runs(
+    *,
+    flow_id: str | None = None,
+    flow_name: str | None = None,
+    states: Sequence[str] | None = None,
+    scheduled_after: datetime | None = None,
+    scheduled_before: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Operation[tuple[list[FlowRunInfo], int]]:
+    query = f"""query($flowId: String, $flowName: String, $states: [String!], $after: DateTime,
+        $before: DateTime, $limit: Int!, $offset: Int!) {{
+        flowRuns(flowId: $flowId, flowName: $flowName, states: $states, scheduledAfter: $after,
+                 scheduledBefore: $before, limit: $limit, offset: $offset) {{
+            total items {{ {RUN_FIELDS} }} }} }}"""
+    variables = {
+        "flowId": flow_id,
+        "flowName": flow_name,
+        "states": list(states) if states else None,
+        "after": scheduled_after.isoformat() if scheduled_after else None,
+        "before": scheduled_before.isoformat() if scheduled_before else None,
+        "limit": limit,
+        "offset": offset,
+    }
+
+    def parse(d: dict[str, Any]) -> tuple[list[FlowRunInfo], int]:
+        page = d["flowRuns"]
+        return [FlowRunInfo.parse(r) for r in page["items"]], page["total"]
+
+    return Operation(query, variables, parse)
+
+
+def flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    query = f"query($id: String!) {{ flowRun(id: $id) {{ {RUN_DETAIL} }} }}"
+    return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["flowRun"]))
+
+
+def run_logs(run_id: str, *, after_id: int = 0, limit: int = 1000) -> Operation[list[dict[str, Any]]]:
+    query = """query($id: String!, $after: Int!, $limit: Int!) { flowRun(id: $id) {
+        logs(afterId: $after, limit: $limit) { id seq taskSlug taskRunId level message timestamp } } }"""
+    return Operation(query, {"id": run_id, "after": after_id, "limit": limit}, lambda d: d["flowRun"]["logs"])
+
+
+def cancel_flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    query = f"mutation($id: String!) {{ cancelFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
+    return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["cancelFlowRun"]))
+
+
+def set_schedule_active(flow_id: str, active: bool) -> Operation[bool]:
+    query = "mutation($id: String!, $active: Boolean!) { setScheduleActive(flowId: $id, active: $active) { scheduleActive } }"
+    return Operation(
+        query, {"id": flow_id, "active": active}, lambda d: d["setScheduleActive"]["scheduleActive"]
+    )
+
+
+def set_flow_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[StateResult]]:
+    query = """mutation($states: [FlowRunStateInput!]!) { setFlowRunStates(states: $states) {
+        id ok version state error } }"""
+    return Operation(query, {"states": list(states)}, lambda d: _results(d["setFlowRunStates"]))
+
+
+def set_task_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[StateResult]]:
+    query = """mutation($states: [TaskRunStateInput!]!) { setTaskRunStates(states: $states) {
+        id ok version state error } }"""
+    return Operation(query, {"states": list(states)}, lambda d: _results(d["setTaskRunStates"]))
+
+
+def write_run_logs(logs: Sequence[dict[str, Any]]) -> Operation[int]:
+    query = "mutation($logs: [LogInput!]!) { writeRunLogs(logs: $logs) }"
+    return Operation(query, {"logs": list(logs)}, lambda d: d["writeRunLogs"])
+
+
+def get_runs_in_queue(
+    labels: Sequence[str] = (), *, limit: int = 10, wait: float = 0.0
+) -> Operation[list[FlowRunInfo]]:
+    query = f"""mutation($labels: [String!], $limit: Int!, $wait: Float!) {{
+        getRunsInQueue(labels: $labels, limit: $limit, wait: $wait) {{ {RUN_FIELDS} }} }}"""
+    return Operation(
+        query,
+        {"labels": list(labels), "limit": limit, "wait": wait},
+        lambda d: [FlowRunInfo.parse(r) for r in d["getRunsInQueue"]],
+    )
+
+
+def heartbeat(run_ids: Sequence[str], agent_id: str | None = None) -> Operation[list[FlowRunInfo]]:
+    query = f"""mutation($ids: [String!]!, $agent: String) {{ heartbeat(flowRunIds: $ids, agentId: $agent) {{
+        {RUN_FIELDS} }} }}"""
+    return Operation(
+        query,
+        {"ids": list(run_ids), "agent": agent_id},
+        lambda d: [FlowRunInfo.parse(r) for r in d["heartbeat"]],
+    )
+
+
+def create_api_key(role: str, name: str = "") -> Operation[NewKey]:
+    query = "mutation($role: String!, $name: String!) { createApiKey(role: $role, name: $name) { id name role key } }"
+    return Operation(query, {"role": role, "name": name}, lambda d: NewKey(**d["createApiKey"]))
+
+
+def revoke_api_key(key_id: str) -> Operation[bool]:
+    return Operation(
+        "mutation($id: String!) { revokeApiKey(id: $id) }", {"id": key_id}, lambda d: d["revokeApiKey"]
+    )
+
+
+def api_keys() -> Operation[list[dict[str, Any]]]:
+    return Operation("{ apiKeys { id name role prefix created revoked } }", {}, lambda d: d["apiKeys"])

@@ -1,0 +1,1 @@
+"""Subcommands of the ``nbflow`` CLI, one module per area."""

@@ -1,0 +1,45 @@
+"""Helpers shared by CLI commands: JSON output and a client from the common options."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server", metavar="URL", help="server URL (default: NBFLOW_API_URL or ~/.nbflow/config.toml)"
+    )
+    parser.add_argument(
+        "--key", metavar="KEY", help="API key (default: NBFLOW_API_KEY or ~/.nbflow/config.toml)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def client_from(args: argparse.Namespace) -> Any:
+    from nbflow.client import Client
+
+    return Client(args.server, args.key)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit_json(value: Any) -> None:
+    json.dump(_plain(value), sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,90 @@
+"""``nbflow server start`` and ``nbflow server tenants create``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from nbflow._version import __version__
+    from nbflow.config import config_path, write_config
+    from nbflow.server.app import Settings, create_app
+    from nbflow.server.db import normalize_url
+
+    url = f"http://{args.host}:{args.port}"
+    database = normalize_url(args.db)
+
+    def on_bootstrap(key: str) -> None:
+        write_config(url, key)
+        print(
+            "nbflow server: new database, so it made the tenant 'default' and its admin key,\n"
+            f"shown once:\n\n    {key}\n\nsaved with the server URL in {config_path()} for this user's "
+            "client, CLI and notebooks",
+            flush=True,
+        )
+
+    settings = Settings(
+        database_url=database,
+        scheduler_interval=args.scheduler_interval,
+        heartbeat_timeout=args.heartbeat_timeout,
+        submitted_timeout=args.submitted_timeout,
+        recovery_interval=args.recovery_interval,
+        on_bootstrap=on_bootstrap,
+    )
+    print(f"nbflow server {__version__} on {url} (database {_redacted(database)})", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_tenants_create(args: argparse.Namespace) -> int:
+    from nbflow.server import auth, db
+
+    async def create() -> str:
+        engine = db.create_engine(db.normalize_url(args.db))
+        try:
+            async with db.startup_lock(engine):
+                await db.migrate(engine)
+            async with db.sessionmaker(engine).begin() as session:
+                _, key = await auth.create_tenant(session, args.name)
+            return key
+        finally:
+            await engine.dispose()
+
+    key = asyncio.run(create())
+    print(f"tenant {args.name!r} created; its admin key (shown once):\n\n    {key}\n")
+    return 0
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    server = sub.add_parser("server", help="the orchestration server")
+    server_sub = server.add_subparsers(dest="server_command", metavar="COMMAND", required=True)
+    start = server_sub.add_parser("start", help="start the server (GraphQL API, scheduler, recovery)")
+    start.add_argument("--db", metavar="URL", help="database URL (default: SQLite file under NBFLOW_HOME)")
+    start.add_argument("--host", default="127.0.0.1")
+    start.add_argument("--port", type=int, default=4200)
+    start.add_argument("--scheduler-interval", type=float, default=10.0, metavar="SECONDS")
+    start.add_argument("--heartbeat-timeout", type=float, default=60.0, metavar="SECONDS")
+    start.add_argument("--submitted-timeout", type=float, default=60.0, metavar="SECONDS")
+    start.add_argument("--recovery-interval", type=float, default=5.0, metavar="SECONDS")
+    start.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    start.set_defaults(handler=cmd_start)
+    tenants = server_sub.add_parser("tenants", help="tenants of the server's database")
+    tenants_sub = tenants.add_subparsers(dest="tenants_command", metavar="COMMAND", required=True)
+    create = tenants_sub.add_parser("create", help="create a tenant and print its admin key")
+    create.add_argument("name")
+    create.add_argument("--db", metavar="URL", help="database URL (default: SQLite file under NBFLOW_HOME)")
+    create.set_defaults(handler=cmd_tenants_create)
