@@ -176,8 +176,12 @@ class AsyncClient(_Base):
             base_url=self.url, headers=self.headers, timeout=self.timeout, transport=transport
         )
 
-    async def graphql(  # noqa: ASYNC109 - a per-request HTTP timeout, not a cancellation scope
-        self, query: str, variables: dict[str, Any] | None = None, *, timeout: float | None = None
+    async def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout
     ) -> dict[str, Any]:
         payload = {"query": query, "variables": variables or {}}
         for attempt in range(self.retries + 1):

@@ -34,6 +34,22 @@ def _flow_parser() -> argparse.ArgumentParser:
         p.add_argument("--executor", choices=["local", "threads", "dask"], default=executor)
         p.add_argument("--dask-address", metavar="ADDRESS")
         p.add_argument("--no-cache", action="store_true")
+        server_options(p, flag=True)
+
+    def server_options(p: argparse.ArgumentParser, *, flag: bool) -> None:
+        if flag:
+            p.add_argument("--server", nargs="?", const="", default=None, metavar="URL",
+                           help="create the run(s) on the nbflow server; an agent runs them")  # fmt: skip
+        else:
+            p.add_argument(
+                "--server",
+                metavar="URL",
+                help="server URL (default: NBFLOW_API_URL or ~/.nbflow/config.toml)",
+            )
+        p.add_argument(
+            "--key", metavar="KEY", help="API key (default: NBFLOW_API_KEY or ~/.nbflow/config.toml)"
+        )
+        p.add_argument("--labels", metavar="a,b", help="only agents with all these labels run it")
 
     sub.add_parser("show", help="show the flow's DAG widget")
     run = sub.add_parser("run", help="run the whole flow")
@@ -61,6 +77,12 @@ def _flow_parser() -> argparse.ArgumentParser:
     group.add_argument("--every", metavar="DURATION")
     group.add_argument("--off", action="store_true")
     schedule.add_argument("--timezone", default="UTC")
+    register = sub.add_parser("register", help="register the flow with the nbflow server")
+    server_options(register, flag=False)
+    register.add_argument(
+        "--storage", metavar="DIR", help="where agents read the code (default: NBFLOW_HOME/storage)"
+    )
+    register.add_argument("--max-resubmits", type=int, default=0, metavar="N")
     cache = sub.add_parser("cache", help="manage this flow's cached results")
     cache.add_argument("action", choices=["clear"])
     export = sub.add_parser("export", help="write the flow as a standalone Python module")
@@ -110,9 +132,46 @@ class FlowCommands:
                     file=sys.stderr,
                 )
 
+    def _labels(self, args: argparse.Namespace) -> list[str]:
+        return [label.strip() for label in (args.labels or "").split(",") if label.strip()]
+
+    def _server_runs(self, args: argparse.Namespace, parameter_sets: list[dict[str, Any]]) -> None:
+        from nbflow.notebook import remote
+
+        with remote.client(args.server or None, args.key) as api:
+            registered, runs = remote.create_runs(
+                self.session.flow, api, parameter_sets, labels=self._labels(args)
+            )
+        self.session.last_server_runs = [r.id for r in runs]
+        print(f"flow {self.session.flow.name!r} version {registered.version} on {api.url}:")
+        for run in runs:
+            shown = ", ".join(f"{k}={v}" for k, v in run.parameters.items())
+            print(f"  run {run.id} {run.state}" + (f" ({shown})" if shown else ""))
+        print(
+            "an agent with the flow's labels runs them; `nbflow runs show RUN_ID` or %flow watch RUN_ID follows one"
+        )
+
+    def cmd_register(self, args: argparse.Namespace) -> None:
+        from nbflow.notebook import remote
+
+        with remote.client(args.server, args.key) as api:
+            registered = remote.register(
+                self.session.flow,
+                api,
+                labels=self._labels(args),
+                storage_dir=args.storage,
+                max_resubmits=args.max_resubmits,
+            )
+        what = "registered" if registered.created else "already registered (no change)"
+        print(
+            f"flow {self.session.flow.name!r} {what} on {api.url}: id {registered.flow_id}, version {registered.version}"
+        )
+
     def cmd_run(self, args: argparse.Namespace) -> Any:
         session = self.session
         parameters = parse_parameters(args.param)
+        if args.server is not None:
+            return self._server_runs(args, [parameters])
         executor = make_executor(args.executor, args.dask_address)
         if args.on_schedule:
             return self._run_on_schedule(args, parameters)
@@ -162,6 +221,8 @@ class FlowCommands:
     def cmd_backfill(self, args: argparse.Namespace) -> None:
         session = self.session
         combos = expand_backfill(args.param)
+        if args.server is not None:
+            return self._server_runs(args, combos)
         rows = []
         for number, params in enumerate(combos, start=1):
             _, state = session.start_run(

@@ -49,6 +49,7 @@ class NotebookSession:
         self.last_states: dict[str, tuple[str, State]] = {}
         self.last_resolution: Resolution | None = None
         self.current_cell_id: str | None = None
+        self.last_server_runs: list[str] = []
         self._widget: Any = None
         self._lock = threading.Lock()
 
