@@ -201,11 +201,12 @@ async def set_flow_run_state(
     result = await session.execute(
         update(FlowRun).where(FlowRun.id == run.id, FlowRun.version == update_.version).values(**values)
     )
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # another writer changed it between our read and our write
         await session.refresh(run)
         return StateResult(
-            run.id, False, run.version, run.state, "stale version: another writer changed the run first"
-        )
+            run.id, False, run.version, run.state,
+            f"stale version {update_.version}: the run is at version {run.version} ({run.state})",
+        )  # fmt: skip
     session.add(
         FlowRunState(
             tenant_id=tenant_id,

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server_helpers import ServerProcess, fresh_postgres_database, postgres_url  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each server test runs on SQLite and on PostgreSQL (a fresh database each time)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'server' / 'nbflow.db'}"
+        return
+    if not postgres_url():
+        pytest.skip(
+            "NBFLOW_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
+        )
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def server(database_url: str, nbflow_home: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(nbflow_home, database_url).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,317 @@
+"""The server against a real uvicorn process, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
+from server_helpers import ServerProcess  # noqa: E402
+
+from nbflow.core.errors import APIError  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+STRUCTURE = {
+    "name": "etl",
+    "tasks": [{"slug": "extract"}, {"slug": "load"}],
+    "edges": [{"upstream": "extract", "downstream": "load", "key": "rows"}],
+    "parameters": [{"name": "day", "default": "2024-01-01", "required": False}],
+}
+STORAGE = {"kind": "local", "location": "/srv/flows/etl.py", "sha256": "a" * 64}
+
+
+def register(client, name: str = "etl", **kwargs):  # type: ignore[no-untyped-def]
+    return client.register_flow(name, {**STRUCTURE, "name": name}, STORAGE, **kwargs)
+
+
+def test_register_create_runs_and_idempotency(server: ServerProcess) -> None:
+    with server.client() as client:
+        first = register(client)
+        again = register(client)
+        assert first.created and not again.created
+        assert (again.flow_id, again.version) == (first.flow_id, 1)
+        changed = client.register_flow(
+            "etl", {**STRUCTURE, "tasks": [*STRUCTURE["tasks"], {"slug": "report"}]}, STORAGE
+        )
+        assert changed.created and changed.version == 2 and changed.flow_id == first.flow_id
+
+        run = client.create_flow_run(flow_name="etl", parameters={"day": "2024-03-01"}, idempotency_key="k-1")
+        retried = client.create_flow_run(
+            flow_name="etl", parameters={"day": "2024-03-01"}, idempotency_key="k-1"
+        )
+        assert run.created and not retried.created and retried.id == run.id
+        assert run.state == "Scheduled" and run.parameters == {"day": "2024-03-01"} and run.flow_version == 2
+        with pytest.raises(APIError, match="unknown parameter 'dya'; this flow's parameters are: day"):
+            client.create_flow_run(flow_name="etl", parameters={"dya": "x"})
+        with pytest.raises(APIError, match="no flow 'nope' in this tenant"):
+            client.create_flow_run(flow_name="nope")
+
+
+def test_state_updates_with_a_version_conflict(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        run = client.create_flow_run(flow_name="etl")
+        # Two agents claim the same run with the same version: exactly one wins.
+        results: list = []
+        barrier = threading.Barrier(2)
+
+        def claim(agent: str) -> None:
+            with server.client() as c:
+                barrier.wait()
+                results.extend(
+                    c.set_flow_run_states(
+                        [
+                            {
+                                "flowRunId": run.id,
+                                "version": run.version,
+                                "state": "Submitted",
+                                "agentId": agent,
+                            }
+                        ]
+                    )
+                )
+
+        threads = [threading.Thread(target=claim, args=(a,)) for a in ("agent-a", "agent-b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.ok for r in results) == [False, True]
+        loser = next(r for r in results if not r.ok)
+        assert "stale version 1" in loser.error
+        winner = next(r for r in results if r.ok)
+        assert winner.version == 2
+        # An illegal transition is refused with both states named; an unknown state is an error.
+        with pytest.raises(APIError, match="unknown state 'Done'"):
+            client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Done"}])
+        skip = client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Success"}])
+        assert skip[0].error == "a flow run cannot go from Submitted to Success"
+        ok = client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Running"}])
+        assert ok[0].ok and ok[0].version == 3
+
+        now = time.time()
+        task_updates = [
+            {
+                "taskRunId": "t-1",
+                "flowRunId": run.id,
+                "taskSlug": "extract",
+                "version": 0,
+                "state": "Running",
+                "timestamp": now,
+                "attempt": 1,
+            },
+            {
+                "taskRunId": "t-1",
+                "flowRunId": run.id,
+                "taskSlug": "extract",
+                "version": 1,
+                "state": "Success",
+                "timestamp": now + 1,
+                "attempt": 1,
+            },
+        ]
+        assert [r.ok for r in client.set_task_run_states(task_updates)] == [True, True]
+        # The same batch delivered again (a retried request) is acknowledged, not applied twice.
+        redelivered = client.set_task_run_states(task_updates[1:])
+        assert redelivered[0].ok and redelivered[0].version == 2
+        stale = client.set_task_run_states([{**task_updates[1], "state": "Failed", "timestamp": now + 2}])
+        assert not stale[0].ok and "stale version 1" in stale[0].error
+        shown = client.flow_run(run.id)
+        assert shown.state == "Running"
+        assert [(t.task_slug, t.state, t.version) for t in shown.task_runs] == [("extract", "Success", 2)]
+
+
+def test_logs_are_written_once_and_read_in_order(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        run = client.create_flow_run(flow_name="etl")
+        lines = [
+            {
+                "flowRunId": run.id,
+                "seq": i,
+                "level": "INFO",
+                "message": f"line {i}",
+                "timestamp": 1000.0 + i,
+                "taskSlug": "extract",
+            }
+            for i in range(1, 301)
+        ]
+        assert client.write_run_logs(lines) == 300
+        assert client.write_run_logs(lines[250:]) == 0  # re-delivered: ignored
+        logs = client.run_logs(run.id, limit=1000)
+        assert [entry["message"] for entry in logs] == [f"line {i}" for i in range(1, 301)]
+        with pytest.raises(APIError, match="unknown log level 'LOUD'"):
+            client.write_run_logs([{**lines[0], "seq": 999, "level": "LOUD"}])
+        assert len(client.run_logs(run.id, limit=1000)) == 300  # nothing of the bad batch was written
+
+
+def test_pagination_and_filters(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        register(client, "other")
+        base = datetime(2024, 1, 1, tzinfo=UTC)
+        for i in range(25):
+            client.create_flow_run(flow_name="etl", scheduled_start_time=base + timedelta(hours=i))
+        client.create_flow_run(flow_name="other")
+        seen = []
+        offset = 0
+        while True:
+            page, total = client.flow_runs(flow_name="etl", limit=10, offset=offset)
+            seen += page
+            assert total == 25
+            offset += len(page)
+            if offset >= total:
+                break
+        assert len({r.id for r in seen}) == 25
+        assert [r.scheduled_start_time for r in seen] == sorted(
+            (r.scheduled_start_time for r in seen), reverse=True
+        )
+        window, total = client.flow_runs(
+            flow_name="etl",
+            scheduled_after=base + timedelta(hours=5),
+            scheduled_before=base + timedelta(hours=8),
+        )
+        assert total == 3
+        scheduled, total = client.flow_runs(states=["Scheduled"], limit=100)
+        assert total == 26
+        assert client.flow_runs(states=["Failed"])[1] == 0
+
+
+def test_scheduler_keeps_the_next_10_runs_and_stops_when_turned_off(server: ServerProcess) -> None:
+    with server.client() as client:
+        registered = register(client, schedule={"type": "interval", "interval": 3600})
+        deadline = time.time() + 10
+        while time.time() < deadline and client.flow_runs(flow_name="etl")[1] < 10:
+            time.sleep(0.2)
+        runs, total = client.flow_runs(flow_name="etl", limit=50)
+        assert total == 10
+        times = sorted(r.scheduled_start_time for r in runs)
+        assert all(b - a == timedelta(hours=1) for a, b in zip(times, times[1:], strict=False))
+        assert times[0] > datetime.now(UTC)
+        time.sleep(1.2)  # a few more scheduler passes make no duplicates
+        assert client.flow_runs(flow_name="etl")[1] == 10
+        client.set_schedule_active(registered.flow_id, False)
+        assert client.flow_runs(flow_name="etl")[1] == 0
+        time.sleep(1.2)
+        assert client.flow_runs(flow_name="etl")[1] == 0
+        client.set_schedule_active(registered.flow_id, True)
+        deadline = time.time() + 10
+        while time.time() < deadline and client.flow_runs(flow_name="etl")[1] < 10:
+            time.sleep(0.2)
+        assert client.flow_runs(flow_name="etl")[1] == 10
+
+
+def test_invalid_cron_is_refused_and_nothing_is_written(server: ServerProcess) -> None:
+    with server.client() as client:
+        with pytest.raises(APIError, match="invalid schedule: invalid cron string '0 25 \\* \\* \\*'"):
+            register(client, schedule={"type": "cron", "cron": "0 25 * * *"})
+        assert client.flows() == []
+
+
+def test_backfill_creates_one_run_per_day(server: ServerProcess, tmp_path: Path) -> None:
+    from notebook_helpers import Kernel
+
+    kernel = Kernel()
+    try:
+        kernel.run("%load_ext nbflow\n%flow name daily")
+        kernel.run("%%params\nday = '2024-01-01'")
+        kernel.run("%%task --no-run\nreport = f'report for {day}'")
+        kernel.run(
+            f"%flow backfill -p day=2024-01-01..2024-01-07 --server {server.url} --key {server.admin_key}"
+        )
+    finally:
+        kernel.close()
+    with server.client() as client:
+        runs, total = client.flow_runs(flow_name="daily", limit=50)
+    assert total == 7
+    assert sorted(r.parameters["day"] for r in runs) == [f"2024-01-0{d}" for d in range(1, 8)]
+
+
+def test_live_feed_streams_states_and_logs(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        run = client.create_flow_run(flow_name="etl")
+        received: list[dict] = []
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET", f"{server.url}/events", params={"flow_run_id": run.id, "from": "start"},
+                headers={"Authorization": f"Bearer {server.admin_key}"}, timeout=10,
+            ) as response:  # fmt: skip
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        received.extend(json.loads(line[6:]))
+                    if any(e.get("kind") == "log" for e in received):
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        time.sleep(0.5)
+        client.set_task_run_states(
+            [
+                {
+                    "taskRunId": "t",
+                    "flowRunId": run.id,
+                    "taskSlug": "extract",
+                    "version": 0,
+                    "state": "Running",
+                    "timestamp": time.time(),
+                }
+            ]
+        )
+        client.write_run_logs(
+            [
+                {
+                    "flowRunId": run.id,
+                    "seq": 1,
+                    "level": "INFO",
+                    "message": "hello",
+                    "timestamp": time.time(),
+                    "taskSlug": "extract",
+                }
+            ]
+        )
+        listener.join(10)
+    kinds = [(e["kind"], e.get("task"), e.get("state") or e.get("message")) for e in received]
+    assert ("state", None, "Scheduled") in kinds
+    assert ("state", "extract", "Running") in kinds
+    assert ("log", "extract", "hello") in kinds
+
+
+def test_server_restart_keeps_everything(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        run = client.create_flow_run(flow_name="etl")
+    server.stop()
+    server.start()
+    with server.client() as client:
+        assert client.flow_run(run.id).state == "Scheduled"
+        assert len(client.flows()) == 1
+
+
+def test_cli_json_output_and_errors(server: ServerProcess, tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "frames.ipynb", DF_CELLS)
+    done = server.cli("register", str(notebook), "--schedule-cron", "0 6 * * *", "--json")
+    registered = json.loads(done.stdout)
+    assert registered["name"] == "frames" and registered["version"] == 1
+    flows = json.loads(server.cli("flows", "list", "--json").stdout)
+    assert [f["name"] for f in flows] == ["frames"]
+    created = json.loads(server.cli("runs", "create", "frames", "--json").stdout)
+    shown = json.loads(server.cli("runs", "show", created["id"], "--json").stdout)
+    assert shown["run"]["state"] == "Scheduled"
+    listed = json.loads(
+        server.cli("runs", "list", "--flow", "frames", "--state", "Scheduled", "--json").stdout
+    )
+    assert listed["total"] >= 1
+    bad = server.cli("runs", "show", "no-such-run", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "nbflow runs: no flow run 'no-such-run' in this tenant"
