@@ -315,3 +315,36 @@ def test_cli_json_output_and_errors(server: ServerProcess, tmp_path: Path) -> No
     bad = server.cli("runs", "show", "no-such-run", check=False)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "nbflow runs: no flow run 'no-such-run' in this tenant"
+
+
+@pytest.mark.postgres
+def test_two_server_processes_on_one_postgres_make_no_duplicate_runs(nbflow_home: Path) -> None:
+    from collections import Counter
+
+    from server_helpers import fresh_postgres_database, postgres_url
+
+    if not postgres_url():
+        pytest.skip(
+            "NBFLOW_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
+        )
+    with fresh_postgres_database() as url:
+        first = ServerProcess(nbflow_home / "a", url, scheduler_interval=0.1).start()
+        second = ServerProcess(nbflow_home / "b", url, scheduler_interval=0.1)
+        second.admin_key = first.admin_key  # same database, same tenant
+        second.start()
+        try:
+            assert second.admin_key == first.admin_key
+            with first.client() as client:
+                # Every 2 seconds: while the test watches, both replicas keep adding the new "next" runs.
+                register(client, schedule={"type": "interval", "interval": 2})
+            time.sleep(5)
+            with second.client() as client:
+                runs, total = client.flow_runs(flow_name="etl", limit=1000)
+        finally:
+            first.stop()
+            second.stop()
+    counts = Counter(r.scheduled_start_time for r in runs)
+    assert total >= 12  # time moved on, new runs were added ...
+    assert max(counts.values()) == 1  # ... and none twice
+    upcoming = [t for t in counts if t > datetime.now(UTC)]
+    assert 9 <= len(upcoming) <= 10

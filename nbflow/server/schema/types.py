@@ -67,6 +67,12 @@ class FlowVersionType:
             created=row.created,
         )  # fmt: skip
 
+    @strawberry.field
+    async def flow(self, info: strawberry.Info) -> FlowType:
+        c = ctx(info)
+        async with c.sessions() as session:
+            return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
+
 
 @strawberry.type
 class FlowType:
@@ -119,6 +125,14 @@ class TaskRunType:
                 StateEntry.from_row(r)
                 for r in await run_service.task_run_states(session, c.tenant_id, self.id)
             ]
+
+    @strawberry.field
+    async def flow_run(self, info: strawberry.Info) -> FlowRunType:
+        c = ctx(info)
+        async with c.sessions() as session:
+            return FlowRunType.from_row(
+                await run_service.get_flow_run(session, c.tenant_id, self.flow_run_id)
+            )
 
 
 @strawberry.type
