@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -62,14 +63,30 @@ async def create_key(session: AsyncSession, tenant_id: str, role: str, name: str
     return row, key
 
 
+# Valid keys seen in the last few seconds: saves a database round trip on every request.
+# A revocation clears it at once in this process; other replicas notice within the TTL.
+PRINCIPAL_TTL = 2.0
+_recent: dict[str, tuple[float, Principal]] = {}
+
+
 async def authenticate(session: AsyncSession, key: str | None) -> Principal | None:
     if not key or not key.startswith("nbf_") or key.count("_") < 2:
         return None
+    digest = _hash(key)
+    cached = _recent.get(digest)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < PRINCIPAL_TTL:
+        return cached[1]
     prefix = key.split("_", 2)[1]
     row = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, _hash(key)):
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, digest):
+        _recent.pop(digest, None)
         return None
-    return Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
+    principal = Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[digest] = (now, principal)
+    return principal
 
 
 async def revoke_key(session: AsyncSession, tenant_id: str, key_id_or_prefix: str) -> ApiKey:
@@ -84,6 +101,7 @@ async def revoke_key(session: AsyncSession, tenant_id: str, key_id_or_prefix: st
     if row is None:
         raise NbflowError(f"no API key {key_id_or_prefix!r} in this tenant; `nbflow keys list` shows them")
     row.revoked_at = utcnow()
+    _recent.clear()
     return row
 
 

@@ -9,8 +9,10 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 
 from nbflow.core.errors import NbflowError
@@ -62,6 +64,9 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=[
+            # Clients send the same few documents again and again: parse and validate each once.
+            ParserCache(maxsize=512),
+            ValidationCache(maxsize=512),
             QueryDepthLimiter(max_depth=MAX_DEPTH),
             MaxTokensLimiter(max_token_count=20_000),
             MaxAliasesLimiter(max_alias_count=30),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nbflow.core.states import FINISHED_TYPES, StateType, can_transition
@@ -244,9 +244,12 @@ async def set_task_run_states(
     session: AsyncSession, tenant_id: str, updates: list[TaskRunStateUpdate]
 ) -> list[StateResult]:
     """Apply task-run states in order. A re-delivered update (same state and time at the
-    version just passed) is acknowledged, not applied twice."""
+    version just passed) is acknowledged, not applied twice. Rows are read in one query and
+    written with bulk statements: a batch of 1,000 states is a handful of round trips."""
     if len(updates) > MAX_BATCH:
         raise RequestError(f"at most {MAX_BATCH} state updates per call, got {len(updates)}")
+    if not updates:
+        return []
     run_ids = {u.flow_run_id for u in updates}
     owned = set(
         (
@@ -255,15 +258,18 @@ async def set_task_run_states(
             )
         ).scalars()
     )
-    task_ids = {u.task_run_id for u in updates}
-    rows = {
-        r.id: r
-        for r in (
-            await session.execute(
-                select(TaskRun).where(TaskRun.id.in_(task_ids), TaskRun.tenant_id == tenant_id)
+    rows: dict[str, dict[str, Any]] = {}
+    for r in (
+        await session.execute(
+            select(TaskRun.__table__).where(
+                TaskRun.id.in_({u.task_run_id for u in updates}), TaskRun.tenant_id == tenant_id
             )
-        ).scalars()
-    }
+        )
+    ).mappings():
+        rows[r["id"]] = dict(r)
+    inserted: dict[str, dict[str, Any]] = {}
+    changed: set[str] = set()
+    history: list[dict[str, Any]] = []
     results = []
     for u in updates:
         if u.flow_run_id not in owned:
@@ -290,66 +296,99 @@ async def set_task_run_states(
                     StateResult(u.task_run_id, False, 0, "", f"a task run cannot start in {new.value}")
                 )
                 continue
-            row = TaskRun(
-                id=u.task_run_id, tenant_id=tenant_id, flow_run_id=u.flow_run_id, task_slug=u.task_slug,
-                state=new.value, state_message=u.message, attempt=u.attempt, version=1,
-            )  # fmt: skip
-            _stamp_times(row, new, u.timestamp)
-            session.add(row)
-            rows[row.id] = row
+            row = {
+                "id": u.task_run_id, "tenant_id": tenant_id, "flow_run_id": u.flow_run_id, "task_slug": u.task_slug,
+                "state": new.value, "state_message": u.message, "attempt": u.attempt, "version": 1,
+                "last_timestamp": u.timestamp, "start_time": None, "end_time": None, "created": utcnow(),
+            }  # fmt: skip
+            rows[row["id"]] = inserted[row["id"]] = row
         else:
-            if row.flow_run_id != u.flow_run_id:
-                results.append(
-                    StateResult(row.id, False, row.version, row.state, "task run belongs to another flow run")
-                )
-                continue
-            if u.version == row.version - 1 and row.state == new.value and row.last_timestamp == u.timestamp:
-                results.append(StateResult(row.id, True, row.version, row.state))  # re-delivery
-                continue
-            if u.version != row.version:
+            if row["flow_run_id"] != u.flow_run_id:
                 results.append(
                     StateResult(
-                        row.id,
-                        False,
-                        row.version,
-                        row.state,
-                        f"stale version {u.version}: the task run is at version {row.version} ({row.state})",
+                        row["id"], False, row["version"], row["state"], "task run belongs to another flow run"
                     )
                 )
                 continue
-            old = StateType(row.state)
+            if (
+                u.version == row["version"] - 1
+                and row["state"] == new.value
+                and row["last_timestamp"] == u.timestamp
+            ):
+                results.append(StateResult(row["id"], True, row["version"], row["state"]))  # re-delivery
+                continue
+            if u.version != row["version"]:
+                results.append(
+                    StateResult(
+                        row["id"],
+                        False,
+                        row["version"],
+                        row["state"],
+                        f"stale version {u.version}: the task run is at version {row['version']} ({row['state']})",
+                    )
+                )
+                continue
+            old = StateType(row["state"])
             if not can_transition(old, new):
                 results.append(
                     StateResult(
-                        row.id,
+                        row["id"],
                         False,
-                        row.version,
-                        row.state,
+                        row["version"],
+                        row["state"],
                         f"a task run cannot go from {old.value} to {new.value}",
                     )
                 )
                 continue
-            row.state, row.state_message, row.attempt = new.value, u.message, u.attempt
-            row.version += 1
-            _stamp_times(row, new, u.timestamp)
-        row.last_timestamp = u.timestamp
-        session.add(
-            TaskRunState(
-                tenant_id=tenant_id, flow_run_id=u.flow_run_id, task_run_id=row.id, task_slug=row.task_slug,
-                state=new.value, message=u.message, attempt=u.attempt, timestamp=u.timestamp,
+            row.update(
+                state=new.value,
+                state_message=u.message,
+                attempt=u.attempt,
+                version=row["version"] + 1,
+                last_timestamp=u.timestamp,
             )
+            if row["id"] not in inserted:
+                changed.add(row["id"])
+        _stamp_times(row, new, u.timestamp)
+        history.append(
+            {"tenant_id": tenant_id, "flow_run_id": u.flow_run_id, "task_run_id": row["id"], "task_slug": row["task_slug"],
+             "state": new.value, "message": u.message, "attempt": u.attempt, "timestamp": u.timestamp}
         )  # fmt: skip
-        results.append(StateResult(row.id, True, row.version, row.state))
-    await session.flush()
+        results.append(StateResult(row["id"], True, row["version"], row["state"]))
+    if inserted:
+        await session.execute(insert(TaskRun.__table__), list(inserted.values()))
+    for task_run_id in changed:
+        # Guarded by the version read above: a concurrent writer makes this a no-op, not a lost update.
+        row = rows[task_run_id]
+        await session.execute(
+            update(TaskRun.__table__)
+            .where(TaskRun.id == task_run_id, TaskRun.version < row["version"])
+            .values(
+                {
+                    k: row[k]
+                    for k in (
+                        "state",
+                        "state_message",
+                        "attempt",
+                        "version",
+                        "last_timestamp",
+                        "start_time",
+                        "end_time",
+                    )
+                }
+            )
+        )
+    if history:
+        await session.execute(insert(TaskRunState.__table__), history)
     return results
 
 
-def _stamp_times(row: TaskRun, state: StateType, timestamp: float) -> None:
+def _stamp_times(row: dict[str, Any], state: StateType, timestamp: float) -> None:
     when = datetime.fromtimestamp(timestamp, UTC)
-    if state is S.RUNNING and row.start_time is None:
-        row.start_time = when
+    if state is S.RUNNING and row["start_time"] is None:
+        row["start_time"] = when
     if state in FINISHED_TYPES:
-        row.end_time = when
+        row["end_time"] = when
 
 
 # -- queue, cancellation, heartbeats ------------------------------------------------------

@@ -1,0 +1,168 @@
+"""Server throughput: task-run state updates/s (one per request and batched) and createFlowRun/s.
+
+Starts a real ``nbflow server start`` process per database (SQLite file, and
+PostgreSQL when NBFLOW_TEST_POSTGRES_URL is set: a fresh database is made and
+dropped), then drives it over HTTP with the nbflow client from this process.
+
+    python benchmarks/server_throughput.py [--updates 2000] [--batch 500] [--runs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from nbflow.client import AsyncClient, Client
+
+STRUCTURE = {"name": "bench", "tasks": [{"slug": f"t{i}"} for i in range(10)], "edges": [], "parameters": []}
+STORAGE = {"kind": "local", "location": "/bench.py", "sha256": "c" * 64}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    log = home / "server.log"
+    env = {**os.environ, "NBFLOW_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbflow.cli", "server", "start", "--db", database_url, "--port", str(port)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    key = re.search(r"^\s+(nbf_\S+)$", log.read_text(), re.MULTILINE)
+    assert key, log.read_text()
+    return proc, url, key.group(1)
+
+
+def task_updates(run_id: str, n: int) -> list[dict]:
+    """n state changes: Running then Success for n/2 task runs."""
+    out = []
+    now = time.time()
+    for i in range(n // 2):
+        tid = str(uuid.uuid4())
+        out.append({"taskRunId": tid, "flowRunId": run_id, "taskSlug": f"t{i % 10}", "version": 0, "state": "Running", "timestamp": now})
+        out.append({"taskRunId": tid, "flowRunId": run_id, "taskSlug": f"t{i % 10}", "version": 1, "state": "Success", "timestamp": now + 1})
+    return out
+
+
+def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str, float]:
+    results: dict[str, float] = {}
+    with Client(url, key) as client:
+        client.register_flow("bench", STRUCTURE, STORAGE)
+        run = client.create_flow_run(flow_name="bench")
+
+        single = task_updates(run.id, min(updates, 1000))
+        start = time.perf_counter()
+        for i in range(0, len(single), 2):
+            client.set_task_run_states([single[i]])
+            client.set_task_run_states([single[i + 1]])
+        results["state updates/s, one per request"] = len(single) / (time.perf_counter() - start)
+
+        batched = task_updates(run.id, updates)
+        start = time.perf_counter()
+        for i in range(0, len(batched), batch):
+            assert all(r.ok for r in client.set_task_run_states(batched[i : i + batch]))
+        results[f"state updates/s, batches of {batch}"] = len(batched) / (time.perf_counter() - start)
+
+        start = time.perf_counter()
+        for _ in range(runs):
+            client.create_flow_run(flow_name="bench")
+        results["createFlowRun/s, sequential"] = runs / (time.perf_counter() - start)
+
+    async def concurrent() -> float:
+        async with AsyncClient(url, key) as aclient:
+            start = time.perf_counter()
+            sem = asyncio.Semaphore(8)
+
+            async def one() -> None:
+                async with sem:
+                    await aclient.create_flow_run(flow_name="bench")
+
+            await asyncio.gather(*(one() for _ in range(runs)))
+            return runs / (time.perf_counter() - start)
+
+    results["createFlowRun/s, 8 concurrent clients"] = asyncio.run(concurrent())
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=300)
+    args = parser.parse_args()
+
+    backends: list[tuple[str, str | None]] = [("SQLite", None)]
+    pg = os.environ.get("NBFLOW_TEST_POSTGRES_URL")
+    if pg:
+        backends.append(("PostgreSQL", pg))
+    table: dict[str, dict[str, float]] = {}
+    for name, base in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            if base is None:
+                url = f"sqlite+aiosqlite:///{home / 'nbflow.db'}"
+                cleanup = None
+            else:
+                import psycopg
+                from sqlalchemy.engine import make_url
+
+                dbname = f"nbflow_bench_{uuid.uuid4().hex[:8]}"
+                admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{dbname}"')
+                url = make_url(base).set(database=dbname).render_as_string(hide_password=False)
+
+                def cleanup(admin: str = admin, dbname: str = dbname) -> None:
+                    with psycopg.connect(admin, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+            proc, server_url, key = start_server(home, url)
+            try:
+                table[name] = measure(server_url, key, args.updates, args.batch, args.runs)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+                if cleanup:
+                    cleanup()
+        print(name, {k: round(v) for k, v in table[name].items()}, flush=True)
+
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    names = list(table)
+    print("| measure | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for metric in next(iter(table.values())):
+        print(f"| {metric} | " + " | ".join(f"{table[n][metric]:,.0f}" for n in names) + " |")
+    first = table[names[0]]
+    single = next(k for k in first if "one per request" in k)
+    batched = next(k for k in first if "batches" in k)
+    for n in names:
+        print(f"{n}: batching is {table[n][batched] / table[n][single]:.0f}x faster than one update per request")
+
+
+if __name__ == "__main__":
+    main()
