@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nbflow.commands import api_cmds, notebook_cmds, server_cmds
+    from nbflow.commands import agent_cmds, api_cmds, notebook_cmds, server_cmds
 
     parser = argparse.ArgumentParser(
         prog="nbflow", description="Workflow orchestration that lives in the notebook."
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     notebook_cmds.add(sub)
     server_cmds.add(sub)
     api_cmds.add(sub)
+    agent_cmds.add(sub)
     return parser
 
 

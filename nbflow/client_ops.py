@@ -291,6 +291,11 @@ def heartbeat(run_ids: Sequence[str], agent_id: str | None = None) -> Operation[
     )
 
 
+def register_agent(name: str, labels: Sequence[str] = ()) -> Operation[str]:
+    query = "mutation($name: String!, $labels: [String!]) { registerAgent(name: $name, labels: $labels) }"
+    return Operation(query, {"name": name, "labels": list(labels)}, lambda d: d["registerAgent"])
+
+
 def create_api_key(role: str, name: str = "") -> Operation[NewKey]:
     query = "mutation($role: String!, $name: String!) { createApiKey(role: $role, name: $name) { id name role key } }"
     return Operation(query, {"role": role, "name": name}, lambda d: NewKey(**d["createApiKey"]))

@@ -185,6 +185,12 @@ class Mutation:
             rows = await run_service.heartbeat(session, c.tenant_id, flow_run_ids, agent_id)
             return [FlowRunType.from_row(r) for r in rows]
 
+    @strawberry.mutation(permission_classes=[CanReport], description="An agent says hello; returns its id.")
+    async def register_agent(self, info: strawberry.Info, name: str, labels: list[str] | None = None) -> str:
+        c = ctx(info)
+        async with c.sessions.begin() as session:
+            return (await run_service.register_agent(session, c.tenant_id, name, list(labels or []))).id
+
     @strawberry.mutation(permission_classes=[IsAdmin], description="The key is shown once.")
     async def create_api_key(self, info: strawberry.Info, role: str, name: str = "") -> NewApiKey:
         c = ctx(info)

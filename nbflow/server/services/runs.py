@@ -169,6 +169,8 @@ async def set_flow_run_state(
 ) -> StateResult:
     new = _state(update_.state)
     run = await get_flow_run(session, tenant_id, update_.flow_run_id)
+    if run.version == update_.version + 1 and run.state == new.value:
+        return StateResult(run.id, True, run.version, run.state)  # a re-delivered update: already applied
     if run.version != update_.version:
         return StateResult(
             run.id,
@@ -454,6 +456,13 @@ async def heartbeat(
             )
         ).scalars()
     )
+
+
+async def register_agent(session: AsyncSession, tenant_id: str, name: str, labels: list[str]) -> Agent:
+    agent = Agent(id=str(uuid.uuid4()), tenant_id=tenant_id, name=name or "agent", labels=sorted(set(labels)))
+    session.add(agent)
+    await session.flush()
+    return agent
 
 
 # -- reading --------------------------------------------------------------------------------
