@@ -122,3 +122,62 @@ class ServerProcess:
                 f"nbflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
             )
         return done
+
+
+class AgentProcess:
+    """``nbflow agent start`` in a subprocess."""
+
+    def __init__(
+        self, server: ServerProcess, key: str, *, labels: str = "", concurrency: int = 4, name: str = ""
+    ) -> None:
+        self.server = server
+        self.key = key
+        self.labels = labels
+        self.concurrency = concurrency
+        self.name = name or f"agent-{uuid.uuid4().hex[:6]}"
+        self.proc: subprocess.Popen[str] | None = None
+        self.log_path = server.home / f"{self.name}.log"
+
+    def start(self) -> AgentProcess:
+        args = [
+            sys.executable, "-m", "nbflow.cli", "agent", "start", "--server", self.server.url, "--key", self.key,
+            "--concurrency", str(self.concurrency), "--name", self.name, "--poll-wait", "1", "--heartbeat-interval", "0.5",
+        ]  # fmt: skip
+        if self.labels:
+            args += ["--labels", self.labels]
+        self.proc = subprocess.Popen(
+            args, env=self.server.env(), stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.time() + 20
+        while "polling" not in (self.log_path.read_text() if self.log_path.exists() else ""):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"agent did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+        return self
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -85,6 +85,7 @@ class Agent:
         self.log_dir = nbflow_home() / "agent" / "logs"
         self.finished = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._heartbeat_failing = False
 
     def say(self, message: str) -> None:
         self.out.write(f"{time.strftime('%H:%M:%S')} agent {self.name}: {message}\n")
@@ -166,6 +167,7 @@ class Agent:
         spec = {
             "flow_run_id": run.id,
             "version": version,
+            "agent_id": self.agent_id,
             "server": self.client.url,
             "key": self.client.key,
             "storage": storage,
@@ -199,6 +201,10 @@ class Agent:
         self.finished += 1
         if code in (0, 3):
             self.say(f"run {run_id} finished (flow process exit {code})")
+            return
+        if code == 4:
+            self.say(f"run {run_id}: not started here, another agent has it now")
+            Spool(run_id).remove()
             return
         # A crash: whatever it spooled goes first, then the failure with its reason.
         spool = Spool(run_id)
@@ -235,8 +241,13 @@ class Agent:
             try:
                 runs = await self.client.heartbeat(list(self.active), self.agent_id)
             except ClientError as exc:
-                logger.warning("heartbeat failed: %s", exc)
+                if not self._heartbeat_failing:
+                    self.say(f"heartbeats failing: {exc}")
+                self._heartbeat_failing = True
                 continue
+            if self._heartbeat_failing:
+                self.say("heartbeats delivered again")
+                self._heartbeat_failing = False
             for run in runs:
                 active = self.active.get(run.id)
                 if active is None:

@@ -3,8 +3,9 @@
     python -m nbflow.agent.flowprocess   (configured by NBFLOW_FLOW_RUN, a JSON object)
 
 Exit codes: 0 the flow ran (whatever its state) and everything was reported or
-spooled; 3 the code could not be loaded (reported as Failed); anything else
-is a crash the agent reports.
+spooled; 3 the code could not be loaded (reported as Failed); 4 the run was not
+ours to run any more (the claim was lost, nothing ran); anything else is a crash
+the agent reports.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def main() -> int:
     client = Client(spec["server"], spec["key"], retries=2)
     run_id = spec["flow_run_id"]
     spool = Spool(run_id)
-    reporter = ServerReporter(spool, run_id, spec["version"])
+    reporter = ServerReporter(spool, run_id, spec["version"], spec.get("agent_id"))
     sender = SpoolSender(spool, make_sender(client)).start()
 
     try:
@@ -72,6 +73,12 @@ def main() -> int:
         print(f"nbflow flow process: {exc}", file=sys.stderr)
         return 3
 
+    problem = reporter.confirm_running(client)
+    if problem is not None:
+        # Another agent has the run now (or the server is gone): run nothing.
+        print(f"nbflow flow process: not running {run_id}: {problem}", file=sys.stderr)
+        sender.close(timeout=5)
+        return 4
     stream.subscribe(reporter.observe)
     stream.subscribe(TerminalProgress(sys.stdout).observe)
 

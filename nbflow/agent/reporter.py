@@ -27,14 +27,51 @@ S = StateType
 class ServerReporter:
     """An event-stream observer that writes the run's states and logs to its spool."""
 
-    def __init__(self, spool: Spool, flow_run_id: str, flow_version: int) -> None:
+    def __init__(
+        self, spool: Spool, flow_run_id: str, flow_version: int, agent_id: str | None = None
+    ) -> None:
         self.spool = spool
+        self.agent_id = agent_id
         self.flow_run_id = flow_run_id
         self.flow_version = flow_version  # the server's version of the flow run after the claim
         self.task_versions: dict[str, int] = {}
         self.seq = 0
         self.open_tasks: dict[str, tuple[str, int]] = {}  # task_run_id -> (slug, attempt)
         self.final_sent = False
+        self.running_confirmed = False
+
+    def confirm_running(self, client: Client, *, patience: float = 60.0) -> str | None:
+        """Move the run to Running on the server before any task starts: the compare-and-set
+        that makes sure only this process runs it. ``None`` if confirmed, else why not."""
+        import time
+
+        from nbflow.core.errors import TransportError
+
+        deadline = time.monotonic() + patience
+        delay = 0.2
+        while True:
+            try:
+                (result,) = client.set_flow_run_states(
+                    [
+                        {
+                            "flowRunId": self.flow_run_id,
+                            "version": self.flow_version,
+                            "state": "Running",
+                            "message": "running",
+                        }
+                    ]
+                )
+                break
+            except TransportError as exc:
+                if time.monotonic() > deadline:
+                    return f"the server could not be reached to start the run ({exc})"
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if not result.ok:
+            return f"the claim was lost before the run started ({result.error})"
+        self.flow_version = result.version
+        self.running_confirmed = True
+        return None
 
     def flow_state(self, state: str, message: str = "") -> None:
         self.spool.append([self._flow_record(state, message)])
@@ -58,8 +95,9 @@ class ServerReporter:
             if event.kind == STATE and event.state is not None:
                 state = event.state
                 if event.task is None:
-                    # The engine's Running/final states of the run; Cancelling is the server's to set.
-                    if state.type is S.RUNNING or state.is_finished():
+                    # Running was confirmed before the run began (see confirm_running);
+                    # Cancelling is the server's to set; the final state goes through the spool.
+                    if state.is_finished() or (state.type is S.RUNNING and not self.running_confirmed):
                         records.append(self._flow_record(state.type.value, state.message))
                     continue
                 task_run_id = event.task_run_id or ""

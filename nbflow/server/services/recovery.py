@@ -7,7 +7,8 @@
   started it; back to Scheduled for any agent to take.
 
 Each change is a compare-and-set on the run's version, so an agent that comes back at
-the same moment and the recovery service never both win.
+the same moment and the recovery service never both win. After the server starts,
+the service waits one timeout before judging: during an outage nobody could beat.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ async def _fail_open_task_runs(session: AsyncSession, run: FlowRun, message: str
 async def recovery_loop(
     sessions: async_sessionmaker[AsyncSession], settings: Any, on_change: Any = None
 ) -> None:
+    # After a server outage every heartbeat looks old: give agents one timeout to check in again.
+    await asyncio.sleep(max(settings.heartbeat_timeout, settings.submitted_timeout))
     while True:
         try:
             async with sessions.begin() as session:

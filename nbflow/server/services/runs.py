@@ -169,8 +169,15 @@ async def set_flow_run_state(
 ) -> StateResult:
     new = _state(update_.state)
     run = await get_flow_run(session, tenant_id, update_.flow_run_id)
-    if run.version == update_.version + 1 and run.state == new.value:
-        return StateResult(run.id, True, run.version, run.state)  # a re-delivered update: already applied
+    if (
+        run.version == update_.version + 1
+        and run.state == new.value
+        and update_.agent_id is not None
+        and run.agent_id == update_.agent_id
+    ):
+        # The same agent sending the same change again (its first answer was lost): already applied.
+        # Anyone else at that version lost the race and is told so below.
+        return StateResult(run.id, True, run.version, run.state)
     if run.version != update_.version:
         return StateResult(
             run.id,
