@@ -1,9 +1,7 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import css from "../src/dag/dag.css?raw";
 import { STATE_COLORS, STATE_NAMES, isActive, isFailed, isFinished } from "../src/dag/states";
 
-const css = readFileSync(fileURLToPath(new URL("../src/dag/dag.css", import.meta.url)), "utf8");
 
 describe("states", () => {
   it("lists the engine's 13 states in lifecycle order", () => {
