@@ -4,7 +4,7 @@
  * 10,000 events cost little more than the final frame.
  */
 import type { GraphModel } from "./graph";
-import { type Layout, NODE_HEIGHT, NODE_WIDTH, edgePath } from "./layout";
+import { type Layout, NODE_HEIGHT, NODE_WIDTH, curvePath, edgePath } from "./layout";
 import { stateLabel } from "./states";
 import { svgEl, truncate } from "./svg";
 import type { DisplayState } from "./types";
@@ -110,9 +110,12 @@ export class GraphRenderer {
     const marker = `url(#${this.markerId})`;
     for (const route of layout.edges) {
       const keys = keysById.get(route.id) ?? [];
+      const classes = ["nbflow-edge"];
+      if (!keys.length) classes.push("nbflow-edge-order");
+      if (route.direct) classes.push("nbflow-edge-direct");
       const path = svgEl(this.doc, "path", {
-        class: keys.length ? "nbflow-edge" : "nbflow-edge nbflow-edge-order",
-        d: edgePath(route.points),
+        class: classes.join(" "),
+        d: route.direct ? curvePath(route.points) : edgePath(route.points),
         "marker-end": marker,
         "data-from": route.from,
         "data-to": route.to,

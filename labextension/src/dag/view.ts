@@ -22,6 +22,9 @@ import type { CompactSnapshot, DisplayState, EngineEvent, FlowGraph, RunSnapshot
  */
 export const LARGE_FLOW_TASKS = 2000;
 
+/** Zoom below which node labels are hidden (12 px text would be under 5 px). */
+const FAR_SCALE = 0.4;
+
 export interface DagViewOptions extends LayoutOptions {
   /** See LARGE_FLOW_TASKS; Infinity always draws. */
   maxNodes?: number;
@@ -114,8 +117,19 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     renderer.setSelected(selected);
   };
 
+  // Level of detail: below ~5 px text is unreadable but still costs paint time on every frame.
+  let far: boolean | null = null;
+  const onTransform = (t: Transform): void => {
+    const isFar = t.k < FAR_SCALE;
+    if (isFar !== far) {
+      far = isFar;
+      svg.classList.toggle("nbflow-far", isFar);
+    }
+    options.onTransform?.(t);
+  };
+
   const panzoom = new PanZoom(svg, viewport, {
-    onTransform: options.onTransform,
+    onTransform,
     onClick: (target) => {
       const node = target.closest("g.nbflow-node");
       const slug = node?.getAttribute("data-task") ?? null;
