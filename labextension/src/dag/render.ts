@@ -43,8 +43,10 @@ export class GraphRenderer {
       viewBox: "0 0 10 10",
       refX: 9,
       refY: 5,
-      markerWidth: 7,
-      markerHeight: 7,
+      // In user space the arrow keeps its size when a selected edge is drawn thicker.
+      markerUnits: "userSpaceOnUse",
+      markerWidth: 9,
+      markerHeight: 9,
       orient: "auto-start-reverse",
     });
     marker.append(svgEl(doc, "path", { d: "M0,0L10,5L0,10z", class: "nbflow-arrow" }));
