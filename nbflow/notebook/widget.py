@@ -298,7 +298,7 @@ class FlowWidget(anywidget.AnyWidget):
         with self._lock:
             entry = dict(self._snapshot.tasks.get(slug, {}))
             logs = list(self._snapshot.logs.get(slug, ()))
-        task = next((t for t in self.graph.get("tasks", []) if t.get("slug") == slug), {})
+        task: dict[str, Any] = next((t for t in self.graph.get("tasks", []) if t.get("slug") == slug), {})
         edges = self.graph.get("edges", [])
         detail: dict[str, Any] = {
             "slug": slug,
