@@ -29,7 +29,7 @@ trailing sync, so the last state arrives and the comm is never flooded.
 Messages from the front end: ``run``, ``cancel``, ``rerun_failed`` and
 ``run_to`` (with ``slug``) go to ``on_action(type, content)``; ``detail``
 (with ``slug``) is answered with ``{"type": "detail", "slug", "state",
-"message", "attempt", "logs", "inputs", "outputs"}``. ``show_error`` sends
+"message", "attempt", "logs", "inputs", "outputs"}``. ``notify_error`` sends
 ``{"type": "error", "message"}``, shown as a transient notice.
 """
 
@@ -287,7 +287,7 @@ class FlowWidget(anywidget.AnyWidget):
         self._throttle.cancel()
         super().close()
 
-    def show_error(self, message: str) -> None:
+    def notify_error(self, message: str) -> None:
         """Show ``message`` as a transient notice in every view of this widget."""
         self.send({"type": "error", "message": str(message)})
 
@@ -347,14 +347,14 @@ class FlowWidget(anywidget.AnyWidget):
                 self.send({"type": "detail", **self.task_detail(slug)})
             elif kind in ACTIONS:
                 if self._on_action is None:
-                    self.show_error(f"{kind!r} is not available: this widget was created without on_action")
+                    self.notify_error(f"{kind!r} is not available: this widget was created without on_action")
                     return
                 self._on_action(kind, dict(content))
             else:
-                self.show_error(f"unknown widget message {kind!r}")
+                self.notify_error(f"unknown widget message {kind!r}")
         except Exception as exc:  # the kernel must keep serving the widget
             logger.exception("FlowWidget message %r failed", kind)
-            self.show_error(f"{kind} failed: {type(exc).__name__}: {exc}")
+            self.notify_error(f"{kind} failed: {type(exc).__name__}: {exc}")
 
 
 def _keys(edges: Iterable[Mapping[str, Any]]) -> list[str]:

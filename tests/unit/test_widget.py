@@ -294,10 +294,10 @@ def test_detail_provider_adds_to_the_detail(monkeypatch: pytest.MonkeyPatch) -> 
     assert reply["inputs"] == ["rows"]
 
 
-def test_show_error_sends_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notify_error_sends_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
     widget = FlowWidget()
     sent = Sent(widget, monkeypatch)
-    widget.show_error("kernel restarted")
+    widget.notify_error("kernel restarted")
     assert sent.messages == [{"type": "error", "message": "kernel restarted"}]
 
 

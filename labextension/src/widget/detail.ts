@@ -106,7 +106,8 @@ export class DetailPanel {
 
   fill(detail: DetailMessage): void {
     if (detail.slug !== this.slug) return;
-    if (typeof detail.message === "string") this.setMessage(detail.message);
+    // An empty answer (the kernel's record may lag the synced state) keeps what the snapshot said.
+    if (typeof detail.message === "string" && detail.message) this.setMessage(detail.message);
     this.inputs.textContent = names(detail.inputs);
     this.outputs.textContent = names(detail.outputs);
     this.setLogs(detail.logs ?? []);
