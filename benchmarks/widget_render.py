@@ -272,7 +272,7 @@ def main() -> None:
         results["runs"] = runs
 
         sizes = {}
-        for n in (250, 2000, 4000):
+        for n in (250, 2000, 4000, 10_000):
             page = cold_page()
             sizes[n] = page.evaluate("([g, m]) => bench.render(g, m)", [make_graph(n), 1_000_000])
             page.close()
