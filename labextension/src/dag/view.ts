@@ -216,12 +216,14 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
       return;
     }
     showMessage(model.nodes.length ? null : "This flow has no tasks yet.");
+    // Fit first: measuring the canvas forces a layout pass, which must not see
+    // a thousand labels that the far-zoom level of detail is about to hide.
+    panzoom.setContentSize(layout.width, layout.height);
+    if (!panzoom.userMoved) panzoom.fit();
     const at = now();
     renderer.draw(model, layout, (slug) => display(slug, at));
     if (selected !== null && !model.bySlug.has(selected)) select(null);
     dirty.clear();
-    panzoom.setContentSize(layout.width, layout.height);
-    if (!panzoom.userMoved) panzoom.fit();
     schedule();
   };
   const onDraw = (): void => view.drawAnyway();
