@@ -160,6 +160,7 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
   };
 
   const showMessage = (text: string | null, offerDraw = false): void => {
+    fitButton.hidden = layout === null;
     message.hidden = text === null;
     messageText.textContent = text ?? "";
     drawButton.hidden = !offerDraw;
