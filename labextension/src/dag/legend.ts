@@ -1,0 +1,34 @@
+/** The colour key: one entry per state, with a count when a run has tasks in it. */
+import { STATE_NAMES, stateLabel } from "./states";
+import { htmlEl } from "./svg";
+import type { DisplayState, StateName } from "./types";
+
+const LEGEND_STATES: readonly DisplayState[] = ["NotRun", ...STATE_NAMES];
+
+export class Legend {
+  readonly el: HTMLElement;
+  private readonly counts = new Map<DisplayState, HTMLElement>();
+
+  constructor(doc: Document) {
+    this.el = htmlEl(doc, "div", "nbflow-legend");
+    this.el.setAttribute("role", "list");
+    for (const state of LEGEND_STATES) {
+      const item = htmlEl(doc, "span", "nbflow-legend-item");
+      item.setAttribute("role", "listitem");
+      item.dataset.state = state;
+      const count = htmlEl(doc, "span", "nbflow-legend-count");
+      item.append(htmlEl(doc, "span", "nbflow-swatch"), doc.createTextNode(stateLabel(state)), count);
+      this.counts.set(state, count);
+      this.el.append(item);
+    }
+  }
+
+  setCounts(counts: Partial<Record<StateName, number>>, notRun: number): void {
+    for (const [state, el] of this.counts) {
+      const n = state === "NotRun" ? notRun : (counts[state] ?? 0);
+      const text = n ? String(n) : "";
+      if (el.textContent !== text) el.textContent = text;
+      el.parentElement?.classList.toggle("nbflow-legend-empty", n === 0);
+    }
+  }
+}

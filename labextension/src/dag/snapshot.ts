@@ -1,0 +1,137 @@
+/**
+ * Run state as the UI sees it, and how engine events change it.
+ *
+ * The Python widget keeps the same snapshot (nbflow/notebook/widget.py) and
+ * both sides are checked against one shared fixture, so a snapshot built in
+ * the kernel and one built from streamed events in the browser agree.
+ */
+import { isFinished, isStateName } from "./states";
+import type {
+  CompactSnapshot,
+  EngineEvent,
+  FlowRunState,
+  RunSnapshot,
+  StateName,
+  TaskRunState,
+} from "./types";
+
+export const emptySnapshot = (): RunSnapshot => ({ run: null, tasks: {} });
+
+const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+const str = (v: unknown): string => (typeof v === "string" ? v : "");
+
+/** Accept the compact wire form (missing fields mean empty) and reject junk quietly. */
+export function normalizeSnapshot(raw: CompactSnapshot | null | undefined): RunSnapshot {
+  const out = emptySnapshot();
+  if (!raw || typeof raw !== "object") return out;
+  const run = raw.run;
+  if (run && isStateName(run.state)) {
+    out.run = {
+      flow_run_id: str(run.flow_run_id),
+      state: run.state,
+      message: str(run.message),
+      started: num(run.started),
+      ended: num(run.ended),
+    };
+  }
+  for (const [slug, t] of Object.entries(raw.tasks ?? {})) {
+    if (!t || !isStateName(t.state)) continue;
+    out.tasks[slug] = {
+      state: t.state,
+      attempt: num(t.attempt) ?? 0,
+      message: str(t.message),
+      started: num(t.started),
+      ended: num(t.ended),
+    };
+  }
+  return out;
+}
+
+export const sameTaskState = (a: TaskRunState | undefined, b: TaskRunState | undefined): boolean =>
+  a === b ||
+  (a !== undefined &&
+    b !== undefined &&
+    a.state === b.state &&
+    a.attempt === b.attempt &&
+    a.message === b.message &&
+    a.started === b.started &&
+    a.ended === b.ended);
+
+export interface ApplyResult {
+  /** Slugs whose entry changed. */
+  changed: Set<string>;
+  /** True when a new run began: every node was reset to Pending. */
+  reset: boolean;
+  runChanged: boolean;
+}
+
+/**
+ * Fold events into `snapshot` in place (a 10,000-event burst must not copy
+ * the whole map per event). `slugs` lists the graph's tasks so a new run can
+ * reset each of them to Pending.
+ */
+export function applyEvents(
+  snapshot: RunSnapshot,
+  events: readonly EngineEvent[],
+  slugs: readonly string[],
+): ApplyResult {
+  const result: ApplyResult = { changed: new Set(), reset: false, runChanged: false };
+  for (const ev of events) {
+    if (!ev || ev.kind !== "state" || !isStateName(ev.state)) continue;
+    if (ev.task === null || ev.task === undefined) {
+      applyFlowEvent(snapshot, ev, ev.state, slugs, result);
+    } else {
+      applyTaskEvent(snapshot, ev, ev.state, result);
+    }
+  }
+  return result;
+}
+
+function applyFlowEvent(
+  snapshot: RunSnapshot,
+  ev: EngineEvent,
+  state: StateName,
+  slugs: readonly string[],
+  result: ApplyResult,
+): void {
+  const ts = num(ev.timestamp);
+  let run: FlowRunState | null = snapshot.run;
+  if (state === "Running") {
+    run = { flow_run_id: ev.flow_run_id, state, message: str(ev.message), started: ts, ended: null };
+    // A run starts from scratch: nodes of the previous run must not look current.
+    snapshot.tasks = {};
+    for (const slug of slugs) snapshot.tasks[slug] = pendingEntry();
+    result.reset = true;
+  } else {
+    if (!run || run.flow_run_id !== ev.flow_run_id) {
+      run = { flow_run_id: ev.flow_run_id, state, message: "", started: null, ended: null };
+    }
+    run = { ...run, state, message: str(ev.message), ended: isFinished(state) ? ts : null };
+  }
+  snapshot.run = run;
+  result.runChanged = true;
+}
+
+const pendingEntry = (): TaskRunState => ({
+  state: "Pending",
+  attempt: 0,
+  message: "",
+  started: null,
+  ended: null,
+});
+
+function applyTaskEvent(snapshot: RunSnapshot, ev: EngineEvent, state: StateName, result: ApplyResult): void {
+  const slug = ev.task as string;
+  const prev = snapshot.tasks[slug] ?? pendingEntry();
+  const ts = num(ev.timestamp);
+  const attempt = num(ev.attempt);
+  snapshot.tasks[slug] = {
+    state,
+    attempt: attempt !== null && attempt > 0 ? attempt : prev.attempt,
+    message: str(ev.message),
+    // The first Running of the run starts the clock; retries keep it running.
+    started: state === "Running" && prev.started === null ? ts : prev.started,
+    ended: isFinished(state) ? ts : null,
+  };
+  result.changed.add(slug);
+}

@@ -1,0 +1,93 @@
+/**
+ * The data contracts shared with the Python engine (`Flow.structure()`,
+ * `Event.to_dict()`, the widget's `states` trait). Field names follow the
+ * Python side exactly; nothing here is frontend-specific.
+ */
+
+export type StateName =
+  | "Scheduled"
+  | "Pending"
+  | "Submitted"
+  | "Running"
+  | "Retrying"
+  | "Success"
+  | "Cached"
+  | "Skipped"
+  | "Failed"
+  | "TriggerFailed"
+  | "TimedOut"
+  | "Cancelling"
+  | "Cancelled";
+
+/** What a node shows before any run touched it. Not an engine state. */
+export type DisplayState = StateName | "NotRun";
+
+export type TaskKind = "task" | "parameter" | "shell" | "cell";
+
+export interface GraphTask {
+  slug: string;
+  name: string;
+  kind?: TaskKind | string;
+  order?: number;
+  options?: Record<string, unknown>;
+  upstream?: string[];
+  defines?: string[];
+  uses?: string[];
+}
+
+export interface GraphEdge {
+  upstream: string;
+  downstream: string;
+  key: string | null;
+}
+
+export interface FlowGraph {
+  name: string;
+  tasks: GraphTask[];
+  edges: GraphEdge[];
+  parameters?: { name: string; default?: unknown; required?: boolean }[];
+  schedule?: unknown;
+}
+
+/** One JSON event from the engine's stream (`Event.to_dict()`). */
+export interface EngineEvent {
+  kind: "state" | "log";
+  flow_run_id: string;
+  task_run_id?: string | null;
+  task: string | null;
+  timestamp: number;
+  state?: StateName;
+  previous?: StateName | null;
+  message?: string;
+  attempt?: number;
+  level?: string;
+}
+
+export interface TaskRunState {
+  state: StateName;
+  attempt: number;
+  message: string;
+  /** Epoch seconds of the first Running of this run, null if it never ran. */
+  started: number | null;
+  /** Epoch seconds of the finished state, null while not finished. */
+  ended: number | null;
+}
+
+export interface FlowRunState {
+  flow_run_id: string;
+  state: StateName;
+  message: string;
+  started: number | null;
+  ended: number | null;
+}
+
+export interface RunSnapshot {
+  run: FlowRunState | null;
+  tasks: Record<string, TaskRunState>;
+}
+
+/** The wire form of a snapshot: the `states` trait omits empty fields. */
+export interface CompactSnapshot {
+  run?: Partial<FlowRunState> | null;
+  tasks?: Record<string, Partial<TaskRunState>>;
+}

@@ -1,0 +1,9 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // The stylesheet test reads dag.css as text; vitest blanks CSS unless told otherwise.
+    css: true,
+  },
+});
