@@ -64,8 +64,26 @@ def task_updates(run_id: str, n: int) -> list[dict]:
     now = time.time()
     for i in range(n // 2):
         tid = str(uuid.uuid4())
-        out.append({"taskRunId": tid, "flowRunId": run_id, "taskSlug": f"t{i % 10}", "version": 0, "state": "Running", "timestamp": now})
-        out.append({"taskRunId": tid, "flowRunId": run_id, "taskSlug": f"t{i % 10}", "version": 1, "state": "Success", "timestamp": now + 1})
+        out.append(
+            {
+                "taskRunId": tid,
+                "flowRunId": run_id,
+                "taskSlug": f"t{i % 10}",
+                "version": 0,
+                "state": "Running",
+                "timestamp": now,
+            }
+        )
+        out.append(
+            {
+                "taskRunId": tid,
+                "flowRunId": run_id,
+                "taskSlug": f"t{i % 10}",
+                "version": 1,
+                "state": "Success",
+                "timestamp": now + 1,
+            }
+        )
     return out
 
 
@@ -110,7 +128,9 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--updates", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--runs", type=int, default=300)
@@ -161,7 +181,9 @@ def main() -> None:
     single = next(k for k in first if "one per request" in k)
     batched = next(k for k in first if "batches" in k)
     for n in names:
-        print(f"{n}: batching is {table[n][batched] / table[n][single]:.0f}x faster than one update per request")
+        print(
+            f"{n}: batching is {table[n][batched] / table[n][single]:.0f}x faster than one update per request"
+        )
 
 
 if __name__ == "__main__":

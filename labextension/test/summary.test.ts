@@ -19,6 +19,7 @@ describe("summarize", () => {
     });
     const s = summarize(snapshot, ["a", "b", "c", "d", "e", "f", "g"], 112.5);
     expect(s).toMatchObject({ total: 7, done: 3, running: 2, failed: 2, runState: "Running", elapsed: 12.5 });
+    expect(s.runId).not.toBe("");
     expect(countsInOrder(s)).toEqual([
       ["Pending", 1],
       ["Running", 1],

@@ -7,6 +7,7 @@ completions into a queue, so waiting costs O(1) per finished task even with
 
 from __future__ import annotations
 
+import logging
 import queue
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -152,12 +153,14 @@ class DaskExecutor(_QueuedExecutor):
                     "check the address or start one with `dask scheduler`"
                 ) from None
         else:
+            # Our own short-lived cluster: its workers' shutdown races ("failed to communicate
+            # with scheduler during heartbeat") are noise; task errors reach the user as events.
+            options = {"dashboard_address": None, "silence_logs": logging.CRITICAL, **self.cluster_kwargs}
             self._cluster = LocalCluster(
                 n_workers=self.n_workers,
                 threads_per_worker=self.threads_per_worker,
                 processes=self.processes,
-                dashboard_address=None,
-                **self.cluster_kwargs,
+                **options,
             )
             self.client = Client(self._cluster)
         return self

@@ -343,3 +343,39 @@ def test_status_logs_and_reset(k: Kernel, capsys: pytest.CaptureFixture[str]) ->
     assert "plotting 3 rows" in capsys.readouterr().out
     k.run("%flow reset")
     assert k.session.flow.task_names == []
+
+
+def test_flow_run_shows_the_widget_and_it_follows_the_run(k: Kernel) -> None:
+    k.run_all(
+        [
+            *DF_CELLS[:2],
+            "%%task load_data --no-run\ndf = load()",
+            "%%task boom --no-run\nraise ValueError(f'bad {len(df.rows)}')",
+        ]
+    )
+    k.run("%flow run")
+    widget = k.session.widget()
+    assert {t["slug"] for t in widget.graph["tasks"]} == {"load_data", "boom"}
+    tasks = widget.states["tasks"]
+    assert tasks["load_data"]["state"] == "Success"
+    assert tasks["boom"]["state"] == "Failed"
+    assert "ValueError: bad 5" in tasks["boom"]["message"]
+    assert repr(widget) == "FlowWidget(flow='notebook', tasks=2, Success=1, Failed=1)"
+    detail = k.session.task_detail("boom")
+    assert detail["state"] == "Failed" and detail["inputs"] == ["df ← load_data"]
+    assert any("ValueError: bad 5" in line["message"] for line in detail["logs"])
+
+
+def test_widget_buttons_run_cancel_and_rerun(k: Kernel) -> None:
+    k.run("%load_ext nbflow")
+    k.run("calls = []")
+    k.run("%%task a --no-run\ncalls.append('a')\nx = 1")
+    k.run("%%task b --no-run\ncalls.append('b')\ny = x + 1")
+    widget = k.session.widget()
+    widget._on_message(widget, {"type": "run_to", "slug": "a"}, [])  # "run up to here" in the page
+    assert k.session.wait(10).is_successful()
+    assert k.ns["calls"] == ["a"]
+    widget._on_message(widget, {"type": "run"}, [])  # the toolbar's run button
+    assert k.session.wait(10).is_successful()
+    assert k.ns["calls"] == ["a", "a", "b"]
+    assert widget.states["tasks"]["b"]["state"] == "Success"

@@ -27,6 +27,7 @@ export class ProgressView {
     ds.failed = String(s.failed);
     ds.total = String(s.total);
     ds.run = s.runState ?? "";
+    ds.runId = s.runId;
     const parts = [
       s.runState ? stateLabel(s.runState) : "not run",
       `${s.done} / ${s.total} done`,

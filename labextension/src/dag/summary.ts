@@ -10,6 +10,8 @@ export interface ProgressSummary {
   /** Count per state of the graph's tasks (tasks without a state are not counted). */
   counts: Partial<Record<StateName, number>>;
   runState: StateName | null;
+  /** The id of the flow run the states belong to (empty before a run). */
+  runId: string;
   /** Seconds since the run started (to its end when finished); null before a run. */
   elapsed: number | null;
 }
@@ -30,7 +32,7 @@ export function summarize(snapshot: RunSnapshot, slugs: readonly string[], nowSe
   const run = snapshot.run;
   const elapsed =
     run && run.started !== null ? Math.max(0, (run.ended ?? nowSeconds) - run.started) : null;
-  return { total: slugs.length, done, running, failed, counts, runState: run?.state ?? null, elapsed };
+  return { total: slugs.length, done, running, failed, counts, runState: run?.state ?? null, runId: run?.flow_run_id ?? "", elapsed };
 }
 
 /** States in lifecycle order with their counts, zeros left out. */
