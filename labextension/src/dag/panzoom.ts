@@ -58,6 +58,12 @@ export class PanZoom {
     this.contentHeight = height;
   }
 
+  /**
+   * Fit never zooms out below this (set by the view for small flows): a 10-task flow
+   * should stay readable and pan, not shrink into unlabeled boxes.
+   */
+  minFitScale = 0;
+
   fit(): void {
     const w = this.svg.clientWidth;
     const h = this.svg.clientHeight;
@@ -67,16 +73,14 @@ export class PanZoom {
     }
     this.fitPending = false;
     this.moved = false;
-    const k = Math.min(
-      (w - 2 * FIT_PADDING) / this.contentWidth,
-      (h - 2 * FIT_PADDING) / this.contentHeight,
-      1,
+    const k = Math.max(
+      Math.min((w - 2 * FIT_PADDING) / this.contentWidth, (h - 2 * FIT_PADDING) / this.contentHeight, 1),
+      Math.min(this.minFitScale, 1),
     );
-    this.set({
-      k,
-      x: (w - this.contentWidth * k) / 2,
-      y: (h - this.contentHeight * k) / 2,
-    });
+    // Centre what fits; what does not starts at the top-left, where the flow begins.
+    const x = this.contentWidth * k <= w ? (w - this.contentWidth * k) / 2 : FIT_PADDING;
+    const y = this.contentHeight * k <= h ? (h - this.contentHeight * k) / 2 : FIT_PADDING;
+    this.set({ k, x, y });
   }
 
   /** Zoom by `factor` keeping the point (px, py), in svg pixels, where it is. */

@@ -24,6 +24,9 @@ export const LARGE_FLOW_TASKS = 2000;
 
 /** Zoom below which node labels are hidden (12 px text would be under 5 px). */
 const FAR_SCALE = 0.4;
+/** Up to this many drawn nodes, fit-to-view keeps labels readable and lets the user pan. */
+const READABLE_FIT_NODES = 80;
+const READABLE_FIT_SCALE = 0.6;
 
 export interface DagViewOptions extends LayoutOptions {
   /** See LARGE_FLOW_TASKS; Infinity always draws. */
@@ -220,6 +223,7 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     // Fit first: measuring the canvas forces a layout pass, which must not see
     // a thousand labels that the far-zoom level of detail is about to hide.
     panzoom.setContentSize(layout.width, layout.height);
+    panzoom.minFitScale = layout.nodes.size <= READABLE_FIT_NODES ? READABLE_FIT_SCALE : 0;
     if (!panzoom.userMoved) panzoom.fit();
     const at = now();
     renderer.draw(model, layout, (slug) => display(slug, at));
