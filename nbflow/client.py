@@ -130,6 +130,36 @@ class Client(_Base):
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
+    def events(
+        self, *, flow_run_id: str | None = None, cursor: str | None = None, from_start: bool = False
+    ) -> Any:
+        """The live feed (server-sent events): yields ``(cursor, [event, ...])`` batches."""
+        import json
+
+        params = {
+            k: v
+            for k, v in {
+                "flow_run_id": flow_run_id,
+                "cursor": cursor,
+                "from": "start" if from_start else None,
+            }.items()
+            if v
+        }
+        try:
+            with self._http.stream(
+                "GET", "/events", params=params, timeout=httpx.Timeout(10, read=60)
+            ) as response:
+                if response.status_code in (401, 403):
+                    raise AuthError(f"the live feed refused the key (server {self.url})")
+                position = cursor
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        position = line[4:]
+                    elif line.startswith("data: "):
+                        yield position, json.loads(line[6:])
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+
     def close(self) -> None:
         self._http.close()
 
@@ -147,6 +177,7 @@ class Client(_Base):
     flow_runs = _sync(ops.flow_runs)
     flow_run = _sync(ops.flow_run)
     run_logs = _sync(ops.run_logs)
+    flow_run_structure = _sync(ops.flow_run_structure)
     cancel_flow_run = _sync(ops.cancel_flow_run)
     set_schedule_active = _sync(ops.set_schedule_active)
     set_flow_run_states = _sync(ops.set_flow_run_states)
@@ -217,6 +248,7 @@ class AsyncClient(_Base):
     flow_runs = _async(ops.flow_runs)
     flow_run = _async(ops.flow_run)
     run_logs = _async(ops.run_logs)
+    flow_run_structure = _async(ops.flow_run_structure)
     cancel_flow_run = _async(ops.cancel_flow_run)
     set_schedule_active = _async(ops.set_schedule_active)
     set_flow_run_states = _async(ops.set_flow_run_states)

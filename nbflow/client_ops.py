@@ -234,6 +234,12 @@ def flow_run(run_id: str) -> Operation[FlowRunInfo]:
     return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["flowRun"]))
 
 
+def flow_run_structure(run_id: str) -> Operation[dict[str, Any]]:
+    """The registered structure (graph) of a run's flow version, for drawing it."""
+    query = "query($id: String!) { flowRun(id: $id) { state flowVersion { structure } } }"
+    return Operation(query, {"id": run_id}, lambda d: d["flowRun"]["flowVersion"]["structure"])
+
+
 def run_logs(run_id: str, *, after_id: int = 0, limit: int = 1000) -> Operation[list[dict[str, Any]]]:
     query = """query($id: String!, $after: Int!, $limit: Int!) { flowRun(id: $id) {
         logs(afterId: $after, limit: $limit) { id seq taskSlug taskRunId level message timestamp } } }"""

@@ -38,7 +38,22 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nbflow.demo import Demo
+
+    demo = Demo(port=args.port)
+    try:
+        return demo.run(serve=args.serve)
+    finally:
+        demo.close()
+
+
 def add(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="server + agent + an example notebook run, on this machine")
+    demo.add_argument("--serve", action="store_true", help="keep the server and agent running afterwards")
+    demo.add_argument("--port", type=int, default=None, help="server port (default 4200, or a free one)")
+    demo.set_defaults(handler=cmd_demo)
+
     agent = sub.add_parser("agent", help="run registered flows on this machine")
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
     start = agent_sub.add_parser("start", help="pull runs from the server and run them in subprocesses")

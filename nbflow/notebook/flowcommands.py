@@ -87,6 +87,9 @@ def _flow_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["clear"])
     export = sub.add_parser("export", help="write the flow as a standalone Python module")
     export.add_argument("path")
+    watch = sub.add_parser("watch", help="show a server run in the widget, live")
+    watch.add_argument("run_id")
+    server_options(watch, flag=False)
     sub.add_parser("reset", help="forget the flow's tasks and runs")
     name = sub.add_parser("name", help="set the flow's name")
     name.add_argument("name")
@@ -143,6 +146,8 @@ class FlowCommands:
                 self.session.flow, api, parameter_sets, labels=self._labels(args)
             )
         self.session.last_server_runs = [r.id for r in runs]
+        if len(runs) == 1 and not getattr(args, "quiet", False):
+            self._watch(api.url, args.key, runs[0].id)
         print(f"flow {self.session.flow.name!r} version {registered.version} on {api.url}:")
         for run in runs:
             shown = ", ".join(f"{k}={v}" for k, v in run.parameters.items())
@@ -150,6 +155,17 @@ class FlowCommands:
         print(
             "an agent with the flow's labels runs them; `nbflow runs show RUN_ID` or %flow watch RUN_ID follows one"
         )
+
+    def _watch(self, url: str | None, key: str | None, run_id: str) -> None:
+        from nbflow.notebook import remote
+        from nbflow.notebook.watch import ServerRunWatch
+
+        watch = ServerRunWatch(remote.client(url, key), run_id).start()
+        self.session.watches.append(watch)
+        self._display(watch.widget)
+
+    def cmd_watch(self, args: argparse.Namespace) -> None:
+        self._watch(args.server, args.key, args.run_id)
 
     def cmd_register(self, args: argparse.Namespace) -> None:
         from nbflow.notebook import remote

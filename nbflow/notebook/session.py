@@ -50,6 +50,7 @@ class NotebookSession:
         self.last_resolution: Resolution | None = None
         self.current_cell_id: str | None = None
         self.last_server_runs: list[str] = []
+        self.watches: list[Any] = []  # widgets following server runs
         self._widget: Any = None
         self._lock = threading.Lock()
 

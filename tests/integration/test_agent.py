@@ -238,3 +238,41 @@ def test_agent_refuses_code_whose_hash_does_not_match(
         assert "does not match its registration" in final.message and "refusing to run it" in final.message
     finally:
         agent.stop()
+
+
+def test_notebook_runs_on_the_server_and_the_widget_follows_it_live(server: ServerProcess) -> None:
+    from notebook_helpers import Kernel
+
+    agent = AgentProcess(server, agent_key(server)).start()
+    kernel = Kernel()
+    try:
+        kernel.run_all(
+            [
+                *DF_CELLS[:2],
+                "%%task load_data --no-run\ndf = load()",
+                "%%task clean --no-run\ndf = df.dropna()",
+            ]
+        )
+        kernel.run("%flow name remote_frames")
+        kernel.run(f"%flow run --server {server.url} --key {server.admin_key}")
+        watch = kernel.session.watches[-1]
+        assert watch.finished.wait(60), agent.log()
+        time.sleep(0.5)  # the watcher's trailing sync
+        states = watch.widget.states
+        assert states["run"]["state"] == "Success"
+        assert {slug: t["state"] for slug, t in states["tasks"].items()} == {
+            "load_data": "Success",
+            "clean": "Success",
+        }
+        assert {t["slug"] for t in watch.widget.graph["tasks"]} == {"load_data", "clean"}
+        # %flow watch on a finished run replays it from the start.
+        kernel.run(f"%flow watch {watch.run_id} --server {server.url} --key {server.admin_key}")
+        again = kernel.session.watches[-1]
+        assert again.finished.wait(30)
+        time.sleep(0.5)
+        assert again.widget.states["tasks"]["clean"]["state"] == "Success"
+    finally:
+        for w in kernel.session.watches:
+            w.stop()
+        kernel.close()
+        agent.stop()

@@ -17,7 +17,13 @@ def test_labextension_vitest_suite_passes() -> None:
     if npm is None:
         pytest.fail("npm is not installed; the frontend tests need node 20+ and npm")
     if not (LABEXTENSION / "node_modules").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=LABEXTENSION, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=LABEXTENSION,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     done = subprocess.run([npm, "test"], cwd=LABEXTENSION, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
