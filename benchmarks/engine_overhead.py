@@ -150,7 +150,9 @@ def ensure_prefect() -> Path:
     return python
 
 
-def time_prefect(specs: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], float], str]:
+def time_prefect(specs: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], float | str], str]:
+    """Each case in its own Prefect process (and fresh PREFECT_HOME), so one that fails is
+    reported as such instead of taking the others down. Seconds, or why it failed."""
     python = ensure_prefect()
     version = subprocess.run(
         [str(python), "-c", "import prefect; print(prefect.__version__)"],
@@ -158,31 +160,48 @@ def time_prefect(specs: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], fl
         text=True,
         check=True,
     ).stdout.strip()
-    with tempfile.TemporaryDirectory() as home:
-        script = Path(home) / "bench_prefect.py"
-        script.write_text(PREFECT_SCRIPT)
-        env = {
-            **os.environ,
-            "PREFECT_HOME": home,
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
-        env.pop("PREFECT_API_URL", None)
-        done = subprocess.run(
-            [str(python), str(script), *(f"{s}:{n}" for s, n in specs)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=3600,
-        )
-    result_line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
-    if result_line is None:
-        raise RuntimeError(f"Prefect benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    locked = done.stderr.count("database is locked")
-    if locked:
-        print(f"note: Prefect's server logged 'database is locked' {locked} times", flush=True)
-    raw = json.loads(result_line[len("RESULT ") :])
-    return {(k.split(":")[0], int(k.split(":")[1])): v for k, v in raw.items()}, version
+    results: dict[tuple[str, int], float | str] = {}
+    for shape, n in specs:
+        with tempfile.TemporaryDirectory() as home:
+            script = Path(home) / "bench_prefect.py"
+            script.write_text(PREFECT_SCRIPT)
+            env = {
+                **os.environ,
+                "PREFECT_HOME": home,
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                # A fresh PREFECT_HOME migrates its database first: give the ephemeral server time.
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            }
+            env.pop("PREFECT_API_URL", None)
+            try:
+                done = subprocess.run(
+                    [str(python), str(script), f"{shape}:{n}"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=3600,
+                )
+            except subprocess.TimeoutExpired:
+                results[(shape, n)] = "failed: no result within 1 h"
+                continue
+        line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        locked = done.stderr.count("database is locked")
+        if locked:
+            print(
+                f"note: Prefect {shape} {n}: its server logged 'database is locked' {locked} times",
+                flush=True,
+            )
+        if line is None:
+            errors = [ln for ln in done.stderr.splitlines() if "Error" in ln or "Exception" in ln]
+            results[(shape, n)] = "failed: " + (
+                errors[-1].strip()[:120] if errors else f"exit code {done.returncode}"
+            )
+            print(f"Prefect {shape} {n}: {results[(shape, n)]}", flush=True)
+            continue
+        results[(shape, n)] = json.loads(line[len("RESULT ") :])[f"{shape}:{n}"]
+        print(f"Prefect {shape} {n}: {results[(shape, n)] / n * 1e6:.0f} us/task", flush=True)
+    return results, version
 
 
 # -- report ------------------------------------------------------------------------
@@ -203,7 +222,7 @@ def main() -> None:
 
     import nbflow
 
-    results: dict[tuple[str, int], dict[str, float]] = {spec: {} for spec in specs}
+    results: dict[tuple[str, int], dict[str, float | str]] = {spec: {} for spec in specs}
     runners: dict[str, Callable[[str, int], float]] = {
         "nbflow local": lambda s, n: time_nbflow(s, n, "local", args.repeat),
         "nbflow threads": lambda s, n: time_nbflow(s, n, "threads", args.repeat),
@@ -240,12 +259,15 @@ def main() -> None:
     )
     print("|---|---:|" + "---:|" * len(peers) + "---:|---:|")
     for (shape, n), row in results.items():
-        per_task = {p: row[p] / n * 1e6 for p in peers}
-        local = per_task["nbflow local"]
-        prefect_ratio = f"{per_task['prefect 3'] / local:.0f}x" if "prefect 3" in per_task else "-"
-        dask_ratio = f"{per_task['dask.threaded.get'] / local:.2f}x"
-        cells = " | ".join(f"{per_task[p]:.1f}" for p in peers)
-        print(f"| {shape} | {n:,} | {cells} | {prefect_ratio} | {dask_ratio} |")
+        local = row["nbflow local"] / n * 1e6
+        cells = []
+        for p in peers:
+            value = row.get(p)
+            cells.append(f"{value / n * 1e6:.1f}" if isinstance(value, float) else str(value or "-"))
+        prefect = row.get("prefect 3")
+        prefect_ratio = f"{prefect / n * 1e6 / local:.0f}x" if isinstance(prefect, float) else "-"
+        dask_ratio = f"{row['dask.threaded.get'] / n * 1e6 / local:.2f}x"
+        print(f"| {shape} | {n:,} | {' | '.join(cells)} | {prefect_ratio} | {dask_ratio} |")
 
 
 if __name__ == "__main__":
