@@ -7,6 +7,7 @@ engine: the notebook, the CLI and the agent's flow subprocess all drive it.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import os
 import threading
@@ -95,10 +96,12 @@ class FlowRunner:
         self.flow = flow
         order = flow.sorted_tasks()  # raises CycleError before anything runs
         self.parameters = parameter_values(flow.parameters(), parameters)
+        self.requested: set[Task] = set()
         if targets is not None:
             chosen = [flow.get_task(t) if isinstance(t, str) else t for t in targets]
             keep = flow.ancestors(chosen)
             order = [t for t in order if t in keep]
+            self.requested = set(chosen)  # asked for by name: a manual_only trigger lets them run
         self.order = order
         self.executor = resolve_executor(executor)
         self.cache = cache
@@ -210,7 +213,13 @@ class FlowRunner:
                 continue
             ids[task] = run_id = new_id()
             self.states[task] = run_task(
-                task, run_id, self._incoming(task), constants.get(task), info, stream.emitter()
+                task,
+                run_id,
+                self._incoming(task),
+                constants.get(task),
+                info,
+                stream.emitter(),
+                requested=task in self.requested,
             )
 
     def _run_queued(self, info: RunInfo) -> None:
@@ -247,7 +256,7 @@ class FlowRunner:
                         continue
                 else:
                     handle = executor.submit(
-                        run_task,
+                        functools.partial(run_task, requested=task in self.requested),
                         task,
                         run_id,
                         self._incoming(task),
@@ -268,7 +277,7 @@ class FlowRunner:
     def _submit_remote(self, task: Task, run_id: str, info: RunInfo, handles: dict[Task, Any]) -> Any:
         """Decide the trigger here, then ship the run with upstream futures (data stays on the cluster)."""
         incoming = self._incoming(task)
-        decided = trigger_decision(task, incoming)
+        decided = trigger_decision(task, incoming, requested=task in self.requested)
         emit = self.stream.emit
         if decided is not None:
             self.states[task] = decided

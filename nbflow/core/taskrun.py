@@ -21,7 +21,7 @@ from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
 from nbflow.core.events import LOG, STATE, Event
 from nbflow.core.states import TRANSITIONS, State, StateTransitionError, StateType
-from nbflow.core.triggers import all_successful, trigger_name
+from nbflow.core.triggers import all_successful, manual_only, trigger_name
 
 if TYPE_CHECKING:
     from nbflow.core.tasks import Task
@@ -122,8 +122,11 @@ def _user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
 
 
-def trigger_decision(task: Task, incoming: list[Incoming]) -> State | None:
-    """The final state of a task its trigger keeps from running, or ``None`` if it runs."""
+def trigger_decision(task: Task, incoming: list[Incoming], *, requested: bool = False) -> State | None:
+    """The final state of a task its trigger keeps from running, or ``None`` if it runs.
+    ``requested``: the run was asked for this very task, so ``manual_only`` lets it run."""
+    if requested and task.trigger is manual_only:
+        return trigger_decision(task.copy(trigger=all_successful), incoming)
     if task.trigger is all_successful:
         # The common case, without building anything: every upstream plainly succeeded.
         for _, _, state in incoming:
@@ -158,6 +161,7 @@ def run_task(
     *,
     initial: StateType = S.PENDING,
     check_trigger: bool = True,
+    requested: bool = False,
 ) -> State:
     slug = task.slug or task.name
     flow_run_id = info.flow_run_id
@@ -174,7 +178,7 @@ def run_task(
 
     # 1. Trigger: decided from the upstream tasks' final states.
     if check_trigger:
-        decided = trigger_decision(task, incoming)
+        decided = trigger_decision(task, incoming, requested=requested)
         if decided is not None:
             return advance(decided)
 

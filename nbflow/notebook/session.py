@@ -108,7 +108,8 @@ class NotebookSession:
         )
         capture.install()
         try:
-            state = run_task(task, new_id(), [], inputs, info, self.stream.emitter())
+            # Running the cell asks for this task: there are no upstream states to trigger on.
+            state = run_task(task, new_id(), [], inputs, info, self.stream.emitter(), check_trigger=False)
         finally:
             capture.uninstall()
             self.stream.flush()

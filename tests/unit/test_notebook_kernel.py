@@ -379,3 +379,10 @@ def test_widget_buttons_run_cancel_and_rerun(k: Kernel) -> None:
     assert k.session.wait(10).is_successful()
     assert k.ns["calls"] == ["a", "a", "b"]
     assert widget.states["tasks"]["b"]["state"] == "Success"
+
+
+def test_running_a_cell_runs_its_task_whatever_its_trigger(k: Kernel) -> None:
+    k.run("%load_ext nbflow")
+    k.run("%%task cleanup --trigger any_failed\ncleaned = True")
+    k.run("%%task deploy --trigger manual_only\ndeployed = True")
+    assert k.ns["cleaned"] is True and k.ns["deployed"] is True

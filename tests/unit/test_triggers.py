@@ -109,6 +109,23 @@ def test_manual_only_never_runs_automatically() -> None:
     assert "manual_only" in state.result[deploy].message
 
 
+@pytest.mark.parametrize("executor", ["local", "threads"])
+def test_manual_only_runs_when_the_run_targets_it(executor: str) -> None:
+    @task
+    def build() -> str:
+        return "artifact"
+
+    @task(trigger="manual_only")
+    def deploy(what: str) -> str:
+        return f"deployed {what}"
+
+    with Flow("m") as flow:
+        out = deploy(build())
+    assert flow.run(executor=executor).result[out].type is S.SKIPPED
+    targeted = flow.run(targets=[out], executor=executor)
+    assert targeted.result[out].result == "deployed artifact"
+
+
 def test_skip_propagates_through_default_trigger() -> None:
     @task
     def ok() -> int:
