@@ -29,6 +29,8 @@ from nbflow.core.states import State, StateType
 from nbflow.core.tasks import Edge, Parameter, Task, task
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "CronSchedule",
     "CycleError",
     "DaskExecutor",
@@ -38,6 +40,7 @@ __all__ = [
     "Executor",
     "Flow",
     "FlowRunner",
+    "FlowWidget",
     "GraphError",
     "IntervalSchedule",
     "LocalExecutor",
@@ -57,6 +60,18 @@ __all__ = [
     "task",
     "triggers",
 ]
+
+
+# Heavy parts load on first use, so `import nbflow` stays light (httpx, anywidget).
+_LAZY = {"Client": "nbflow.client", "AsyncClient": "nbflow.client", "FlowWidget": "nbflow.notebook.widget"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nbflow' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
