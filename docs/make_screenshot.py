@@ -61,8 +61,12 @@ def main() -> None:
                 widget.wait_for(timeout=60_000)
                 # Mid-run: apac_report failed after its retries and alert ran, while the long
                 # us_report branch is still running and totals/publish wait for it.
-                page.wait_for_selector(".nbflow-widget g.nbflow-node[data-task='alert'][data-state='Success']", timeout=60_000)
-                page.wait_for_selector(".nbflow-widget g.nbflow-node[data-task='us_report'][data-state='Running']", timeout=5_000)
+                page.wait_for_selector(
+                    ".nbflow-widget g.nbflow-node[data-task='alert'][data-state='Success']", timeout=60_000
+                )
+                page.wait_for_selector(
+                    ".nbflow-widget g.nbflow-node[data-task='us_report'][data-state='Running']", timeout=5_000
+                )
                 time.sleep(0.3)
                 widget.scroll_into_view_if_needed()
                 out = HERE / "widget.png"

@@ -31,7 +31,9 @@ def test_public_api_is_exported_and_sorted() -> None:
     for name in nbflow.__all__:
         assert hasattr(nbflow, name), name
     public = {
-        n for n in dir(nbflow) if not n.startswith("_") and not isinstance(getattr(nbflow, n), types.ModuleType)
+        n
+        for n in dir(nbflow)
+        if not n.startswith("_") and not isinstance(getattr(nbflow, n), types.ModuleType)
     }
     hooks = {"load_ipython_extension", "unload_ipython_extension", "annotations", "Any"}
     assert public - hooks <= set(nbflow.__all__)
