@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from nbflow.core.errors import NbflowError
 from nbflow.core.schedules import Schedule
@@ -33,6 +33,16 @@ async def schedule_flows(session: AsyncSession, *, now: datetime | None = None) 
     created = 0
     flows = (await session.execute(select(Flow).where(Flow.schedule_active.is_(True)))).scalars().all()
     for flow in flows:
+        # Take the flow's row first (a row lock on PostgreSQL, the write lock on SQLite) and
+        # re-check that its schedule is on: turning it off while we schedule then waits for
+        # us (and deletes what we made), or wins first and we make nothing.
+        claimed = await session.execute(
+            update(Flow)
+            .where(Flow.id == flow.id, Flow.schedule_active.is_(True))
+            .values(schedule_active=True)
+        )
+        if claimed.rowcount != 1:
+            continue
         version = await latest_version(session, flow.id)
         if version is None or not version.schedule:
             continue
