@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core.errors import ClientError, TransportError
+from nbflow.core.files import atomic_write
 from nbflow.core.settings import nbflow_home
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ class Spool:
             return 0
 
     def _set_delivered(self, count: int) -> None:
-        tmp = self.offset_path.with_suffix(".offset.tmp")
-        tmp.write_text(str(count))
-        os.replace(tmp, self.offset_path)
+        atomic_write(self.offset_path, str(count).encode())
 
     def pending(self) -> list[dict[str, Any]]:
         if not self.path.exists():

@@ -7,12 +7,11 @@ code whose SHA-256 does not match, so a changed or swapped file never runs.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from nbflow.core.errors import StorageError
+from nbflow.core.files import atomic_write
 from nbflow.core.settings import nbflow_home
 
 
@@ -37,11 +36,7 @@ class LocalStorage:
         path = self.root / _safe(flow_name) / f"{digest}.py"
         if not path.exists():
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(code)
-                os.replace(tmp, path)
+                atomic_write(path, code.encode())
             except OSError as exc:
                 raise StorageError(f"cannot write the flow's code to {path}: {exc}") from None
         return {"kind": self.kind, "location": str(path), "sha256": digest}

@@ -10,21 +10,10 @@ if TYPE_CHECKING:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nbflow.notebook.headless import run_notebook_flow
+    from nbflow.notebook.headless import run_with_arguments
     from nbflow.notebook.ipynb import flow_from_notebook
-    from nbflow.notebook.params import parse_parameters
 
-    notebook = flow_from_notebook(args.notebook)
-    code, _ = run_notebook_flow(
-        notebook,
-        parameters=parse_parameters(args.param),
-        executor=args.executor,
-        dask_address=args.dask_address,
-        cache=not args.no_cache,
-        quiet=args.quiet,
-        show_logs=args.show_logs,
-    )
-    return code
+    return run_with_arguments(flow_from_notebook(args.notebook), args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

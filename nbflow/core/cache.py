@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from nbflow.core.files import atomic_write
 from nbflow.core.settings import nbflow_home
 
 if TYPE_CHECKING:
@@ -82,11 +81,7 @@ class ResultStore:
         except Exception as exc:
             return f"the result cannot be pickled ({type(exc).__name__}: {exc})"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         except OSError as exc:
             return f"cannot write the cache under {self.root} ({exc})"
         return None

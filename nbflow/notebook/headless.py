@@ -91,19 +91,11 @@ def run_notebook_flow(
     return (EXIT_CANCELLED if state.is_cancelled() else EXIT_FAILED), state
 
 
-def main_for(notebook_factory: Any, argv: list[str] | None, prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Run this flow.")
-    add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        notebook = notebook_factory()
-        parameters = parse_parameters(args.param)
-    except NbflowError as exc:
-        print(f"nbflow: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+def run_with_arguments(notebook: NotebookFlow, args: argparse.Namespace) -> int:
+    """``run_notebook_flow`` with the options ``add_run_arguments`` defined; the exit code."""
     code, _ = run_notebook_flow(
         notebook,
-        parameters=parameters,
+        parameters=parse_parameters(args.param),
         executor=args.executor,
         dask_address=args.dask_address,
         cache=not args.no_cache,
@@ -111,3 +103,14 @@ def main_for(notebook_factory: Any, argv: list[str] | None, prog: str) -> int:
         show_logs=args.show_logs,
     )
     return code
+
+
+def main_for(notebook_factory: Any, argv: list[str] | None, prog: str) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Run this flow.")
+    add_run_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_with_arguments(notebook_factory(), args)
+    except NbflowError as exc:
+        print(f"nbflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -94,23 +94,18 @@ class GraphQLGate:
         request = Request(scope, receive)
         settings: Settings = request.app.state.settings
         limit = settings.max_body_bytes
+        too_large = _error(
+            413, f"request body over the limit of {limit} bytes; send smaller batches", "PAYLOAD_TOO_LARGE"
+        )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _error(
-                413,
-                f"request body over the limit of {limit} bytes; send smaller batches",
-                "PAYLOAD_TOO_LARGE",
-            )(scope, receive, send)
+            await too_large(scope, receive, send)
             return
         body = bytearray()
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # chunked bodies have no length to check up front
             body += chunk
             if len(body) > limit:
-                await _error(
-                    413,
-                    f"request body over the limit of {limit} bytes; send smaller batches",
-                    "PAYLOAD_TOO_LARGE",
-                )(scope, receive, send)
+                await too_large(scope, receive, send)
                 return
         key = _bearer(request)
         if not key:
