@@ -23,6 +23,7 @@ from nbflow.core.errors import (
 from nbflow.core.events import Event, EventStream
 from nbflow.core.executors import DaskExecutor, Executor, LocalExecutor, ThreadExecutor
 from nbflow.core.flows import Flow
+from nbflow.core.record import LogRecord, StateRecord
 from nbflow.core.runner import FlowRunner
 from nbflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
 from nbflow.core.states import State, StateType
@@ -44,6 +45,7 @@ __all__ = [
     "GraphError",
     "IntervalSchedule",
     "LocalExecutor",
+    "LogRecord",
     "NbflowError",
     "Parameter",
     "ParameterError",
@@ -51,6 +53,7 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "State",
+    "StateRecord",
     "StateTransitionError",
     "StateType",
     "Task",
@@ -63,7 +66,7 @@ __all__ = [
 
 
 # Heavy parts load on first use, so `import nbflow` stays light (httpx, anywidget).
-_LAZY = {"Client": "nbflow.client", "AsyncClient": "nbflow.client", "FlowWidget": "nbflow.notebook.widget"}
+_LAZY = {"Client": "nbflow.client", "AsyncClient": "nbflow.client", "FlowWidget": "nbflow.kernel.widget"}
 
 
 def __getattr__(name: str) -> Any:
@@ -76,12 +79,13 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbflow``: register the %%task, %%params, %%setup and %flow magics."""
-    from nbflow.notebook.magics import load_ipython_extension as load
+    from nbflow.kernel.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from nbflow.notebook.magics import unload_ipython_extension as unload
+    """``%unload_ext nbflow``: remove the magics and stop the session's run."""
+    from nbflow.kernel.magics import unload_ipython_extension as unload
 
     unload(ipython)

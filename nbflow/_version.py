@@ -1,1 +1,3 @@
+"""Version of nbflow (read by the build)."""
+
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nbflow.commands import agent_cmds, api_cmds, notebook_cmds, server_cmds
+    """The ``nbflow`` argument parser with every subcommand."""
+    from nbflow.commands import agent_cmds, api_cmds, convert_cmd, notebook_cmds, server_cmds
 
     parser = argparse.ArgumentParser(
         prog="nbflow", description="Workflow orchestration that lives in the notebook."
@@ -21,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     notebook_cmds.add(sub)
+    convert_cmd.add(sub)
     server_cmds.add(sub)
     api_cmds.add(sub)
     agent_cmds.add(sub)
@@ -28,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; its exit code (1 for server errors, 2 for bad input, 130 when interrupted)."""
     from nbflow.core.errors import ClientError, NbflowError
 
     parser = build_parser()
@@ -46,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nbflow {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`nbflow runs list | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

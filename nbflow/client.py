@@ -23,11 +23,19 @@ from nbflow.config import resolve
 from nbflow.core.errors import APIError, AuthError, TransportError
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable, Callable
 
 P = ParamSpec("P")
 T = TypeVar("T")
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client of this process: building one reads the CA
+    bundle (~0.1 s), too slow to pay per client in a flow process that lives for one run."""
+    return httpx.create_ssl_context()
 
 
 def _decode(url: str, response: httpx.Response) -> dict[str, Any]:
@@ -102,12 +110,17 @@ class Client(_Base):
         transport = kwargs.pop("transport", None)
         super().__init__(url, key, **kwargs)
         self._http = httpx.Client(
-            base_url=self.url, headers=self.headers, timeout=self.timeout, transport=transport
+            base_url=self.url,
+            headers=self.headers,
+            timeout=self.timeout,
+            transport=transport,
+            verify=tls_context(),
         )
 
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> dict[str, Any]:
+        """POST one GraphQL document; the ``data``, or a ``ClientError``."""
         payload = {"query": query, "variables": variables or {}}
         for attempt in range(self.retries + 1):
             try:
@@ -122,9 +135,11 @@ class Client(_Base):
         raise AssertionError("unreachable")
 
     def execute(self, op: ops.Operation[T], *, timeout: float | None = None) -> T:
+        """Run an operation and parse its answer."""
         return op.parse(self.graphql(op.query, op.variables, timeout=timeout))
 
     def health(self) -> dict[str, Any]:
+        """The server's ``/health`` answer."""
         try:
             return self._http.get("/health").json()
         except httpx.HTTPError as exc:
@@ -151,16 +166,22 @@ class Client(_Base):
             ) as response:
                 if response.status_code in (401, 403):
                     raise AuthError(f"the live feed refused the key (server {self.url})")
-                position = cursor
+                position, kind = cursor, "batch"
                 for line in response.iter_lines():
                     if line.startswith("id: "):
                         position = line[4:]
+                    elif line.startswith("event: "):
+                        kind = line[7:]
                     elif line.startswith("data: "):
-                        yield position, json.loads(line[6:])
+                        data = json.loads(line[6:])
+                        if kind == "error":  # the server ended the stream (e.g. the key was revoked)
+                            raise AuthError(f"the live feed ended: {data.get('message')} (server {self.url})")
+                        yield position, data
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
 
     def close(self) -> None:
+        """Close the HTTP connections."""
         self._http.close()
 
     def __enter__(self) -> Client:
@@ -205,7 +226,11 @@ class AsyncClient(_Base):
         transport = kwargs.pop("transport", None)
         super().__init__(url, key, **kwargs)
         self._http = httpx.AsyncClient(
-            base_url=self.url, headers=self.headers, timeout=self.timeout, transport=transport
+            base_url=self.url,
+            headers=self.headers,
+            timeout=self.timeout,
+            transport=transport,
+            verify=tls_context(),
         )
 
     async def graphql(
@@ -215,6 +240,7 @@ class AsyncClient(_Base):
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout
     ) -> dict[str, Any]:
+        """POST one GraphQL document; the ``data``, or a ``ClientError``."""
         payload = {"query": query, "variables": variables or {}}
         for attempt in range(self.retries + 1):
             try:
@@ -229,9 +255,11 @@ class AsyncClient(_Base):
         raise AssertionError("unreachable")
 
     async def execute(self, op: ops.Operation[T], *, timeout: float | None = None) -> T:  # noqa: ASYNC109
+        """Run an operation and parse its answer."""
         return op.parse(await self.graphql(op.query, op.variables, timeout=timeout))
 
     async def aclose(self) -> None:
+        """Close the HTTP connections."""
         await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
@@ -263,6 +291,7 @@ class AsyncClient(_Base):
     async def get_runs_in_queue(
         self, labels: list[str] | tuple[str, ...] = (), *, limit: int = 10, wait: float = 0.0
     ) -> list[ops.FlowRunInfo]:
+        """Due runs for these labels, waiting up to ``wait`` seconds for one (long-poll)."""
         return await self.execute(
             ops.get_runs_in_queue(labels, limit=limit, wait=wait), timeout=self.timeout + wait
         )

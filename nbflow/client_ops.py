@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from nbflow.core.record import StateResult
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -17,6 +19,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Operation(Generic[T]):
+    """A GraphQL document, its variables, and how to read the answer."""
+
     query: str
     variables: dict[str, Any]
     parse: Callable[[dict[str, Any]], T]
@@ -24,6 +28,8 @@ class Operation(Generic[T]):
 
 @dataclass
 class FlowInfo:
+    """A registered flow as listed."""
+
     id: str
     name: str
     schedule_active: bool
@@ -32,12 +38,15 @@ class FlowInfo:
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> FlowInfo:
+        """Read one from the API's answer."""
         latest = d.get("latestVersion") or {}
         return cls(d["id"], d["name"], d["scheduleActive"], latest.get("version"), latest.get("schedule"))
 
 
 @dataclass
 class RegisteredFlow:
+    """What registration answered."""
+
     flow_id: str
     flow_version_id: str
     version: int
@@ -46,6 +55,8 @@ class RegisteredFlow:
 
 @dataclass
 class TaskRunInfo:
+    """A task run's current state."""
+
     id: str
     task_slug: str
     state: str
@@ -56,6 +67,8 @@ class TaskRunInfo:
 
 @dataclass
 class FlowRunInfo:
+    """A flow run: state, parameters, labels, and (when asked for) its flow version and task runs."""
+
     id: str
     flow_id: str
     state: str
@@ -68,11 +81,13 @@ class FlowRunInfo:
     flow_name: str | None = None
     storage: dict[str, Any] | None = None
     flow_version: int | None = None
+    private: bool = False
     task_runs: list[TaskRunInfo] = field(default_factory=list)
     created: bool | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> FlowRunInfo:
+        """Read one from the API's answer."""
         version = d.get("flowVersion") or {}
         return cls(
             id=d["id"],
@@ -87,6 +102,7 @@ class FlowRunInfo:
             flow_name=(d.get("flow") or {}).get("name"),
             storage=version.get("storage"),
             flow_version=version.get("version"),
+            private=bool(version.get("private")),
             task_runs=[
                 TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"])
                 for t in d.get("taskRuns") or []
@@ -95,16 +111,19 @@ class FlowRunInfo:
 
 
 @dataclass
-class StateResult:
+class RunStatus:
+    """What a heartbeat says of a run: its state, version and the execution that owns it."""
+
     id: str
-    ok: bool
-    version: int
     state: str
-    error: str | None
+    version: int
+    execution: int
 
 
 @dataclass
 class NewKey:
+    """A key just made (its secret, shown once)."""
+
     id: str
     name: str
     role: str
@@ -112,15 +131,18 @@ class NewKey:
 
 
 RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime
-  flow { name } flowVersion { version storage }"""
+  flow { name } flowVersion { version storage private }"""
 RUN_DETAIL = RUN_FIELDS + " taskRuns { id taskSlug state message attempt version }"
 
 
 def _results(rows: list[dict[str, Any]]) -> list[StateResult]:
-    return [StateResult(r["id"], r["ok"], r["version"], r["state"], r["error"]) for r in rows]
+    return [
+        StateResult(r["id"], r["ok"], r["version"], r["state"], r["error"], r.get("runToken")) for r in rows
+    ]
 
 
 def me() -> Operation[dict[str, Any]]:
+    """The caller's tenant and role."""
     return Operation("{ me { tenantId tenantName role } }", {}, lambda d: d["me"])
 
 
@@ -132,7 +154,9 @@ def register_flow(
     schedule: dict[str, Any] | None = None,
     labels: Sequence[str] = (),
     max_resubmits: int = 0,
+    private: bool = False,
 ) -> Operation[RegisteredFlow]:
+    """Register a flow's metadata (``private``: agents keep its logs and failure details)."""
     query = """mutation($input: RegisterFlowInput!) { registerFlow(input: $input) {
         created flow { id } version { id version } } }"""
     variables = {
@@ -143,6 +167,7 @@ def register_flow(
             "schedule": schedule,
             "labels": list(labels),
             "maxResubmits": max_resubmits,
+            "private": private,
         }
     }
 
@@ -162,6 +187,7 @@ def create_flow_run(
     scheduled_start_time: datetime | None = None,
     labels: Sequence[str] | None = None,
 ) -> Operation[FlowRunInfo]:
+    """A run of a flow by id or name (an idempotency key makes retries safe)."""
     query = f"""mutation($input: CreateFlowRunInput!) {{ createFlowRun(input: $input) {{
         created flowRun {{ {RUN_FIELDS} }} }} }}"""
     variables = {
@@ -184,6 +210,7 @@ def create_flow_run(
 
 
 def flows(limit: int = 100, offset: int = 0) -> Operation[list[FlowInfo]]:
+    """Registered flows."""
     query = """query($limit: Int!, $offset: Int!) { flows(limit: $limit, offset: $offset) {
         id name scheduleActive latestVersion { version schedule } } }"""
     return Operation(
@@ -192,6 +219,7 @@ def flows(limit: int = 100, offset: int = 0) -> Operation[list[FlowInfo]]:
 
 
 def flow(*, flow_id: str | None = None, name: str | None = None) -> Operation[FlowInfo]:
+    """One flow by id or name."""
     query = """query($id: String, $name: String) { flow(id: $id, name: $name) {
         id name scheduleActive latestVersion { version schedule } } }"""
     return Operation(query, {"id": flow_id, "name": name}, lambda d: FlowInfo.parse(d["flow"]))
@@ -207,6 +235,7 @@ def flow_runs(
     limit: int = 50,
     offset: int = 0,
 ) -> Operation[tuple[list[FlowRunInfo], int]]:
+    """(runs, total): newest first, filtered, paginated."""
     query = f"""query($flowId: String, $flowName: String, $states: [String!], $after: DateTime,
         $before: DateTime, $limit: Int!, $offset: Int!) {{
         flowRuns(flowId: $flowId, flowName: $flowName, states: $states, scheduledAfter: $after,
@@ -230,6 +259,7 @@ def flow_runs(
 
 
 def flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    """One run with its task runs."""
     query = f"query($id: String!) {{ flowRun(id: $id) {{ {RUN_DETAIL} }} }}"
     return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["flowRun"]))
 
@@ -241,43 +271,63 @@ def flow_run_structure(run_id: str) -> Operation[dict[str, Any]]:
 
 
 def run_logs(run_id: str, *, after_id: int = 0, limit: int = 1000) -> Operation[list[dict[str, Any]]]:
+    """A run's log lines in recorded order, after ``after_id`` (a line's ``id``)."""
     query = """query($id: String!, $after: Int!, $limit: Int!) { flowRun(id: $id) {
-        logs(afterId: $after, limit: $limit) { id seq taskSlug taskRunId level message timestamp } } }"""
+        logs(afterId: $after, limit: $limit) { id seq execution taskSlug taskRunId level message timestamp } } }"""
     return Operation(query, {"id": run_id, "after": after_id, "limit": limit}, lambda d: d["flowRun"]["logs"])
 
 
 def cancel_flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    """Cancel a run."""
     query = f"mutation($id: String!) {{ cancelFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
     return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["cancelFlowRun"]))
 
 
 def set_schedule_active(flow_id: str, active: bool) -> Operation[bool]:
+    """Turn a flow's schedule on or off."""
     query = "mutation($id: String!, $active: Boolean!) { setScheduleActive(flowId: $id, active: $active) { scheduleActive } }"
     return Operation(
         query, {"id": flow_id, "active": active}, lambda d: d["setScheduleActive"]["scheduleActive"]
     )
 
 
+def graphql_input(wire: dict[str, Any]) -> dict[str, Any]:
+    """A record's wire dict as a GraphQL input object (the schema names fields in camelCase)."""
+    return {_camel(key): value for key, value in wire.items() if key not in ("kind", "position")}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
 def set_flow_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[StateResult]]:
+    """Flow-run state changes: ``StateRecord.to_wire()`` dicts plus ``version`` (and
+    ``agent_id`` for a claim), each applied as a compare-and-set."""
     query = """mutation($states: [FlowRunStateInput!]!) { setFlowRunStates(states: $states) {
-        id ok version state error } }"""
-    return Operation(query, {"states": list(states)}, lambda d: _results(d["setFlowRunStates"]))
+        id ok version state error runToken } }"""
+    variables = {"states": [graphql_input(s) for s in states]}
+    return Operation(query, variables, lambda d: _results(d["setFlowRunStates"]))
 
 
 def set_task_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[StateResult]]:
+    """Task-run state changes as ``StateRecord.to_wire()`` dicts."""
     query = """mutation($states: [TaskRunStateInput!]!) { setTaskRunStates(states: $states) {
         id ok version state error } }"""
-    return Operation(query, {"states": list(states)}, lambda d: _results(d["setTaskRunStates"]))
+    variables = {"states": [graphql_input(s) for s in states]}
+    return Operation(query, variables, lambda d: _results(d["setTaskRunStates"]))
 
 
 def write_run_logs(logs: Sequence[dict[str, Any]]) -> Operation[int]:
+    """Log lines as ``LogRecord.to_wire()`` dicts; returns how many were new."""
     query = "mutation($logs: [LogInput!]!) { writeRunLogs(logs: $logs) }"
-    return Operation(query, {"logs": list(logs)}, lambda d: d["writeRunLogs"])
+    return Operation(query, {"logs": [graphql_input(line) for line in logs]}, lambda d: d["writeRunLogs"])
 
 
 def get_runs_in_queue(
     labels: Sequence[str] = (), *, limit: int = 10, wait: float = 0.0
 ) -> Operation[list[FlowRunInfo]]:
+    """Due runs for these labels (long-poll up to ``wait`` seconds)."""
     query = f"""mutation($labels: [String!], $limit: Int!, $wait: Float!) {{
         getRunsInQueue(labels: $labels, limit: $limit, wait: $wait) {{ {RUN_FIELDS} }} }}"""
     return Operation(
@@ -287,31 +337,36 @@ def get_runs_in_queue(
     )
 
 
-def heartbeat(run_ids: Sequence[str], agent_id: str | None = None) -> Operation[list[FlowRunInfo]]:
-    query = f"""mutation($ids: [String!]!, $agent: String) {{ heartbeat(flowRunIds: $ids, agentId: $agent) {{
-        {RUN_FIELDS} }} }}"""
+def heartbeat(run_ids: Sequence[str], agent_id: str | None = None) -> Operation[list[RunStatus]]:
+    """Keep runs alive; their state, version and execution."""
+    query = """mutation($ids: [String!]!, $agent: String) { heartbeat(flowRunIds: $ids, agentId: $agent) {
+        id state version execution } }"""
     return Operation(
         query,
         {"ids": list(run_ids), "agent": agent_id},
-        lambda d: [FlowRunInfo.parse(r) for r in d["heartbeat"]],
+        lambda d: [RunStatus(r["id"], r["state"], r["version"], r["execution"]) for r in d["heartbeat"]],
     )
 
 
 def register_agent(name: str, labels: Sequence[str] = ()) -> Operation[str]:
+    """Say hello as an agent; its id."""
     query = "mutation($name: String!, $labels: [String!]) { registerAgent(name: $name, labels: $labels) }"
     return Operation(query, {"name": name, "labels": list(labels)}, lambda d: d["registerAgent"])
 
 
 def create_api_key(role: str, name: str = "") -> Operation[NewKey]:
+    """A new key (its secret, once)."""
     query = "mutation($role: String!, $name: String!) { createApiKey(role: $role, name: $name) { id name role key } }"
     return Operation(query, {"role": role, "name": name}, lambda d: NewKey(**d["createApiKey"]))
 
 
 def revoke_api_key(key_id: str) -> Operation[bool]:
+    """Revoke a key by id or prefix."""
     return Operation(
         "mutation($id: String!) { revokeApiKey(id: $id) }", {"id": key_id}, lambda d: d["revokeApiKey"]
     )
 
 
 def api_keys() -> Operation[list[dict[str, Any]]]:
+    """The tenant's keys (never their secrets)."""
     return Operation("{ apiKeys { id name role prefix created revoked } }", {}, lambda d: d["apiKeys"])

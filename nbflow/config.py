@@ -14,10 +14,12 @@ DEFAULT_URL = "http://127.0.0.1:4200"
 
 
 def config_path() -> os.PathLike[str]:
+    """``NBFLOW_HOME/config.toml``."""
     return nbflow_home() / "config.toml"
 
 
 def read_config() -> dict[str, str]:
+    """The saved ``[server]`` settings (url, key), or ``{}``."""
     path = nbflow_home() / "config.toml"
     if not path.exists():
         return {}
@@ -42,11 +44,14 @@ def write_config(url: str, key: str) -> None:
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """The server URL and key a client uses."""
+
     url: str
     key: str | None
 
 
 def resolve(url: str | None = None, key: str | None = None) -> ServerConfig:
+    """URL and key: the arguments, else the environment, else the saved config."""
     saved = read_config()
     resolved_url = url or os.environ.get("NBFLOW_API_URL") or saved.get("url") or DEFAULT_URL
     resolved_key = key or os.environ.get("NBFLOW_API_KEY") or saved.get("key")

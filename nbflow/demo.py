@@ -14,13 +14,15 @@ import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 import nbformat
 
 from nbflow.config import DEFAULT_URL, read_config
 from nbflow.core.errors import AuthError, ClientError, NbflowError
+from nbflow.core.record import StateRecord, record_from_wire
+from nbflow.core.runview import RunView
 from nbflow.core.settings import nbflow_home
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ DEMO_CELLS = [
 
 
 def write_demo_notebook(directory: Path) -> Path:
+    """Write the demo's notebook into ``directory``; its path."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
@@ -98,6 +101,8 @@ def _healthy(url: str) -> bool:
 
 
 class Demo:
+    """``nbflow demo``: a server, an agent and a notebook flow run through them."""
+
     def __init__(self, out: TextIO | None = None, *, port: int | None = None) -> None:
         self.out = out or sys.stdout
         self.home = nbflow_home()
@@ -106,6 +111,7 @@ class Demo:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def say(self, text: str) -> None:
+        """Print one line of the demo's story."""
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -149,6 +155,7 @@ class Demo:
         return url, key
 
     def agent_key(self, url: str, admin_key: str) -> str:
+        """An agent key: the demo's saved one if still valid, else a new one."""
         from nbflow.client import Client
 
         path = self.dir / "agent.key"
@@ -167,8 +174,9 @@ class Demo:
         return key
 
     def run(self, *, serve: bool = False, timeout: float = 180) -> int:
+        """Run the demo; 0 when the flow run succeeded."""
+        from nbflow.cells.ipynb import flow_from_notebook
         from nbflow.client import Client
-        from nbflow.notebook.ipynb import flow_from_notebook
         from nbflow.register import register_notebook_flow
 
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -218,28 +226,25 @@ class Demo:
                 pass
         return 0 if state == "Success" else 1
 
-    def _follow(self, client: object, run_id: str, timeout: float) -> str:
+    def _follow(self, client: Any, run_id: str, timeout: float) -> str:
+        """Print each task's state as the live feed brings it; the run's final state."""
         deadline = time.time() + timeout
-        started: dict[str, float] = {}
+        view = RunView(max_logs=1)
         while time.time() < deadline:
             try:
-                for _, batch in client.events(flow_run_id=run_id, from_start=True):  # type: ignore[attr-defined]
-                    for event in batch:
-                        if event["kind"] != "state":
+                for _, batch in client.events(flow_run_id=run_id, from_start=True):
+                    records = [record_from_wire(event) for event in batch]
+                    view.observe(records)
+                    for record in records:
+                        if not isinstance(record, StateRecord):
                             continue
-                        task, state = event.get("task"), event["state"]
-                        if task is None:
-                            if state in ("Success", "Failed", "Cancelled"):
-                                return state
+                        if record.task is None:
+                            if record.is_finished():
+                                return record.state
                             continue
-                        if state == "Running":
-                            started[task] = event["timestamp"]
-                        took = (
-                            f" in {event['timestamp'] - started[task]:.2f}s"
-                            if task in started and state != "Running"
-                            else ""
-                        )
-                        self.say(f"  {task:<10} {state}{took}")
+                        task = view.latest(record.task)
+                        took = task.duration if task is not None and record.state != "Running" else None
+                        self.say(f"  {record.task:<10} {record.state}" + (f" in {took:.2f}s" if took else ""))
                     if time.time() > deadline:
                         break
             except ClientError as exc:
@@ -250,6 +255,7 @@ class Demo:
         )
 
     def close(self) -> None:
+        """Stop the processes the demo started."""
         for proc in reversed(self.started):
             if proc.poll() is None:
                 proc.terminate()

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from nbflow.agent.storage import LocalStorage
-from nbflow.notebook.export import export_module
+from nbflow.cells.export import export_module
+from nbflow.storage.code import LocalStorage
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from nbflow.cells.cellflow import NotebookFlow
     from nbflow.client import Client
     from nbflow.client_ops import RegisteredFlow
-    from nbflow.notebook.cellflow import NotebookFlow
 
 
 def register_notebook_flow(
@@ -22,18 +22,34 @@ def register_notebook_flow(
     labels: Sequence[str] = (),
     storage_dir: str | None = None,
     max_resubmits: int = 0,
+    private: bool = False,
     source: str = "a notebook",
 ) -> RegisteredFlow:
-    """The server learns the graph, parameters, schedule and labels, and where the code is
-    (with its SHA-256); it never sees cell source or data."""
+    """The server learns the graph (task names, edges, options, and the variable names each
+    cell reads and writes unless ``private``), parameters with defaults, schedule and labels,
+    and where the code is (with its SHA-256); it never sees cell source. ``private`` also
+    makes agents keep the flow's log lines and failure details to themselves."""
     flow, _ = notebook.build()  # the same rules as a headless run: no hidden dependencies
     code = export_module(notebook, source=source)
     ref = LocalStorage(storage_dir).put(notebook.name, code)
+    structure = flow.structure()
     return client.register_flow(
         notebook.name,
-        flow.structure(),
+        without_variable_names(structure) if private else structure,
         ref,
         schedule=notebook.schedule.to_dict() if notebook.schedule is not None else None,
         labels=labels,
         max_resubmits=max_resubmits,
+        private=private,
     )
+
+
+def without_variable_names(structure: dict[str, Any]) -> dict[str, Any]:
+    """The structure with the cells' variable names left out (what a private flow registers)."""
+    tasks = [
+        {k: v for k, v in t.items() if k not in ("defines", "uses", "hidden")} for t in structure["tasks"]
+    ]
+    edges = [{**e, "key": None} for e in structure["edges"]]
+    # Several inputs from one upstream task were several edges; without names they are one.
+    unique = list({(e["upstream"], e["downstream"]): e for e in edges}.values())
+    return {**structure, "tasks": tasks, "edges": unique}

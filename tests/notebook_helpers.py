@@ -73,12 +73,12 @@ class Kernel:
 
     @property
     def session(self) -> Any:
-        from nbflow.notebook.magics import get_session
+        from nbflow.kernel.magics import get_session
 
         return get_session(self.shell)
 
     def close(self) -> None:
-        from nbflow.notebook.magics import unload_ipython_extension
+        from nbflow.kernel.magics import unload_ipython_extension
 
         unload_ipython_extension(self.shell)
         InteractiveShell.clear_instance()

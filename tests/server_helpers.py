@@ -2,21 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from nbflow.core.record import LogRecord, StateRecord, new_id
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
+
+
+def flow_change(
+    run_id: str, state: str, version: int, *, agent_id: str | None = None, previous: str | None = None
+) -> dict[str, Any]:
+    """A flow-run state change as a client sends it: the record's wire form plus the version."""
+    record = StateRecord(
+        flow_run_id=run_id, state=state, transition_id=new_id(), timestamp=time.time(), previous=previous
+    )
+    return {**record.to_wire(), "version": version, "agent_id": agent_id}
+
+
+def task_change(
+    run_id: str,
+    task_run_id: str,
+    task: str,
+    state: str,
+    *,
+    attempt: int = 0,
+    execution: int = 0,
+    timestamp: float | None = None,
+) -> dict[str, Any]:
+    """A task-run state change in wire form (a fresh transition id)."""
+    return StateRecord(
+        flow_run_id=run_id, state=state, transition_id=new_id(), timestamp=timestamp or time.time(),
+        task_run_id=task_run_id, task=task, attempt=attempt, execution=execution,
+    ).to_wire()  # fmt: skip
+
+
+def log_line(
+    run_id: str, seq: int, message: str, *, level: str = "INFO", task: str | None = None, execution: int = 0
+) -> dict[str, Any]:
+    """A log line in wire form."""
+    return LogRecord(
+        flow_run_id=run_id, level=level, message=message, timestamp=1000.0 + seq, task=task,
+        execution=execution, seq=seq,
+    ).to_wire()  # fmt: skip
 
 
 def free_port() -> int:
@@ -128,11 +169,21 @@ class AgentProcess:
     """``nbflow agent start`` in a subprocess."""
 
     def __init__(
-        self, server: ServerProcess, key: str, *, labels: str = "", concurrency: int = 4, name: str = ""
+        self,
+        server: ServerProcess,
+        key: str,
+        *,
+        labels: str = "",
+        concurrency: int = 4,
+        name: str = "",
+        extra: tuple[str, ...] = (),
+        home: Path | None = None,
     ) -> None:
         self.server = server
+        self.home = home  # its own NBFLOW_HOME (another machine), or the server's
         self.key = key
         self.labels = labels
+        self.extra = extra
         self.concurrency = concurrency
         self.name = name or f"agent-{uuid.uuid4().hex[:6]}"
         self.proc: subprocess.Popen[str] | None = None
@@ -145,8 +196,10 @@ class AgentProcess:
         ]  # fmt: skip
         if self.labels:
             args += ["--labels", self.labels]
+        args += list(self.extra)
+        env = {**self.server.env(), **({"NBFLOW_HOME": str(self.home)} if self.home else {})}
         self.proc = subprocess.Popen(
-            args, env=self.server.env(), stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, text=True
+            args, env=env, stdout=self.log_path.open("a"), stderr=subprocess.STDOUT, text=True
         )
         deadline = time.time() + 20
         while "polling" not in (self.log_path.read_text() if self.log_path.exists() else ""):
@@ -159,6 +212,33 @@ class AgentProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait()
+
+    def tree(self) -> list[int]:
+        """The agent's pid and its flow processes' (children, grandchildren)."""
+        assert self.proc is not None
+        pids, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            children = Path(f"/proc/{pid}/task/{pid}/children")
+            if children.exists():
+                todo += [int(c) for c in children.read_text().split()]
+        return pids
+
+    def pause(self) -> list[int]:
+        """SIGSTOP the agent and its flow processes (a frozen machine); the pids stopped."""
+        pids = self.tree()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    @staticmethod
+    def resume(pids: list[int]) -> None:
+        """SIGCONT what ``pause`` stopped."""
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

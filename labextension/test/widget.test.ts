@@ -122,6 +122,27 @@ describe("the anywidget front end", () => {
     expect(panel.hidden).toBe(true);
   });
 
+  it("shows the task's figures in the detail panel, and only base64 PNG", () => {
+    const { model } = mount();
+    clickNode("load");
+    expect($(".nbflow-figures").hidden).toBe(true);
+    model.emit("msg:custom", {
+      type: "detail",
+      slug: "load",
+      logs: [],
+      figures: ["iVBORw0KGgo=", "not base64 <script>", "iVBORw0KGgoAAAA="],
+    });
+    const images = [...document.querySelectorAll<HTMLImageElement>(".nbflow-figure")];
+    expect($(".nbflow-figures").hidden).toBe(false);
+    expect(images.map((img) => img.src)).toEqual([
+      "data:image/png;base64,iVBORw0KGgo=",
+      "data:image/png;base64,iVBORw0KGgoAAAA=",
+    ]);
+    expect($(".nbflow-figures h4").textContent).toBe("Figures (2)");
+    clickNode("broken");
+    expect(document.querySelectorAll(".nbflow-figure")).toHaveLength(0);
+  });
+
   it("ignores a detail answer for a task that is no longer open", () => {
     const { model } = mount();
     clickNode("load");

@@ -1,18 +1,18 @@
-"""The agent: pulls due runs from the server and runs each in a subprocess, on this machine.
+"""The agent: pulls due runs from the server and runs each in a process of its own, on this machine.
 
 Communication always starts here (long-poll, heartbeats, reports); the server
 never connects to the agent. A run is claimed with a versioned transition
 (Scheduled -> Submitted at the version the queue showed), so two agents never
-run the same run. A crashing flow takes only its own subprocess down; the
-subprocess dies with the agent, so a killed agent leaves no orphan behind and
-the server's recovery service sees the heartbeats stop.
+run the same run. A crashing flow takes only its own flow process down (forked
+from a warm parent, see ``launcher``); flow processes die with the agent, so a
+killed agent leaves no orphan behind and the server's recovery service sees the
+heartbeats stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -23,37 +23,47 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbflow.agent.launcher import FlowProcessHandle, WarmLauncher, launcher_for
 from nbflow.agent.reporter import make_sender
-from nbflow.agent.spool import Spool, spool_dir
-from nbflow.agent.storage import load_code
+from nbflow.agent.spool import Spool, left_behind
 from nbflow.core.errors import ClientError, StorageError, TransportError
+from nbflow.core.files import atomic_write
+from nbflow.core.record import StateRecord, new_id
 from nbflow.core.settings import nbflow_home
+from nbflow.core.states import FINISHED_TYPES, StateType
+from nbflow.storage.code import load_code
+from nbflow.storage.code import storage_roots as storage_roots_for
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from nbflow.client_ops import FlowRunInfo
 
 logger = logging.getLogger("nbflow.agent")
+S = StateType
+# Server states of a run this agent is running that mean: stop its flow process.
+NOT_OURS_ANY_MORE = frozenset({S.CANCELLING, S.CANCELLED, S.SCHEDULED, S.FAILED})
 CANCEL_KILL_AFTER = 10.0
-
-
-def _die_with_parent() -> None:
-    # Linux: the flow subprocess gets SIGKILL when the agent dies (even by kill -9).
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
 class ActiveRun:
+    """A run this agent is running: its flow process, log, and the execution it claimed."""
+
     run: FlowRunInfo
-    proc: asyncio.subprocess.Process
+    proc: FlowProcessHandle
     log_path: Path
+    execution: int
     started: float = field(default_factory=time.monotonic)
     cancel_sent: float | None = None
+    superseded: bool = False
+    """The server gave the run to a newer execution (or back to the queue): this one only stops."""
 
 
 class Agent:
+    """Pulls due runs for its labels, runs each in a flow process, heartbeats, stops cancelled runs."""
+
     def __init__(
         self,
         server: str | None = None,
@@ -61,11 +71,14 @@ class Agent:
         *,
         labels: list[str] | tuple[str, ...] = (),
         concurrency: int = 4,
-        executor: str = "threads",
+        executor: str = "local",
         dask_address: str | None = None,
         name: str | None = None,
         poll_wait: float = 5.0,
         heartbeat_interval: float = 5.0,
+        private: bool = False,
+        storage_roots: Sequence[str] = (),
+        cold_start: bool = False,
         out: Any = None,
     ) -> None:
         from nbflow.client import AsyncClient, Client
@@ -73,13 +86,18 @@ class Agent:
         self.client = AsyncClient(server, key, retries=1)
         self.sync_client = Client(server, key, retries=1)
         self.labels = sorted(set(labels))
+        self.private = private
+        self.storage_roots = storage_roots_for(storage_roots)
         self.concurrency = max(1, concurrency)
         self.executor = executor
         self.dask_address = dask_address
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.poll_wait = poll_wait
+        self.launcher = launcher_for(cold_start)
         self.heartbeat_interval = heartbeat_interval
         self.active: dict[str, ActiveRun] = {}
+        # Flow processes of superseded executions, still stopping (their run may be active again).
+        self.stopping: list[ActiveRun] = []
         self.agent_id: str | None = None
         self.out = out or sys.stdout
         self.log_dir = nbflow_home() / "agent" / "logs"
@@ -87,17 +105,33 @@ class Agent:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._heartbeat_failing = False
 
+    def _change(self, run_id: str, current: str, new: StateType, message: str) -> dict[str, Any]:
+        """A flow-run state change the agent makes (claim, refusal, crash), in wire form."""
+        return StateRecord(
+            flow_run_id=run_id,
+            state=new.value,
+            transition_id=new_id(),
+            timestamp=time.time(),
+            previous=current,
+            message=message,
+        ).to_wire()
+
     def say(self, message: str) -> None:
+        """Print one line of the agent's log."""
         self.out.write(f"{time.strftime('%H:%M:%S')} agent {self.name}: {message}\n")
         self.out.flush()
 
     # -- main loop --------------------------------------------------------------------
 
     async def run(self, *, stop: asyncio.Event | None = None, max_runs: int | None = None) -> None:
+        """Poll and run until ``stop`` is set (or ``max_runs`` runs finished)."""
         stop = stop or asyncio.Event()
         await self._register()
+        if isinstance(self.launcher, WarmLauncher):
+            await asyncio.to_thread(self.launcher.warm_up)
         self.say(
-            f"polling {self.client.url} for runs with labels {self.labels or '(none)'}; up to {self.concurrency} at once"
+            f"polling {self.client.url} for runs with labels {self.labels or '(none)'}; up to {self.concurrency} "
+            f"at once; flow processes start {self.launcher.name}"
         )
         heartbeats = asyncio.create_task(self._heartbeat_loop(stop))
         spools = asyncio.create_task(self._spool_loop(stop))
@@ -147,67 +181,84 @@ class Agent:
         return started
 
     async def _claim_and_start(self, run: FlowRunInfo) -> bool:
+        claim_change = self._change(run.id, run.state, S.SUBMITTED, f"claimed by agent {self.name}")
         (claim,) = await self.client.set_flow_run_states(
-            [{"flowRunId": run.id, "version": run.version, "state": "Submitted", "agentId": self.agent_id,
-              "message": f"claimed by agent {self.name}"}]
-        )  # fmt: skip
+            [{**claim_change, "version": run.version, "agent_id": self.agent_id}]
+        )
         if not claim.ok:
             return False  # another agent was faster
-        version = claim.version
-        storage = run.storage or {}
         try:
-            await asyncio.to_thread(load_code, storage)
-        except StorageError as exc:
-            self.say(f"run {run.id}: refusing to start: {exc}")
-            await self.client.set_flow_run_states(
-                [{"flowRunId": run.id, "version": version, "state": "Failed", "message": str(exc)}]
+            await self._start(run, claim.version, claim.run_token or "")
+        except Exception as exc:  # one bad run (code, parameters, storage) never takes the agent down
+            reason = str(exc) if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+            self.say(f"run {run.id}: refusing to start: {reason}")
+            failed = self._change(
+                run.id, S.SUBMITTED.value, S.FAILED, f"the agent could not start it: {reason}"
             )
+            with contextlib.suppress(ClientError):
+                await self.client.set_flow_run_states([{**failed, "version": claim.version}])
             self.finished += 1
             return False
+        return True
+
+    async def _start(self, run: FlowRunInfo, execution: int, token: str) -> None:
+        """Check the code, write the run's spec file (0600) and start its flow process."""
+        storage = run.storage or {}
+        await asyncio.to_thread(load_code, storage, self.storage_roots)
         spec = {
             "flow_run_id": run.id,
-            "version": version,
-            "agent_id": self.agent_id,
+            "version": execution,
             "server": self.client.url,
-            "key": self.client.key,
+            # The flow process reports with a token for this run alone, never the agent's key.
+            "key": token,
             "storage": storage,
+            "storage_roots": [str(root) for root in self.storage_roots],
             "parameters": run.parameters,
             "scheduled_start_time": run.scheduled_start_time.isoformat(),
             "executor": self.executor,
             "dask_address": self.dask_address,
+            # Private: log lines and failure details stay in this agent's run log, not the server.
+            "private": self.private or run.private,
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.id}.log"
-        with log_path.open("ab") as log:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "nbflow.agent.flowprocess",
-                env={**os.environ, "NBFLOW_FLOW_RUN": json.dumps(spec), "PYTHONUNBUFFERED": "1"},
-                stdout=log, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )  # fmt: skip
-        self.active[run.id] = ActiveRun(run, proc, log_path)
+        # Parameters can be large: they go by file (the process deletes it), not in the environment.
+        spec_path = self.log_dir / f"{run.id}.spec.json"
+        atomic_write(spec_path, json.dumps(spec).encode())
+        proc = await self.launcher.start(spec_path, log_path)
+        older = self.active.pop(run.id, None)
+        if older is not None:  # this agent claimed the run again while its old process stops
+            older.superseded = True
+            self.stopping.append(older)
+        self.active[run.id] = active = ActiveRun(run, proc, log_path, execution)
         self.say(
             f"started run {run.id} of flow {run.flow_name!r} (version {run.flow_version}), pid {proc.pid}"
         )
-        task = asyncio.create_task(self._reap(run.id))
+        task = asyncio.create_task(self._reap(active))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
 
-    async def _reap(self, run_id: str) -> None:
-        active = self.active[run_id]
+    async def _reap(self, active: ActiveRun) -> None:
+        run_id = active.run.id
         code = await active.proc.wait()
-        self.active.pop(run_id, None)
+        if self.active.get(run_id) is active:
+            del self.active[run_id]
+        else:
+            self.stopping.remove(active)
         self.finished += 1
         if code in (0, 3):
             self.say(f"run {run_id} finished (flow process exit {code})")
             return
-        if code == 4:
-            self.say(f"run {run_id}: not started here, another agent has it now")
-            Spool(run_id).remove()
+        if code == 4 or active.superseded:
+            # Whatever this execution said now would overwrite the one that has the run.
+            if code == 4:
+                self.say(f"run {run_id}: not started here, another agent has it now")
+            else:
+                self.say(f"run {run_id}: stopped here, the server gave it to a newer execution")
+            Spool(run_id, active.execution).remove()
             return
         # A crash: whatever it spooled goes first, then the failure with its reason.
-        spool = Spool(run_id)
+        spool = Spool(run_id, active.execution)
         with contextlib.suppress(ClientError):
             await asyncio.to_thread(spool.deliver, make_sender(self.sync_client))
         reason = f"the flow process exited with code {code}"
@@ -215,18 +266,10 @@ class Agent:
             reason = f"the flow process was killed by signal {-code}"
         with contextlib.suppress(ClientError):
             (current,) = await self.client.heartbeat([run_id], self.agent_id)
-            if current.state not in ("Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed"):
-                target = "Cancelled" if current.state == "Cancelling" else "Failed"
-                await self.client.set_flow_run_states(
-                    [
-                        {
-                            "flowRunId": run_id,
-                            "version": current.version,
-                            "state": target,
-                            "message": f"{reason}; see {active.log_path}",
-                        }
-                    ]
-                )
+            if current.execution == active.execution and StateType(current.state) not in FINISHED_TYPES:
+                target = S.CANCELLED if current.state == S.CANCELLING.value else S.FAILED
+                change = self._change(run_id, current.state, target, f"{reason}; see {active.log_path}")
+                await self.client.set_flow_run_states([{**change, "version": current.version}])
         self.say(f"run {run_id}: {reason}")
 
     # -- heartbeats, cancellation, leftover spools ------------------------------------------
@@ -252,16 +295,15 @@ class Agent:
                 active = self.active.get(run.id)
                 if active is None:
                     continue
-                # Cancelled by a user, or given up on by the server (it may run elsewhere now): stop.
-                if (
-                    run.state in ("Cancelling", "Cancelled", "Scheduled", "Failed")
-                    and active.cancel_sent is None
-                ):
+                # Cancelled by a user, given up on by the server, or run by a newer execution: stop.
+                not_ours = StateType(run.state) in NOT_OURS_ANY_MORE or run.execution != active.execution
+                if not_ours and active.cancel_sent is None:
                     self.say(f"run {run.id} is {run.state} on the server: stopping its flow process")
                     active.cancel_sent = time.monotonic()
+                    active.superseded = run.state != S.CANCELLING.value or run.execution != active.execution
                     with contextlib.suppress(ProcessLookupError):
                         active.proc.send_signal(signal.SIGTERM)
-            for active in list(self.active.values()):
+            for active in [*self.active.values(), *self.stopping]:
                 if active.cancel_sent and time.monotonic() - active.cancel_sent > CANCEL_KILL_AFTER:
                     with contextlib.suppress(ProcessLookupError):
                         active.proc.kill()
@@ -270,11 +312,10 @@ class Agent:
         """Deliver spools that flow processes left behind (the server was down when they ended)."""
         while not stop.is_set():
             await asyncio.sleep(2)
-            for path in sorted(spool_dir().glob("*.jsonl")) if spool_dir().exists() else []:
-                run_id = path.stem
-                if run_id in self.active:
-                    continue
-                spool = Spool(run_id)
+            for spool in left_behind():
+                active = self.active.get(spool.flow_run_id)
+                if active is not None and active.execution == spool.execution:
+                    continue  # its flow process is still delivering it
                 try:
                     await asyncio.to_thread(spool.deliver, make_sender(self.sync_client))
                 except ClientError:
@@ -283,9 +324,9 @@ class Agent:
                     spool.remove()
 
     async def _stop_all(self) -> None:
-        for active in self.active.values():
+        for active in [*self.active.values(), *self.stopping]:
             with contextlib.suppress(ProcessLookupError):
                 active.proc.send_signal(signal.SIGTERM)
-        for run_id in list(self.active):
+        for active in [*self.active.values(), *self.stopping]:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.active[run_id].proc.wait(), CANCEL_KILL_AFTER)
+                await asyncio.wait_for(active.proc.wait(), CANCEL_KILL_AFTER)

@@ -1,11 +1,13 @@
-"""The spool: states and logs of a run, on local disk first, delivered in order when the server answers.
+"""The spool: a run's records on local disk first, delivered in order when the server answers.
 
-A run's records are appended to ``<spool>/<flow_run_id>.jsonl``; ``.offset``
-holds how many lines the server has acknowledged. Delivery sends consecutive
-records of one kind as a batch and moves the offset only after the server
-answered, so an outage loses nothing and a retried batch is not applied twice:
-logs carry a sequence number, states a version, and the server acknowledges
-a re-delivered one without applying it again.
+A run's records (``to_wire()`` dicts; flow-run states also carry the version
+for their compare-and-set) are appended to ``<spool>/<flow_run_id>.jsonl``;
+``.offset`` holds how many lines the server has acknowledged. Delivery sends
+consecutive records of one channel (flow states, task states, logs) as a
+batch of at most ``MAX_BATCH`` records and ``MAX_BATCH_BYTES`` bytes, and moves
+the offset only after the server answered, so an outage loses nothing and a
+retried batch is not applied twice: the server recognises a re-delivered
+state by its transition id and a re-delivered line by its sequence number.
 """
 
 from __future__ import annotations
@@ -28,24 +30,50 @@ logger = logging.getLogger("nbflow.agent.spool")
 
 TASK_STATE, LOG, FLOW_STATE = "task_state", "log", "flow_state"
 MAX_BATCH = 500
+MAX_BATCH_BYTES = 1_000_000
+"""Bytes of records per request: well under the server's body limit (4 MB by default)."""
+
+
+def channel(entry: dict[str, Any]) -> str:
+    """Which API call delivers a spooled record: flow states, task states or logs."""
+    if entry.get("kind") == "log":
+        return LOG
+    return FLOW_STATE if entry.get("task") is None else TASK_STATE
 
 
 def spool_dir() -> Path:
+    """``NBFLOW_HOME/agent/spool``."""
     return nbflow_home() / "agent" / "spool"
+
+
+def left_behind() -> list[Spool]:
+    """Spools on this machine, by file name: the (run, execution) of each ``.jsonl`` file."""
+    folder = spool_dir()
+    spools = []
+    for path in sorted(folder.glob("*.jsonl")) if folder.exists() else []:
+        run_id, _, execution = path.stem.rpartition(".")
+        if run_id and execution.isdigit():
+            spools.append(Spool(run_id, int(execution), folder))
+    return spools
 
 
 class Spool:
     """Append-only record file of one flow run, plus the delivered offset."""
 
-    def __init__(self, flow_run_id: str, directory: Path | None = None) -> None:
+    def __init__(self, flow_run_id: str, execution: int, directory: Path | None = None) -> None:
         self.directory = directory or spool_dir()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / f"{flow_run_id}.jsonl"
-        self.offset_path = self.directory / f"{flow_run_id}.offset"
+        # One file per execution: a resubmitted run's new execution never delivers (and is
+        # never refused for) what an older one left behind on this machine.
+        stem = f"{flow_run_id}.{execution}"
+        self.path = self.directory / f"{stem}.jsonl"
+        self.offset_path = self.directory / f"{stem}.offset"
         self.flow_run_id = flow_run_id
+        self.execution = execution
         self._lock = threading.Lock()
 
     def append(self, records: list[dict[str, Any]]) -> None:
+        """Append records (written and flushed before returning)."""
         if not records:
             return
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
@@ -54,6 +82,7 @@ class Spool:
             fh.flush()
 
     def delivered(self) -> int:
+        """How many records the server has acknowledged."""
         try:
             return int(self.offset_path.read_text().strip() or 0)
         except (OSError, ValueError):
@@ -62,7 +91,8 @@ class Spool:
     def _set_delivered(self, count: int) -> None:
         atomic_write(self.offset_path, str(count).encode())
 
-    def pending(self) -> list[dict[str, Any]]:
+    def pending(self) -> list[tuple[dict[str, Any], int]]:
+        """Records not yet acknowledged, in order, each with its size in bytes."""
         if not self.path.exists():
             return []
         with self._lock:
@@ -71,15 +101,17 @@ class Spool:
         out = []
         for line in lines[start:]:
             try:
-                out.append(json.loads(line))
+                out.append((json.loads(line), len(line)))
             except ValueError:
                 break  # a half-written last line (the process died mid-write): later, or never
         return out
 
     def done(self) -> bool:
+        """True when the server has acknowledged every record."""
         return not self.pending()
 
     def remove(self) -> None:
+        """Delete the spool (everything was delivered, or the run was not ours)."""
         for path in (self.path, self.offset_path):
             path.unlink(missing_ok=True)
 
@@ -90,11 +122,17 @@ class Spool:
         base = self.delivered()
         sent = 0
         while sent < len(records):
-            kind = records[sent]["type"]
-            end = sent
-            while end < len(records) and records[end]["type"] == kind and end - sent < MAX_BATCH:
+            kind = channel(records[sent][0])
+            end, size = sent, 0
+            while (
+                end < len(records)
+                and channel(records[end][0]) == kind
+                and end - sent < MAX_BATCH
+                and (end == sent or size + records[end][1] <= MAX_BATCH_BYTES)
+            ):
+                size += records[end][1]
                 end += 1
-            send(kind, records[sent:end])
+            send(kind, [record for record, _ in records[sent:end]])
             sent = end
             self._set_delivered(base + sent)
         return sent
@@ -112,14 +150,11 @@ class SpoolSender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="nbflow-spool", daemon=True)
-        self.last_error: str | None = None
 
     def start(self) -> SpoolSender:
+        """Start delivering in the background."""
         self._thread.start()
         return self
-
-    def poke(self) -> None:
-        self._wake.set()
 
     def _loop(self) -> None:
         backoff = self.interval
@@ -129,13 +164,10 @@ class SpoolSender:
             try:
                 self.spool.deliver(self.send)
                 backoff = self.interval
-                self.last_error = None
-            except TransportError as exc:
-                self.last_error = str(exc)
+            except TransportError:
                 backoff = min(backoff * 2, 5.0)
             except ClientError as exc:  # the server refused a batch: log it, keep the rest flowing
                 logger.error("server refused a spooled batch of run %s: %s", self.spool.flow_run_id, exc)
-                self.last_error = str(exc)
                 backoff = min(backoff * 2, 5.0)
 
     def close(self, timeout: float) -> bool:
@@ -149,8 +181,7 @@ class SpoolSender:
             try:
                 self.spool.deliver(self.send)
                 return True
-            except ClientError as exc:
-                self.last_error = str(exc)
+            except ClientError:
                 if time.monotonic() + delay > deadline:
                     return False
                 time.sleep(delay)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nbflow.commands.common import add_server_options, client_from, emit_json
-from nbflow.notebook.report import shorten, table
+from nbflow.terminal.report import shorten, table
 
 if TYPE_CHECKING:
     import argparse
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
+    """``nbflow keys create``."""
     with client_from(args) as client:
         key = client.create_api_key(args.role, args.name or "")
     if args.json:
@@ -23,6 +24,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    """``nbflow keys revoke``."""
     with client_from(args) as client:
         client.revoke_api_key(args.id)
     if args.json:
@@ -33,6 +35,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    """``nbflow keys list``."""
     with client_from(args) as client:
         keys = client.api_keys()
     if args.json:
@@ -48,8 +51,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
+    """``nbflow register NOTEBOOK``."""
+    from nbflow.cells.ipynb import flow_from_notebook
     from nbflow.core.schedules import CronSchedule, IntervalSchedule
-    from nbflow.notebook.ipynb import flow_from_notebook
     from nbflow.register import register_notebook_flow
 
     notebook = flow_from_notebook(args.notebook)
@@ -61,7 +65,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         registered = register_notebook_flow(
             notebook, client, labels=labels, storage_dir=args.storage, max_resubmits=args.max_resubmits,
-            source=Path(args.notebook).name,
+            private=args.private, source=Path(args.notebook).name,
         )  # fmt: skip
     if args.json:
         emit_json({"name": notebook.name, **vars(registered)})
@@ -74,6 +78,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_flows_list(args: argparse.Namespace) -> int:
+    """``nbflow flows list``."""
     with client_from(args) as client:
         flows = client.flows()
     if args.json:
@@ -90,8 +95,12 @@ def cmd_flows_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
+    """``nbflow runs list``."""
+    from nbflow.core.states import state_types
+
+    states = [t.value for t in state_types(args.state)] if args.state else None  # `failed` is Failed
     with client_from(args) as client:
-        runs, total = client.flow_runs(flow_name=args.flow, states=args.state or None, limit=args.limit)
+        runs, total = client.flow_runs(flow_name=args.flow, states=states, limit=args.limit)
     if args.json:
         emit_json({"total": total, "runs": runs})
         return 0
@@ -112,7 +121,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_create(args: argparse.Namespace) -> int:
-    from nbflow.notebook.params import parse_parameters
+    """``nbflow runs create FLOW``."""
+    from nbflow.cells.params import parse_parameters
 
     with client_from(args) as client:
         run = client.create_flow_run(
@@ -129,6 +139,7 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
+    """``nbflow runs show RUN_ID``."""
     with client_from(args) as client:
         run = client.flow_run(args.run_id)
         logs = client.run_logs(args.run_id) if args.logs else []
@@ -152,6 +163,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_cancel(args: argparse.Namespace) -> int:
+    """``nbflow runs cancel RUN_ID``."""
     with client_from(args) as client:
         run = client.cancel_flow_run(args.run_id)
     if args.json:
@@ -162,21 +174,35 @@ def cmd_runs_cancel(args: argparse.Namespace) -> int:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """The server-side commands: keys, register, flows, runs."""
+    _add_keys(sub)
+    _add_register(sub)
+    _add_flows(sub)
+    _add_runs(sub)
+
+
+def _command(
+    group: argparse._SubParsersAction, name: str, help: str, handler: Any
+) -> argparse.ArgumentParser:
+    """A subcommand with its help line (so the group's --help lists it) and the server options."""
+    parser = group.add_parser(name, help=help, description=help)
+    add_server_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_keys(sub: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="API keys of your tenant (admin key needed)")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
-    create = keys_sub.add_parser("create", help="make a key (shown once)")
+    group = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    create = _command(group, "create", "make a key (shown once)", cmd_keys_create)
     create.add_argument("--role", required=True, choices=["admin", "user", "agent", "read-only"])
     create.add_argument("--name")
-    add_server_options(create)
-    create.set_defaults(handler=cmd_keys_create)
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke = _command(group, "revoke", "revoke a key by id or prefix", cmd_keys_revoke)
     revoke.add_argument("id")
-    add_server_options(revoke)
-    revoke.set_defaults(handler=cmd_keys_revoke)
-    listing = keys_sub.add_parser("list", help="list keys")
-    add_server_options(listing)
-    listing.set_defaults(handler=cmd_keys_list)
+    _command(group, "list", "list the keys (never their secrets)", cmd_keys_list)
 
+
+def _add_register(sub: argparse._SubParsersAction) -> None:
     register = sub.add_parser("register", help="register a notebook's flow with the server")
     register.add_argument("notebook")
     schedule = register.add_mutually_exclusive_group()
@@ -190,35 +216,34 @@ def add(sub: argparse._SubParsersAction) -> None:
     register.add_argument(
         "--max-resubmits", type=int, default=0, metavar="N", help="resubmit a run whose agent died, N times"
     )
+    register.add_argument(
+        "--private",
+        action="store_true",
+        help="agents keep log lines and failure details; the server gets states only, no variable names",
+    )
     add_server_options(register)
     register.set_defaults(handler=cmd_register)
 
-    flows = sub.add_parser("flows", help="registered flows")
-    flows_sub = flows.add_subparsers(dest="flows_command", metavar="COMMAND", required=True)
-    flows_list = flows_sub.add_parser("list")
-    add_server_options(flows_list)
-    flows_list.set_defaults(handler=cmd_flows_list)
 
+def _add_flows(sub: argparse._SubParsersAction) -> None:
+    flows = sub.add_parser("flows", help="registered flows")
+    group = flows.add_subparsers(dest="flows_command", metavar="COMMAND", required=True)
+    _command(group, "list", "list the registered flows with their version and schedule", cmd_flows_list)
+
+
+def _add_runs(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="flow runs on the server")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
-    runs_list = runs_sub.add_parser("list")
-    runs_list.add_argument("--flow", metavar="NAME")
-    runs_list.add_argument("--state", action="append", metavar="STATE")
-    runs_list.add_argument("--limit", type=int, default=20)
-    add_server_options(runs_list)
-    runs_list.set_defaults(handler=cmd_runs_list)
-    runs_create = runs_sub.add_parser("create", help="create a flow run (an agent runs it)")
-    runs_create.add_argument("flow", metavar="FLOW")
-    runs_create.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
-    runs_create.add_argument("--idempotency-key")
-    add_server_options(runs_create)
-    runs_create.set_defaults(handler=cmd_runs_create)
-    runs_show = runs_sub.add_parser("show")
-    runs_show.add_argument("run_id")
-    runs_show.add_argument("--logs", action="store_true")
-    add_server_options(runs_show)
-    runs_show.set_defaults(handler=cmd_runs_show)
-    runs_cancel = runs_sub.add_parser("cancel")
-    runs_cancel.add_argument("run_id")
-    add_server_options(runs_cancel)
-    runs_cancel.set_defaults(handler=cmd_runs_cancel)
+    group = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+    listing = _command(group, "list", "list flow runs, newest first", cmd_runs_list)
+    listing.add_argument("--flow", metavar="NAME")
+    listing.add_argument("--state", action="append", metavar="STATE")
+    listing.add_argument("--limit", type=int, default=20)
+    create = _command(group, "create", "create a flow run (an agent runs it)", cmd_runs_create)
+    create.add_argument("flow", metavar="FLOW")
+    create.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    create.add_argument("--idempotency-key")
+    show = _command(group, "show", "a run's state, task runs and (with --logs) its logs", cmd_runs_show)
+    show.add_argument("run_id")
+    show.add_argument("--logs", action="store_true")
+    cancel = _command(group, "cancel", "cancel a run (its agent stops it)", cmd_runs_cancel)
+    cancel.add_argument("run_id")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """``--server``, ``--key`` and ``--json``."""
     parser.add_argument(
         "--server", metavar="URL", help="server URL (default: NBFLOW_API_URL or ~/.nbflow/config.toml)"
     )
@@ -23,6 +24,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def client_from(args: argparse.Namespace) -> Any:
+    """A client for the command's server and key."""
     from nbflow.client import Client
 
     return Client(args.server, args.key)
@@ -41,5 +43,6 @@ def _plain(value: Any) -> Any:
 
 
 def emit_json(value: Any) -> None:
+    """Print ``value`` (dataclasses included) as JSON."""
     json.dump(_plain(value), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -10,15 +10,17 @@ if TYPE_CHECKING:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nbflow.notebook.headless import run_with_arguments
-    from nbflow.notebook.ipynb import flow_from_notebook
+    """``nbflow run NOTEBOOK``."""
+    from nbflow.cells.ipynb import flow_from_notebook
+    from nbflow.terminal.headless import run_with_arguments
 
     return run_with_arguments(flow_from_notebook(args.notebook), args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from nbflow.notebook.export import export_module
-    from nbflow.notebook.ipynb import flow_from_notebook
+    """``nbflow export NOTEBOOK``."""
+    from nbflow.cells.export import export_module
+    from nbflow.cells.ipynb import flow_from_notebook
 
     notebook = flow_from_notebook(args.notebook)
     notebook.build()  # a flow that cannot run headless is not exported
@@ -29,7 +31,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
-    from nbflow.notebook.headless import add_run_arguments
+    """The notebook commands: run and export."""
+    from nbflow.terminal.headless import add_run_arguments
 
     run = sub.add_parser("run", help="run a notebook's flow headless (no Jupyter, no kernel)")
     run.add_argument("notebook", help="path of the .ipynb file")

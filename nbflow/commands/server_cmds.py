@@ -16,13 +16,16 @@ def _redacted(url: str) -> str:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    """``nbflow server start``."""
     import uvicorn
 
     from nbflow._version import __version__
     from nbflow.config import config_path, write_config
+    from nbflow.core.settings import private_files
     from nbflow.server.app import Settings, create_app
     from nbflow.server.db import normalize_url
 
+    private_files()  # the SQLite database, its WAL and the config are this user's alone
     url = f"http://{args.host}:{args.port}"
     database = normalize_url(args.db)
 
@@ -41,14 +44,24 @@ def cmd_start(args: argparse.Namespace) -> int:
         heartbeat_timeout=args.heartbeat_timeout,
         submitted_timeout=args.submitted_timeout,
         recovery_interval=args.recovery_interval,
+        max_body_bytes=args.max_body_bytes,
         on_bootstrap=on_bootstrap,
     )
     print(f"nbflow server {__version__} on {url} (database {_redacted(database)})", flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    print(f"web UI: {url}/ (sign in with an API key)", flush=True)
+    # Live-feed streams never end by themselves: give them a few seconds, then close them.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=3,
+    )
     return 0
 
 
 def cmd_tenants_create(args: argparse.Namespace) -> int:
+    """``nbflow server tenants create NAME``."""
     from nbflow.server import auth, db
 
     async def create() -> str:
@@ -68,6 +81,7 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
 
 
 def add(sub: argparse._SubParsersAction) -> None:
+    """The server commands."""
     server = sub.add_parser("server", help="the orchestration server")
     server_sub = server.add_subparsers(dest="server_command", metavar="COMMAND", required=True)
     start = server_sub.add_parser("start", help="start the server (GraphQL API, scheduler, recovery)")
@@ -80,6 +94,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--recovery-interval", type=float, default=5.0, metavar="SECONDS")
     start.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    start.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=4 * 1024 * 1024,
+        metavar="N",
+        help="largest request body accepted",
     )
     start.set_defaults(handler=cmd_start)
     tenants = server_sub.add_parser("tenants", help="tenants of the server's database")

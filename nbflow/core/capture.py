@@ -33,6 +33,7 @@ class TaskOutput:
         self._partial: dict[str, str] = {}
 
     def write(self, text: str, level: str) -> None:
+        """Add text written to stdout/stderr; each complete line becomes a log record."""
         buffered = self._partial.pop(level, "") + text
         *lines, rest = buffered.split("\n")
         for line in lines:
@@ -41,9 +42,11 @@ class TaskOutput:
             self._partial[level] = rest
 
     def log(self, level: str, message: str) -> None:
+        """Add one log record as is (from the logging module)."""
         self._log(level, message)
 
     def close(self) -> None:
+        """Flush a last line that had no newline."""
         if not self._partial:
             return
         for level, rest in list(self._partial.items()):
@@ -52,10 +55,12 @@ class TaskOutput:
 
 
 def activate(output: TaskOutput) -> contextvars.Token:
+    """Route this context's output to ``output``; returns the token ``deactivate`` takes."""
     return _sink.set(output)
 
 
 def deactivate(token: contextvars.Token) -> None:
+    """Stop routing to the active output (flushing its last line)."""
     output = _sink.get()
     if output is not None:
         output.close()
@@ -76,7 +81,13 @@ class _StreamProxy(io.TextIOBase):
         return self._original.write(text)
 
     def flush(self) -> None:
-        self._original.flush()
+        # The stream underneath may be closed by its owner (pytest's capture, a
+        # finished kernel) while this proxy is still referenced somewhere.
+        if not getattr(self._original, "closed", False):
+            self._original.flush()
+
+    def close(self) -> None:
+        """Do nothing: the proxy does not own the stream it wraps (and IOBase closes on collection)."""
 
     def isatty(self) -> bool:
         return self._original.isatty()
@@ -126,6 +137,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
+    """Undo one ``install`` (the proxies go when the last run ends)."""
     global _installed, _saved
     with _lock:
         _installed -= 1

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 _run_context: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "nbflow_run_context", default=None
@@ -104,27 +103,20 @@ context = _Context()
 
 
 def current() -> Mapping[str, Any] | None:
+    """The raw run-context mapping, or ``None`` outside a task run."""
     return _run_context.get()
 
 
-@contextmanager
-def run_context(**values: Any) -> Iterator[None]:
-    """Bind context values for the duration of a block (nested blocks extend)."""
-    parent = _run_context.get() or {}
-    token = _run_context.set({**parent, **values})
-    try:
-        yield
-    finally:
-        _run_context.reset(token)
-
-
 def set_context(values: Mapping[str, Any]) -> contextvars.Token:
+    """Make ``values`` the run context of this context (a task run starting)."""
     return _run_context.set(values)
 
 
 def reset_context(token: contextvars.Token) -> None:
+    """Restore the run context ``set_context`` replaced."""
     _run_context.reset(token)
 
 
 def task_logger() -> logging.Logger:
+    """The ``nbflow.task`` logger: its records become the current task run's logs."""
     return _task_logger

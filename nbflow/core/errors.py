@@ -6,11 +6,11 @@ what was wrong, where (the cell, task, field or URL), and what to do::
     NbflowError
     ├── GraphError                  the shape of a flow is wrong
     │   ├── CycleError              edges make a cycle (names it)
-    │   ├── DuplicateTaskError      two tasks claim one name
     │   └── UnknownTaskError        a name or task that is not in the flow
     ├── ParameterError              unknown, missing or non-JSON parameters
     ├── ScheduleError               an invalid cron string or interval
     ├── StateTransitionError        a transition the state table forbids
+    ├── RecordError                 a run record in wire form is malformed
     ├── RunError                    a run could not start or went wrong
     │   └── HiddenDependencyError   a task reads a name no cell defines
     ├── NotebookError               a task cell, magic option or .ipynb is bad
@@ -40,64 +40,72 @@ class GraphError(NbflowError):
 
 
 class CycleError(GraphError):
+    """Edges make a cycle; ``cycle`` lists it in execution order."""
+
     def __init__(self, message: str, *, cycle: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.cycle = list(cycle)
 
 
-class DuplicateTaskError(GraphError):
-    pass
-
-
 class UnknownTaskError(GraphError):
-    pass
+    """A name or task that is not in the flow."""
 
 
 class ParameterError(NbflowError):
+    """Unknown, missing or non-JSON parameters; ``known`` lists the flow's."""
+
     def __init__(self, message: str, *, known: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.known = list(known)
 
 
 class ScheduleError(NbflowError):
-    pass
+    """An invalid cron string or interval, or a schedule with no future time."""
 
 
 class StateTransitionError(NbflowError):
-    pass
+    """A state change the transition table forbids."""
+
+
+class RecordError(NbflowError):
+    """A run record in wire form is malformed: the message names the field and what it must be."""
 
 
 class RunError(NbflowError):
-    pass
+    """A run could not start or went wrong."""
 
 
 class HiddenDependencyError(RunError):
+    """A task reads a name no task, setup or params cell defines; ``hidden`` maps task to names."""
+
     def __init__(self, message: str, *, hidden: dict[str, list[str]] | None = None) -> None:
         super().__init__(message)
         self.hidden = dict(hidden or {})
 
 
 class NotebookError(NbflowError):
-    pass
+    """A task cell, a magic's options or a .ipynb file is bad."""
 
 
 class ClientError(NbflowError):
-    pass
+    """Talking to the nbflow server failed."""
 
 
 class TransportError(ClientError):
-    pass
+    """The server could not be reached (after retries)."""
 
 
 class AuthError(ClientError):
-    pass
+    """The API key was missing, wrong, revoked, or its role may not do this."""
 
 
 class APIError(ClientError):
+    """The server refused the request; ``errors`` holds its GraphQL errors."""
+
     def __init__(self, message: str, *, errors: Sequence[dict] = ()) -> None:
         super().__init__(message)
         self.errors = list(errors)
 
 
 class StorageError(NbflowError):
-    pass
+    """Flow code is missing, unreadable, or its SHA-256 does not match."""

@@ -1,11 +1,16 @@
-"""The event stream: every state change and log record of a run, in order.
+"""The event stream: every state change and log line of a run, in order.
 
 The widget, the CLI progress display, state and log handlers and the server
-reporter are all observers of one ``EventStream``. Emitting is an append to a
+reporter are all observers of one ``EventStream``; what flows through it is
+the run record (``StateRecord`` / ``LogRecord``). Emitting is an append to a
 list; a dispatcher thread hands observers *batches*, so a burst of 10,000
 events costs the run almost nothing and an observer never blocks a task.
 ``flush()`` delivers everything pending before it returns (a run flushes
 before it reports its final state, so observers have seen every event).
+
+The stream numbers log lines (``LogRecord.seq``) in the order it delivers
+them: one stream serves one execution of a run, so the numbers are that
+execution's sequence.
 """
 
 from __future__ import annotations
@@ -15,85 +20,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from nbflow.core.states import State, StateType
+from nbflow.core.record import LOG, LogRecord, StateRecord
 
 logger = logging.getLogger("nbflow.events")
 
-STATE = "state"
-LOG = "log"
+#: What the stream carries: the run record (``nbflow.core.record``).
+Event = StateRecord | LogRecord
 
-
-class Event:
-    """One state change (``kind="state"``) or log line (``kind="log"``).
-
-    ``task`` is the task's slug, or ``None`` for the flow run itself.
-    """
-
-    __slots__ = (
-        "kind",
-        "flow_run_id",
-        "task_run_id",
-        "task",
-        "state",
-        "previous",
-        "level",
-        "message",
-        "timestamp",
-    )
-
-    def __init__(
-        self,
-        kind: str,
-        flow_run_id: str,
-        task_run_id: str | None,
-        task: str | None,
-        *,
-        state: State | None = None,
-        previous: StateType | None = None,
-        level: str | None = None,
-        message: str = "",
-        timestamp: float = 0.0,
-    ) -> None:
-        self.kind = kind
-        self.flow_run_id = flow_run_id
-        self.task_run_id = task_run_id
-        self.task = task
-        self.state = state
-        self.previous = previous
-        self.level = level
-        self.message = message
-        self.timestamp = state.timestamp if state is not None and not timestamp else timestamp
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form every non-Python observer (widget, server) receives."""
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "flow_run_id": self.flow_run_id,
-            "task_run_id": self.task_run_id,
-            "task": self.task,
-            "timestamp": self.timestamp,
-        }
-        if self.kind == STATE and self.state is not None:
-            out["state"] = self.state.type.value
-            out["previous"] = self.previous.value if self.previous is not None else None
-            out["message"] = self.state.message
-            out["attempt"] = self.state.attempt
-            out["result_ref"] = self.state.result_ref
-            out["start_time"] = self.state.start_time
-        else:
-            out["level"] = self.level
-            out["message"] = self.message
-        return out
-
-    def __repr__(self) -> str:
-        what = self.state.type.value if self.state is not None else f"{self.level}: {self.message}"
-        return f"<Event {self.kind} {self.task or 'flow'} {what}>"
-
-
-Observer = Callable[[list[Event]], None]
+Observer = Callable[[list[Event]], object]
 
 
 class EventStream:
@@ -108,6 +43,7 @@ class EventStream:
         self._deliver_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._log_seq = 0
 
     @property
     def active(self) -> bool:
@@ -115,6 +51,7 @@ class EventStream:
         return bool(self._observers)
 
     def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """Add an observer of event batches; returns the function that removes it."""
         self._observers = [*self._observers, observer]
 
         def unsubscribe() -> None:
@@ -127,6 +64,7 @@ class EventStream:
         return self.emit if self._observers else None
 
     def emit(self, event: Event) -> None:
+        """Queue one record for the observers (nothing happens while nobody listens)."""
         if not self._observers:
             return
         self._pending.append(event)
@@ -168,6 +106,12 @@ class EventStream:
             batch = [pending.popleft() for _ in range(len(pending))]
             if not batch:
                 return
+            seq = self._log_seq
+            for event in batch:
+                if event.kind == LOG:
+                    seq += 1
+                    event.seq = seq  # type: ignore[union-attr]
+            self._log_seq = seq
             for observer in self._observers:
                 try:
                     observer(batch)

@@ -8,7 +8,9 @@ completions into a queue, so waiting costs O(1) per finished task even with
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,7 @@ class Executor:
         return None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Start ``fn(*args)``; returns a handle ``next_done`` and ``result`` understand."""
         raise NotImplementedError
 
     def next_done(self, timeout: float) -> list[Any]:
@@ -40,12 +43,19 @@ class Executor:
         raise NotImplementedError
 
     def result(self, handle: Any) -> Any:
+        """The value of a finished submission (raises what the executor raised)."""
         return handle.result()
 
     def cancel(self, handle: Any) -> bool:  # noqa: ARG002
+        """Try to stop a submission that has not started; True if it will not run."""
         return False
 
+    def interrupt(self) -> None:
+        """Ask the task runs in progress to stop (the run was cancelled); they end Cancelled."""
+        return None
+
     def describe(self) -> str:
+        """How the run's Running message names this executor."""
         return self.name
 
 
@@ -68,14 +78,27 @@ class _QueuedExecutor(Executor):
 
 
 class LocalExecutor(Executor):
-    """Sequential, in this process and thread: the simplest and fastest for small work."""
+    """Sequential, in this process and thread: the simplest and fastest for small work.
+
+    ``submit`` runs the task inline and returns its result as the handle, so a
+    subclass that overrides ``submit`` (to time, trace or wrap each task run)
+    sees every task run of a sequential flow.
+    """
 
     name = "local"
     synchronous = True
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` now; the handle is its return value."""
+        return fn(*args)
+
+    def result(self, handle: Any) -> Any:
+        """The value ``submit`` returned."""
+        return handle
+
 
 class ThreadExecutor(_QueuedExecutor):
-    """Independent branches run in parallel on a thread pool (the notebook default)."""
+    """Independent branches run in parallel on a thread pool (opt-in: `local` is the default)."""
 
     name = "threads"
 
@@ -83,6 +106,7 @@ class ThreadExecutor(_QueuedExecutor):
         self.max_workers = max_workers
         self._pool: ThreadPoolExecutor | None = None
         self._done: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        self._running: dict[object, int] = {}  # submission -> the pool thread running it
 
     def __enter__(self) -> ThreadExecutor:
         self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="nbflow-task")
@@ -96,15 +120,38 @@ class ThreadExecutor(_QueuedExecutor):
             self._pool = None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Start ``fn(*args)`` on the pool; its future is the handle."""
         assert self._pool is not None, "use the executor as a context manager"
-        future = self._pool.submit(fn, *args)
+        token = object()
+
+        def tracked() -> Any:
+            self._running[token] = threading.get_ident()
+            try:
+                return fn(*args)
+            finally:
+                self._running.pop(token, None)
+
+        future = self._pool.submit(tracked)
         future.add_done_callback(self._done.put)
         return future
 
+    def workers(self) -> int:
+        """How many threads run tasks at once (``max_workers``, else the pool's own default)."""
+        return self.max_workers or min(32, (os.cpu_count() or 1) + 4)
+
+    def interrupt(self) -> None:
+        """Raise ``TaskCancelled`` in every pool thread running a task (at its next bytecode)."""
+        from nbflow.core.taskrun import TaskCancelled, interrupt_thread
+
+        for thread_id in list(self._running.values()):
+            interrupt_thread(thread_id, TaskCancelled)
+
     def cancel(self, handle: Future) -> bool:
+        """Cancel a submission that has not started."""
         return handle.cancel()
 
     def describe(self) -> str:
+        """``threads (max_workers=...)``."""
         return f"threads (max_workers={self.max_workers or 'auto'})"
 
 
@@ -173,15 +220,18 @@ class DaskExecutor(_QueuedExecutor):
         self.client = self._cluster = None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Submit ``fn(*args)`` to the cluster (impure: every call runs); its future is the handle."""
         future = self.client.submit(fn, *args, pure=False)
         future.add_done_callback(self._done.put)
         return future
 
     def cancel(self, handle: Any) -> bool:
+        """Ask the cluster to drop a submission."""
         handle.cancel()
         return True
 
     def describe(self) -> str:
+        """``dask (address)`` or ``dask (LocalCluster(n workers))``."""
         where = self.address or f"LocalCluster({self.n_workers} workers)"
         return f"dask ({where})"
 
@@ -193,12 +243,17 @@ EXECUTORS: dict[str, Callable[[], Executor]] = {
 }
 
 
-def resolve_executor(executor: str | Executor | None) -> Executor:
+def resolve_executor(executor: str | Executor | None, *, dask_address: str | None = None) -> Executor:
+    """The one executor factory: an ``Executor`` as is, or one made from its name
+    (``dask_address`` points the ``dask`` executor at a running scheduler)."""
     if executor is None:
         return LocalExecutor()
     if isinstance(executor, Executor):
         return executor
-    factory = EXECUTORS.get(str(executor).strip().lower())
+    name = str(executor).strip().lower()
+    if name == "dask" and dask_address:
+        return DaskExecutor(address=dask_address)
+    factory = EXECUTORS.get(name)
     if factory is None:
         raise NbflowError(
             f"unknown executor {executor!r}; use one of: {', '.join(EXECUTORS)}, "

@@ -45,6 +45,7 @@ class Flow:
         self._edges: dict[Edge, None] = {}
         self._upstream: dict[Task, list[Edge]] = {}
         self._downstream: dict[Task, list[Edge]] = {}
+        self._sorted: list[Task] | None = None
         self.constants: dict[Task, dict[str, Any]] = {}
         self._token: contextvars.Token | None = None
         for t in tasks:
@@ -67,10 +68,12 @@ class Flow:
 
     @property
     def tasks(self) -> list[Task]:
+        """The tasks in the order they were added."""
         return list(self._tasks)
 
     @property
     def edges(self) -> list[Edge]:
+        """Every edge, in the order it was added."""
         return list(self._edges)
 
     def __contains__(self, task: object) -> bool:
@@ -80,6 +83,7 @@ class Flow:
         return len(self._tasks)
 
     def add_task(self, task: Task) -> Task:
+        """Add ``task`` (once) and give it a unique slug; returns it."""
         if not isinstance(task, Task):
             raise GraphError(f"flow {self.name!r}: add_task expects a Task, got {task!r}")
         if task in self._tasks:
@@ -95,11 +99,11 @@ class Flow:
         task.slug = slug
         self._by_slug[slug] = task
         self._tasks[task] = None
-        self._upstream[task] = []
-        self._downstream[task] = []
+        self._sorted = None
         return task
 
     def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
+        """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds."""
         self.add_task(upstream)
         self.add_task(downstream)
         if upstream is downstream:
@@ -108,7 +112,7 @@ class Flow:
                 cycle=[upstream.slug or "", upstream.slug or ""],
             )
         if key is not None:
-            for edge in self._upstream[downstream]:
+            for edge in self._upstream.get(downstream, _NO_EDGES):
                 if edge.key == key and edge.upstream is not upstream:
                     raise GraphError(
                         f"flow {self.name!r}: input {key!r} of task {downstream.slug!r} is already "
@@ -117,8 +121,10 @@ class Flow:
         edge = Edge(upstream, downstream, key)
         if edge not in self._edges:
             self._edges[edge] = None
-            self._upstream[downstream].append(edge)
-            self._downstream[upstream].append(edge)
+            # Edge lists are made on first use: most tasks of a large flow have one or none.
+            self._upstream.setdefault(downstream, []).append(edge)
+            self._downstream.setdefault(upstream, []).append(edge)
+            self._sorted = None
         return edge
 
     def set_dependencies(
@@ -127,6 +133,7 @@ class Flow:
         upstream_tasks: Iterable[Task] = (),
         keyword_tasks: Mapping[str, Task] | None = None,
     ) -> None:
+        """Add ``task`` with upstream tasks (order only) and keyword tasks (inputs)."""
         self.add_task(task)
         for upstream in upstream_tasks:
             self.add_edge(upstream, task)
@@ -134,6 +141,7 @@ class Flow:
             self.add_edge(upstream, task, key=key)
 
     def set_constant(self, task: Task, key: str, value: Any) -> None:
+        """Bind a plain value to one of ``task``'s inputs."""
         self.constants.setdefault(task, {})[key] = value
 
     # -- reading -----------------------------------------------------------------
@@ -151,26 +159,33 @@ class Flow:
             raise UnknownTaskError(f"flow {self.name!r}: {name!r} names several tasks ({slugs}); use a slug")
         raise UnknownTaskError(f"flow {self.name!r} has no task {name!r}; its tasks: {known}")
 
-    def upstream_edges(self, task: Task) -> list[Edge]:
-        return self._upstream[task]
+    def upstream_edges(self, task: Task) -> Sequence[Edge]:
+        """The edges into ``task``."""
+        return self._upstream.get(task, _NO_EDGES)
 
-    def downstream_edges(self, task: Task) -> list[Edge]:
-        return self._downstream[task]
+    def downstream_edges(self, task: Task) -> Sequence[Edge]:
+        """The edges out of ``task``."""
+        return self._downstream.get(task, _NO_EDGES)
 
     def upstream_tasks(self, task: Task) -> list[Task]:
-        return list(dict.fromkeys(e.upstream for e in self._upstream[task]))
+        """The tasks ``task`` waits for, once each."""
+        return list(dict.fromkeys(e.upstream for e in self._upstream.get(task, _NO_EDGES)))
 
     def downstream_tasks(self, task: Task) -> list[Task]:
-        return list(dict.fromkeys(e.downstream for e in self._downstream[task]))
+        """The tasks that wait for ``task``, once each."""
+        return list(dict.fromkeys(e.downstream for e in self._downstream.get(task, _NO_EDGES)))
 
     def parameters(self) -> list[Parameter]:
+        """The flow's parameters (its inputs)."""
         return [t for t in self._tasks if isinstance(t, Parameter)]
 
     def root_tasks(self) -> list[Task]:
-        return [t for t in self._tasks if not self._upstream[t]]
+        """Tasks with no upstream task."""
+        return [t for t in self._tasks if not self._upstream.get(t)]
 
     def terminal_tasks(self) -> list[Task]:
-        return [t for t in self._tasks if not self._downstream[t]]
+        """Tasks nothing waits for."""
+        return [t for t in self._tasks if not self._downstream.get(t)]
 
     def ancestors(self, targets: Iterable[Task]) -> set[Task]:
         """The targets and every task they (transitively) depend on."""
@@ -181,7 +196,7 @@ class Flow:
             if task in seen:
                 continue
             seen.add(task)
-            stack.extend(e.upstream for e in self._upstream[task])
+            stack.extend(e.upstream for e in self._upstream.get(task, _NO_EDGES))
         return seen
 
     def descendants(self, sources: Iterable[Task]) -> set[Task]:
@@ -193,13 +208,25 @@ class Flow:
             if task in seen:
                 continue
             seen.add(task)
-            stack.extend(e.downstream for e in self._downstream[task])
+            stack.extend(e.downstream for e in self._downstream.get(task, _NO_EDGES))
         return seen
 
     def sorted_tasks(self) -> list[Task]:
-        """Topological order; ties keep the order tasks were added. Raises ``CycleError``."""
+        """Topological order; ties keep the order tasks were added. Raises ``CycleError``.
+        Kept until the flow changes (runs and validation ask for it again and again)."""
+        if self._sorted is None:
+            self._sorted = self._sort()
+        return list(self._sorted)
+
+    def _sort(self) -> list[Task]:
         index = {t: i for i, t in enumerate(self._tasks)}
-        indegree = {t: len({e.upstream for e in self._upstream[t]}) for t in self._tasks}
+        if all(index[e.upstream] < index[e.downstream] for e in self._edges):
+            # Added upstream first (the usual way): the order of adding is the order.
+            return list(self._tasks)
+        upstream, downstream = self._upstream, self._downstream
+        indegree = dict.fromkeys(self._tasks, 0)
+        for t, edges in upstream.items():
+            indegree[t] = 1 if len(edges) == 1 else len({e.upstream for e in edges})
         heap = [index[t] for t, d in indegree.items() if d == 0]
         heapq.heapify(heap)
         order_list = list(self._tasks)
@@ -207,7 +234,12 @@ class Flow:
         while heap:
             task = order_list[heapq.heappop(heap)]
             out.append(task)
-            for down in dict.fromkeys(e.downstream for e in self._downstream[task]):
+            edges = downstream.get(task)
+            if not edges:
+                continue
+            for down in (
+                (edges[0].downstream,) if len(edges) == 1 else dict.fromkeys(e.downstream for e in edges)
+            ):
                 indegree[down] -= 1
                 if indegree[down] == 0:
                     heapq.heappush(heap, index[down])
@@ -229,7 +261,7 @@ class Flow:
         while task not in on_path:
             on_path[task] = len(path)
             path.append(task)
-            task = next(e.upstream for e in self._upstream[task] if e.upstream in remaining)
+            task = next(e.upstream for e in self._upstream.get(task, _NO_EDGES) if e.upstream in remaining)
         loop = path[on_path[task] :]
         loop.reverse()  # report in execution direction: upstream -> downstream
         names = [t.slug or t.name for t in loop]
@@ -313,8 +345,11 @@ class Flow:
         return f"<Flow {self.name!r}: {len(self._tasks)} tasks>"
 
 
+_NO_EDGES: tuple[Edge, ...] = ()
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def _slugify(name: str) -> str:
+    if name.isascii() and name.isidentifier():  # already a slug (most names): no regex
+        return name
     return _SLUG_BAD.sub("-", name).strip("-") or "task"

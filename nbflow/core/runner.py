@@ -8,8 +8,6 @@ engine: the notebook, the CLI and the agent's flow subprocess all drive it.
 from __future__ import annotations
 
 import functools
-import heapq
-import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -17,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
 from nbflow.core.context import _date_values, task_logger
+from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
-from nbflow.core.events import STATE, Event, EventStream
+from nbflow.core.events import Event, EventStream
 from nbflow.core.executors import Executor, resolve_executor
-from nbflow.core.states import TRANSITIONS, State, StateTransitionError, StateType
-from nbflow.core.taskrun import Incoming, RemoteOutcome, RunInfo, run_task, run_task_remote, trigger_decision
+from nbflow.core.plan import Plan, keeper
+from nbflow.core.record import StateRecord, new_id, state_change
+from nbflow.core.states import State, StateType
+from nbflow.core.taskrun import Incoming, RunInfo, run_task
 from nbflow.core.tasks import Task, parameter_values
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class TaskStates(dict):  # type: ignore[type-arg]
         return super().__getitem__(key)
 
     def by_slug(self) -> dict[str, State]:
+        """The same states keyed by task slug."""
         return {task.slug or task.name: state for task, state in self.items()}
 
 
@@ -64,15 +66,6 @@ def run_base_context(
         "logger": task_logger(),
         **_date_values(start),
     }
-
-
-def new_id() -> str:
-    """A random (version 4) UUID string, ~4x faster than ``str(uuid.uuid4())``."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class FlowRunner:
@@ -92,6 +85,8 @@ class FlowRunner:
         flow_run_id: str | None = None,
         scheduled_start_time: datetime | None = None,
         cache_root: str | None = None,
+        execution: int = 0,
+        keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
     ) -> None:
         self.flow = flow
         order = flow.sorted_tasks()  # raises CycleError before anything runs
@@ -99,8 +94,8 @@ class FlowRunner:
         self.requested: set[Task] = set()
         if targets is not None:
             chosen = [flow.get_task(t) if isinstance(t, str) else t for t in targets]
-            keep = flow.ancestors(chosen)
-            order = [t for t in order if t in keep]
+            needed = flow.ancestors(chosen)
+            order = [t for t in order if t in needed]
             self.requested = set(chosen)  # asked for by name: a manual_only trigger lets them run
         self.order = order
         self.executor = resolve_executor(executor)
@@ -111,26 +106,49 @@ class FlowRunner:
         self.echo = echo
         self.flow_run_id = flow_run_id or new_id()
         self.scheduled_start_time = scheduled_start_time
+        self.execution = execution
         self.cancel_event = threading.Event()
         self.cancel_reason = ""
         self.states: dict[Task, State] = {}
         self.state = State(S.PENDING)
         self.task_run_ids: dict[Task, str] = {}
+        self.released: set[Task] = set()  # tasks whose results went once nothing read them
+        # Which results outlive their last reader: "all" for Flow.run() (the caller reads them).
+        self.plan = Plan(flow, order, keeper(keep, flow, order))
+
+    @property
+    def task_count(self) -> int:
+        """Tasks this run will run (parameters are its inputs, not tasks)."""
+        return sum(1 for t in self.order if t.kind != "parameter")
 
     # -- control -------------------------------------------------------------
 
     def cancel(self, reason: str = "cancelled by user") -> None:
+        """Stop starting tasks (from any thread); running ones are asked to stop."""
         self.cancel_reason = reason
         self.cancel_event.set()
 
     def _set_flow_state(self, new: State) -> State:
-        old = self.state
-        if new.type not in TRANSITIONS[old.type]:
-            raise StateTransitionError(
-                f"flow run of {self.flow.name!r} cannot go from {old.type.value} to {new.type.value}"
-            )
+        record = state_change(self.flow_run_id, None, None, self.state.type, new, execution=self.execution)
         self.state = new
-        self.stream.emit(Event(STATE, self.flow_run_id, None, None, state=new, previous=old.type))
+        self.stream.emit(record)
+        return new
+
+    def _set_task_state(self, task: Task, previous: StateType, new: State) -> State:
+        """A task state the runner decides itself (trigger, cancellation, executor failure);
+        a finished one becomes the task's final state of this run."""
+        if new.is_finished():
+            self.states[task] = new
+        self.stream.emit(
+            state_change(
+                self.flow_run_id,
+                self.task_run_ids.get(task),
+                task.slug,
+                previous,
+                new,
+                execution=self.execution,
+            )
+        )
         return new
 
     def wait_until(self, when: datetime) -> bool:
@@ -149,39 +167,58 @@ class FlowRunner:
 
     # -- running -------------------------------------------------------------
 
-    def run(self) -> State:
-        flow = self.flow
+    def _run_info(self, parameters: Mapping[str, Any]) -> RunInfo:
         base_context = run_base_context(
-            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time
+            self.flow.name, self.flow_run_id, parameters, self.scheduled_start_time
         )
-        info = RunInfo(
-            flow_name=flow.name,
+        return RunInfo(
+            flow_name=self.flow.name,
             flow_run_id=self.flow_run_id,
-            parameters=self.parameters,
+            parameters=parameters,
             base_context=base_context,
             cache_read=self.cache,
             cache_root=self.cache_root,
             echo=self.echo,
+            execution=self.execution,
             cancel_event=self.cancel_event,
         )
+
+    def run_task_now(
+        self, task: Task, inputs: Mapping[str, Any], *, parameters: Mapping[str, Any] | None = None
+    ) -> State:
+        """Run one task now with the given inputs, without flow-run states: a notebook cell
+        run against the kernel's values. Its trigger is not asked (it was asked for)."""
+        info = self._run_info(dict(parameters or self.parameters))
+        self.task_run_ids[task] = run_id = new_id()
+        capture.install()
+        try:
+            state = run_task(task, run_id, [], inputs, info, self.stream.emitter(), check_trigger=False)
+        finally:
+            capture.uninstall()
+            self.stream.flush()
+        self.states[task] = state
+        return state
+
+    def run(self) -> State:
+        """Run the flow to its final state (``state.result`` maps each task to its own)."""
+        info = self._run_info(self.parameters)
         unsubscribe = self._attach_handlers()
         capture.install()
         try:
             if self.cancel_event.is_set():
                 return self._finish(cancelled=True)
             self._set_flow_state(
-                State(S.RUNNING, f"running {len(self.order)} tasks on {self.executor.describe()}")
+                State(S.RUNNING, f"running {self.task_count} tasks on {self.executor.describe()}")
             )
             interrupted = False
             try:
                 with self.executor:
-                    if self.executor.synchronous:
-                        self._run_sequential(info)
-                    else:
-                        self._run_queued(info)
+                    driver_for(self.executor)(self, info)
             except KeyboardInterrupt:
                 interrupted = True
                 self.cancel("interrupted")
+            if self.cancel_event.is_set() and not self.cancel_reason:
+                self.cancel_reason = "interrupted"  # Ctrl-C inside a task on this thread
             return self._finish(cancelled=self.cancel_event.is_set() or interrupted)
         finally:
             capture.uninstall()
@@ -192,154 +229,74 @@ class FlowRunner:
         states = self.states
         return [(e.key, e.upstream.slug or "", states[e.upstream]) for e in self.flow.upstream_edges(task)]
 
-    def _reuse(self, task: Task) -> None:
-        state = self.initial_states[task]
-        self.states[task] = state
-        self.stream.emit(
-            Event(STATE, self.flow_run_id, self.task_run_ids.get(task), task.slug, state=state, previous=None)
-        )
-
-    def _run_sequential(self, info: RunInfo) -> None:
-        constants = self.flow.constants
-        stream = self.stream
-        initial = self.initial_states
-        cancel = self.cancel_event
-        ids = self.task_run_ids
-        for task in self.order:
-            if cancel.is_set():
-                return
-            if task in initial:
-                self._reuse(task)
-                continue
-            ids[task] = run_id = new_id()
-            self.states[task] = run_task(
-                task,
-                run_id,
-                self._incoming(task),
-                constants.get(task),
-                info,
-                stream.emitter(),
-                requested=task in self.requested,
-            )
-
-    def _run_queued(self, info: RunInfo) -> None:
-        executor = self.executor
-        flow = self.flow
-        position = {t: i for i, t in enumerate(self.order)}
-        remaining = {
-            t: len({e.upstream for e in flow.upstream_edges(t) if e.upstream in position}) for t in self.order
-        }
-        ready = [position[t] for t, n in remaining.items() if n == 0]
-        heapq.heapify(ready)
-        running: dict[Any, Task] = {}
-        handles: dict[Task, Any] = {}
-
-        def finished(task: Task) -> None:
-            for down in flow.downstream_tasks(task):
-                if down in remaining:
-                    remaining[down] -= 1
-                    if remaining[down] == 0:
-                        heapq.heappush(ready, position[down])
-
-        while ready or running:
-            while ready and not self.cancel_event.is_set():
-                task = self.order[heapq.heappop(ready)]
-                if task in self.initial_states:
-                    self._reuse(task)
-                    finished(task)
-                    continue
-                self.task_run_ids[task] = run_id = new_id()
-                if executor.remote:
-                    handle = self._submit_remote(task, run_id, info, handles)
-                    if handle is None:
-                        finished(task)
-                        continue
-                else:
-                    handle = executor.submit(
-                        functools.partial(run_task, requested=task in self.requested),
-                        task,
-                        run_id,
-                        self._incoming(task),
-                        self.flow.constants.get(task),
-                        info,
-                        self.stream.emitter(),
-                    )
-                running[handle] = task
-                handles[task] = handle
-            if self.cancel_event.is_set():
-                self._drain_after_cancel(running)
-                return
-            for handle in executor.next_done(0.1):
-                task = running.pop(handle)
-                self.states[task] = self._collect(handle, task)
-                finished(task)
-
-    def _submit_remote(self, task: Task, run_id: str, info: RunInfo, handles: dict[Task, Any]) -> Any:
-        """Decide the trigger here, then ship the run with upstream futures (data stays on the cluster)."""
-        incoming = self._incoming(task)
-        decided = trigger_decision(task, incoming, requested=task in self.requested)
-        emit = self.stream.emit
-        if decided is not None:
-            self.states[task] = decided
-            emit(Event(STATE, self.flow_run_id, run_id, task.slug, state=decided, previous=S.PENDING))
-            return None
-        emit(Event(STATE, self.flow_run_id, run_id, task.slug, state=State(S.SUBMITTED), previous=S.PENDING))
-        remote_incoming = []
-        for e in self.flow.upstream_edges(task):
-            # A future keeps the data on the cluster; tasks the driver settled send their state.
-            upstream = handles.get(e.upstream)
-            if upstream is None:
-                upstream = RemoteOutcome(self.states[e.upstream], [])
-            remote_incoming.append((e.key, e.upstream.slug or "", upstream))
-        return self.executor.submit(
-            run_task_remote, task, run_id, remote_incoming, self.flow.constants.get(task), info
-        )
-
-    def _collect(self, handle: Any, task: Task) -> State:
-        try:
-            outcome = self.executor.result(handle)
-        except Exception as exc:  # the executor itself failed (worker died, pickling, ...)
+    def reuse(self, task: Task) -> State:
+        """A finished state of an earlier run stands in for running the task again: it
+        becomes ``Cached`` (the result comes from that run), reached from Pending like any."""
+        earlier = self.initial_states[task]
+        self.task_run_ids[task] = new_id()
+        state = earlier
+        if earlier.type not in (S.CACHED, S.SKIPPED):
             state = State(
-                S.FAILED, f"{self.executor.name} executor error: {type(exc).__name__}: {exc}", result=exc
+                S.CACHED,
+                f"reused: {earlier.type.value} in an earlier run",
+                result=earlier.result,
+                result_ref=earlier.result_ref,
+                attempt=earlier.attempt,
             )
-            self.stream.emit(
-                Event(
-                    STATE,
-                    self.flow_run_id,
-                    self.task_run_ids.get(task),
-                    task.slug,
-                    state=state,
-                    previous=S.PENDING,
-                )
-            )
-            return state
-        if isinstance(outcome, RemoteOutcome):
-            for event in outcome.events:
-                self.stream.emit(event)
-            return outcome.state
-        return outcome
+        return self._set_task_state(task, S.PENDING, state)
 
-    def _drain_after_cancel(self, running: dict[Any, Task]) -> None:
-        for handle in list(running):
-            if self.executor.remote and self.executor.cancel(handle):
-                task = running.pop(handle)
-                state = State(S.CANCELLED, self.cancel_reason or "cancelled")
-                self.states[task] = state
-                self.stream.emit(
-                    Event(
-                        STATE,
-                        self.flow_run_id,
-                        self.task_run_ids.get(task),
-                        task.slug,
-                        state=state,
-                        previous=S.SUBMITTED,
-                    )
-                )
-        # Threads cannot be stopped: let running tasks end their attempt.
-        while running:
-            for handle in self.executor.next_done(0.1):
-                task = running.pop(handle)
-                self.states[task] = self._collect(handle, task)
+    def cancelled(self, task: Task, previous: StateType) -> State:
+        """``task`` ends Cancelled without having run (the run was cancelled first)."""
+        reason = self.cancel_reason or "the flow run was cancelled before this task started"
+        return self._set_task_state(task, previous, State(S.CANCELLED, reason))
+
+    def start(self, task: Task) -> tuple[str, dict[str, Any] | None]:
+        """A new task run of ``task``: its id and its constants."""
+        self.task_run_ids[task] = run_id = new_id()
+        return run_id, self.flow.constants.get(task)
+
+    def run_here(self, task: Task, info: RunInfo) -> State:
+        """Run ``task`` in this thread (the sequential and threads drivers)."""
+        run_id, constants = self.start(task)
+        return run_task(
+            task,
+            run_id,
+            self._incoming(task),
+            constants,
+            info,
+            self.stream.emitter(),
+            requested=task in self.requested,
+        )
+
+    def submit(self, task: Task, info: RunInfo) -> Any:
+        """Hand one task run to the executor (``executor.submit``); its handle."""
+        run_id, constants = self.start(task)
+        return self.executor.submit(
+            functools.partial(run_task, requested=task in self.requested),
+            task,
+            run_id,
+            self._incoming(task),
+            constants,
+            info,
+            self.stream.emitter(),
+        )
+
+    def finished(self, task: Task, state: State) -> list[Task]:
+        """Record ``task``'s final state, and let go of every result nothing needs any more;
+        the tasks whose results went."""
+        self.states[task] = state
+        released = self.plan.done(task)
+        for done in released:
+            kept = self.states.get(done)
+            if kept is not None and kept.result is not None and not kept.is_failed():
+                self.states[done] = kept.without_result(done.residue(kept.result))
+                self.released.add(done)
+        return released
+
+    def executor_failed(self, task: Task, exc: BaseException, *, previous: StateType) -> State:
+        """The executor itself failed a task run (a worker died, pickling): it ends Failed."""
+        message = f"{self.executor.name} executor error: {type(exc).__name__}: {exc}"
+        return self._set_task_state(task, previous, State(S.FAILED, message, result=exc))
 
     def _finish(self, *, cancelled: bool) -> State:
         states = TaskStates()
@@ -348,43 +305,34 @@ class FlowRunner:
             state = self.states.get(task)
             if state is None:
                 not_run += 1
-                state = State(
-                    S.CANCELLED, self.cancel_reason or "the flow run was cancelled before this task started"
-                )
-                self.stream.emit(
-                    Event(
-                        STATE,
-                        self.flow_run_id,
-                        self.task_run_ids.get(task),
-                        task.slug,
-                        state=state,
-                        previous=S.PENDING,
-                    )
-                )
+                state = self.cancelled(task, S.PENDING)
             states[task] = state
+        self.states = dict(states)
+        return self._set_flow_state(self._final_state(states, cancelled=cancelled, not_run=not_run))
+
+    def _final_state(self, states: TaskStates, *, cancelled: bool, not_run: int) -> State:
+        """The flow run's final state; its message counts tasks (parameters are inputs, not tasks)."""
+        tasks = [s for t, s in states.items() if t.kind != "parameter"]
         failed = [t for t, s in states.items() if s.is_failed()]
         if cancelled:
             if self.state.type is S.RUNNING:
                 self._set_flow_state(State(S.CANCELLING, self.cancel_reason or "cancelling"))
-            final = State(
+            return State(
                 S.CANCELLED,
-                f"{self.cancel_reason or 'cancelled'}: {not_run} of {len(states)} tasks did not run",
+                f"{self.cancel_reason or 'cancelled'}: {not_run} of {len(tasks)} tasks did not run",
                 result=states,
             )
-        elif failed:
+        if failed:
             names = ", ".join(f"{t.slug} ({states[t].type.value})" for t in failed[:10])
             more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
-            final = State(
-                S.FAILED, f"{len(failed)} of {len(states)} tasks failed: {names}{more}", result=states
+            return State(
+                S.FAILED, f"{len(failed)} of {len(tasks)} tasks failed: {names}{more}", result=states
             )
-        else:
-            counts: dict[str, int] = {}
-            for s in states.values():
-                counts[s.type.value] = counts.get(s.type.value, 0) + 1
-            summary = ", ".join(f"{n} {name.lower()}" for name, n in counts.items())
-            final = State(S.SUCCESS, f"all {len(states)} tasks finished: {summary}", result=states)
-        self.states = dict(states)
-        return self._set_flow_state(final)
+        counts: dict[str, int] = {}
+        for s in tasks:
+            counts[s.type.value] = counts.get(s.type.value, 0) + 1
+        summary = ", ".join(f"{n} {name.lower()}" for name, n in counts.items())
+        return State(S.SUCCESS, f"all {len(tasks)} tasks finished: {summary}", result=states)
 
     def _attach_handlers(self) -> Any:
         """State and log handlers are observers of the event stream, like every other."""
@@ -396,19 +344,20 @@ class FlowRunner:
 
         def observe(batch: list[Event]) -> None:
             for event in batch:
-                if event.kind != STATE:
-                    for handler in flow.log_handlers:
-                        handler(event)
+                if not isinstance(event, StateRecord):
+                    for log_handler in flow.log_handlers:
+                        log_handler(event)
                     continue
+                new = event.to_state()
                 old = last.get(event.task)
-                last[event.task] = event.state
+                last[event.task] = new
                 if event.task is None:
-                    for handler in flow.state_handlers:
-                        handler(flow, old, event.state)
+                    for flow_handler in flow.state_handlers:
+                        flow_handler(flow, old, new)  # type: ignore[arg-type]
                 elif event.task in by_slug:
                     task = by_slug[event.task]
-                    for handler in task.state_handlers:
-                        handler(task, old, event.state)
+                    for task_handler in task.state_handlers:
+                        task_handler(task, old, new)
 
         return self.stream.subscribe(observe)
 

@@ -72,7 +72,13 @@ def _aware(when: datetime | str | None, zone: ZoneInfo, field: str) -> datetime 
     return when.replace(tzinfo=zone) if when.tzinfo is None else when.astimezone(zone)
 
 
+MIN_INTERVAL = timedelta(seconds=1)
+"""The shortest interval of an ``IntervalSchedule``."""
+
+
 class Schedule(ABC):
+    """When a flow runs: ``next(n)`` gives the next start times; subclasses define the rule."""
+
     kind: ClassVar[str]
 
     def __init__(
@@ -99,10 +105,17 @@ class Schedule(ABC):
             # Let the start date itself be the first time when it is on the schedule.
             after = self.start_date - timedelta(microseconds=1)
         out: list[datetime] = []
-        for when in self._times_after(after.astimezone(self.zone)):
-            if len(out) >= n or (self.end_date is not None and when > self.end_date):
-                break
-            out.append(when)
+        try:
+            for when in self._times_after(after.astimezone(self.zone)):
+                if len(out) >= n or (self.end_date is not None and when > self.end_date):
+                    break
+                out.append(when)
+        except (OverflowError, ValueError, KeyError) as exc:
+            # Dates past the year 9999, or a cron string no date matches (30 February).
+            raise ScheduleError(
+                f"{self.describe()} has no run time after {out[-1] if out else after:%Y-%m-%d %H:%M} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
         return out
 
     @abstractmethod
@@ -117,13 +130,16 @@ class Schedule(ABC):
         }
 
     @abstractmethod
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form registration sends (``from_dict`` reads it back)."""
 
     @abstractmethod
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """A one-line description for messages and the UI."""
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Schedule:
+        """The schedule a ``to_dict`` made; ``ScheduleError`` for anything else."""
         common = {
             "timezone": data.get("timezone") or "UTC",
             "start_date": data.get("start_date"),
@@ -148,13 +164,17 @@ class Schedule(ABC):
 
 
 class IntervalSchedule(Schedule):
+    """Every fixed duration from a start time; whole days keep their wall-clock time across DST."""
+
     kind = "interval"
 
     def __init__(self, interval: timedelta | float | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.interval = parse_duration(interval)
-        if self.interval <= timedelta(0):
-            raise ScheduleError(f"interval must be positive, got {interval!r}")
+        if self.interval < MIN_INTERVAL:
+            raise ScheduleError(
+                f"interval must be at least {MIN_INTERVAL.total_seconds():g} second, got {interval!r}"
+            )
         self._wall_clock = self.interval % _DAY == timedelta(0)
 
     def _times_after(self, after: datetime) -> Any:
@@ -179,13 +199,17 @@ class IntervalSchedule(Schedule):
         return (anchor.astimezone(UTC) + k * self.interval).astimezone(self.zone)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form registration sends."""
         return {"type": "interval", "interval": self.interval.total_seconds(), **self._common_dict()}
 
     def describe(self) -> str:
+        """``every 1h (UTC)`` and the like."""
         return f"every {_format_duration(self.interval)}"
 
 
 class CronSchedule(Schedule):
+    """A cron expression (croniter) in a time zone; a fixed hour fires once when clocks fall back."""
+
     kind = "cron"
 
     def __init__(self, cron: str, **kwargs: Any) -> None:
@@ -218,9 +242,11 @@ class CronSchedule(Schedule):
             yield when
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form registration sends."""
         return {"type": "cron", "cron": self.cron, **self._common_dict()}
 
     def describe(self) -> str:
+        """``cron '0 6 * * *' (Europe/Paris)`` and the like."""
         zone = "" if self.timezone == "UTC" else f" ({self.timezone})"
         return f"cron {self.cron}{zone}"
 

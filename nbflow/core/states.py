@@ -9,6 +9,7 @@ a new run.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class StateType(StrEnum):
+    """The states a flow run or task run can be in (the TypeScript list is generated from it)."""
+
     SCHEDULED = "Scheduled"
     PENDING = "Pending"
     SUBMITTED = "Submitted"
@@ -85,10 +88,6 @@ TRANSITIONS: dict[StateType | None, frozenset[StateType]] = {
 }
 
 
-def can_transition(old: StateType | None, new: StateType) -> bool:
-    return new in TRANSITIONS[old]
-
-
 def check_transition(old: StateType | None, new: StateType, *, what: str = "run") -> None:
     """Raise ``StateTransitionError`` naming both states when the table forbids the move."""
     if new not in TRANSITIONS[old]:
@@ -97,6 +96,56 @@ def check_transition(old: StateType | None, new: StateType, *, what: str = "run"
         raise StateTransitionError(
             f"{what} cannot go from {start} to {new.value}; from {start} it may go to: {allowed}"
         )
+
+
+class Verdict(StrEnum):
+    """What a writer does with a proposed state change."""
+
+    ACCEPT = "accept"  # apply it
+    REJECT = "reject"  # refuse it, saying why
+    ACKNOWLEDGE = "acknowledge"  # already recorded (a re-delivery): answer ok, apply nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A ``Verdict`` and, for a rejection, the reason the writer reports."""
+
+    verdict: Verdict
+    reason: str = ""
+
+
+def decide(
+    current: StateType | None,
+    proposed: StateType,
+    *,
+    recorded: bool = False,
+    version_seen: int | None = None,
+    version_now: int | None = None,
+    superseded: bool = False,
+    what: str = "run",
+) -> Decision:
+    """The one rule every writer of run states follows (flow runs and task runs alike).
+
+    * ``recorded``: this transition id is stored already, so it is a re-delivery
+      (the writer's first answer was lost) -> acknowledge, even if the run moved on.
+    * ``superseded``: the change comes from an execution that no longer owns the run
+      (a resubmitted or stolen run) -> reject, so a zombie cannot overwrite the winner.
+    * ``version_seen != version_now``: a compare-and-set lost a race -> reject.
+    * a move the transition table forbids -> reject.
+    """
+    if recorded:
+        return Decision(Verdict.ACKNOWLEDGE)
+    start = current.value if current is not None else "a new run"
+    if superseded:
+        return Decision(Verdict.REJECT, f"superseded execution: the {what} is run by a newer execution now")
+    if version_seen is not None and version_seen != version_now:
+        return Decision(
+            Verdict.REJECT,
+            f"stale version {version_seen}: the {what} is at version {version_now} ({start})",
+        )
+    if proposed not in TRANSITIONS[current]:
+        return Decision(Verdict.REJECT, f"a {what} cannot go from {start} to {proposed.value}")
+    return Decision(Verdict.ACCEPT)
 
 
 class State:
@@ -130,31 +179,53 @@ class State:
 
     @property
     def name(self) -> str:
+        """The state's name, e.g. ``Success``."""
         return self.type.value
 
     def is_finished(self) -> bool:
+        """True for a final state."""
         return self.type in FINISHED_TYPES
 
     def is_successful(self) -> bool:
+        """True for Success, Cached and Skipped."""
         return self.type in SUCCESSFUL_TYPES
 
     def is_failed(self) -> bool:
+        """True for Failed, TriggerFailed and TimedOut."""
         return self.type in FAILED_TYPES
 
     def is_cancelled(self) -> bool:
+        """True for Cancelled."""
         return self.type is S.CANCELLED
 
     def is_skipped(self) -> bool:
+        """True for Skipped."""
         return self.type is S.SKIPPED
 
     def is_cached(self) -> bool:
+        """True for Cached."""
         return self.type is S.CACHED
 
     def is_running(self) -> bool:
+        """True for Running."""
         return self.type is S.RUNNING
 
     def is_scheduled(self) -> bool:
+        """True for Scheduled."""
         return self.type is S.SCHEDULED
+
+    def without_result(self, residue: Any = None) -> State:
+        """The same state with only ``residue`` for its result (what a run keeps once nothing
+        reads the result: see ``Task.residue``)."""
+        return State(
+            self.type,
+            self.message,
+            result=residue,
+            result_ref=self.result_ref,
+            attempt=self.attempt,
+            timestamp=self.timestamp,
+            start_time=self.start_time,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (never the result value, only its reference)."""

@@ -1,8 +1,9 @@
-"""One task run: trigger, cache, attempts with retries and timeout, captured output.
+"""One task run: trigger, inputs, cache, attempts (retries, timeout, captured output), store.
 
 ``run_task`` is a plain function of picklable arguments so every executor can
 call it: in this thread, on a pool thread, or in a Dask worker process. It
-never raises for a task's own failure; it returns the final ``State``.
+never raises for a task's own failure; it returns the final ``State``. The
+steps are the methods of ``TaskRun``, in the order ``TaskRun.run`` calls them.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from typing import TYPE_CHECKING, Any
 from nbflow.core import capture
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
-from nbflow.core.events import LOG, STATE, Event
-from nbflow.core.states import TRANSITIONS, State, StateTransitionError, StateType
+from nbflow.core.record import LogRecord, state_change
+from nbflow.core.states import State, StateType
 from nbflow.core.triggers import all_successful, manual_only, trigger_name
 
 if TYPE_CHECKING:
+    from nbflow.core.events import Event
     from nbflow.core.tasks import Task
 
 S = StateType
-Emit = Callable[[Event], None]
+Emit = Callable[["Event"], None]
 #: (input key or None, upstream slug, upstream final state)
 Incoming = tuple[str | None, str, State]
 
@@ -46,6 +48,7 @@ class RunInfo:
         "cache_read",
         "cache_root",
         "echo",
+        "execution",
         "cancel_event",
     )
 
@@ -59,6 +62,7 @@ class RunInfo:
         cache_read: bool = True,
         cache_root: str | None = None,
         echo: bool = True,
+        execution: int = 0,
         cancel_event: threading.Event | None = None,
     ) -> None:
         self.flow_name = flow_name
@@ -68,6 +72,7 @@ class RunInfo:
         self.cache_read = cache_read
         self.cache_root = cache_root
         self.echo = echo
+        self.execution = execution
         self.cancel_event = cancel_event
 
     def __getstate__(self) -> dict[str, Any]:
@@ -79,6 +84,7 @@ class RunInfo:
         self.cancel_event = None
 
     def cancelled(self) -> bool:
+        """True once the flow run was asked to stop."""
         return self.cancel_event is not None and self.cancel_event.is_set()
 
 
@@ -88,6 +94,22 @@ class _DeadlineExceeded(Exception):
 
 class _Timeout(BaseException):
     """Injected into a task thread that overran its timeout, to stop it at the next bytecode."""
+
+
+class TaskCancelled(BaseException):
+    """Injected into a running task's thread when its flow run is cancelled (e.g. Ctrl-C)."""
+
+
+class TaskExit(Exception):
+    """The task called ``sys.exit()``: a failure of the task, never the end of the process."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(f"the task called sys.exit({code!r}); return or raise an exception instead")
+
+
+def interrupt_thread(thread_id: int, exception: type[BaseException] = TaskCancelled) -> None:
+    """Ask a thread to raise ``exception`` at its next Python bytecode (threads cannot be killed)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exception))
 
 
 def _call_with_timeout(fn: Callable[..., Any], inputs: Mapping[str, Any], timeout: float) -> Any:
@@ -104,10 +126,7 @@ def _call_with_timeout(fn: Callable[..., Any], inputs: Mapping[str, Any], timeou
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        # Threads cannot be killed; ask it to raise at its next Python bytecode.
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident or 0), ctypes.py_object(_Timeout)
-        )
+        interrupt_thread(thread.ident or 0, _Timeout)
         raise _DeadlineExceeded
     if "error" in box:
         raise box["error"]
@@ -151,6 +170,204 @@ def trigger_decision(task: Task, incoming: list[Incoming], *, requested: bool = 
     return None
 
 
+class TaskRun:
+    """One run of one task, step by step (the shape of Prefect 1's task runner)."""
+
+    def __init__(
+        self,
+        task: Task,
+        task_run_id: str,
+        incoming: list[Incoming],
+        constants: Mapping[str, Any] | None,
+        info: RunInfo,
+        emit: Emit | None,
+        *,
+        initial: StateType = S.PENDING,
+        requested: bool = False,
+        needed: frozenset[str] | None = None,
+    ) -> None:
+        self.task = task
+        # Outputs that must travel to other processes (downstream tasks on Dask): None = no travel.
+        self.needed = needed
+        self.slug = task.slug or task.name
+        self.task_run_id = task_run_id
+        self.incoming = incoming
+        self.constants = constants
+        self.info = info
+        self.emit = emit
+        self.current = initial
+        self.requested = requested
+        self.cache_key: str | None = None
+        self.store: ResultStore | None = None
+
+    def run(self, *, check_trigger: bool = True) -> State:
+        """trigger -> inputs -> cache -> attempts (which store the result); the final state."""
+        if check_trigger:
+            decided = trigger_decision(self.task, self.incoming, requested=self.requested)
+            if decided is not None:
+                return self.advance(decided)
+        inputs = self.inputs()
+        cached = self.read_cache(inputs)
+        if cached is not None:
+            return self.advance(cached)
+        return self.attempts(inputs)
+
+    def advance(self, new: State) -> State:
+        """Move to ``new`` (checked against the transition table) and emit the change."""
+        record = state_change(
+            self.info.flow_run_id,
+            self.task_run_id,
+            self.slug,
+            self.current,
+            new,
+            execution=self.info.execution,
+        )
+        if self.emit is not None:
+            self.emit(record)
+        self.current = new.type
+        return new
+
+    def log(self, level: str, message: str) -> None:
+        """Emit one log line of this task run."""
+        if self.emit is not None:
+            self.emit(
+                LogRecord(
+                    self.info.flow_run_id,
+                    level,
+                    message,
+                    time.time(),
+                    task_run_id=self.task_run_id,
+                    task=self.slug,
+                    execution=self.info.execution,
+                )
+            )
+
+    def inputs(self) -> dict[str, Any]:
+        """The task's keyword inputs: upstream results, then constants bound in the flow."""
+        inputs = self.task.collect_inputs(self.incoming)
+        return {**self.constants, **inputs} if self.constants else inputs
+
+    def read_cache(self, inputs: Mapping[str, Any]) -> State | None:
+        """A ``Cached`` state when a fresh result for the same code, inputs and parameters is
+        stored; also prepares the key the attempts store their result under."""
+        task = self.task
+        if task.cache_for is None:
+            return None
+        self.cache_key = cache_key(task.cache_source(), inputs, self.info.parameters)
+        self.store = ResultStore(self.info.cache_root, flow=self.info.flow_name)
+        if self.cache_key is None or not self.info.cache_read:
+            return None
+        value = self.store.get(self.cache_key, task.cache_for)
+        if value is MISSING:
+            return None
+        return State(S.CACHED, "restored from cache", result=value, result_ref=self.cache_key)
+
+    def attempts(self, inputs: Mapping[str, Any]) -> State:
+        """Run attempts with the task's run context and captured output until one succeeds,
+        the retries are used up, or the run is cancelled while waiting to retry."""
+        output = capture.TaskOutput(self.log, echo=self.info.echo)
+        ctx_token = set_context(
+            {
+                **self.info.base_context,
+                "task_run_id": self.task_run_id,
+                "task_name": self.task.name,
+                "task_slug": self.slug,
+            }
+        )
+        out_token = capture.activate(output)
+        try:
+            attempt = 1
+            while True:
+                self.advance(State(S.RUNNING, attempt=attempt))
+                try:
+                    value = self.call(inputs)
+                except Exception as exc:
+                    final = self.failure(exc, attempt)
+                    if final is not None:
+                        return final
+                    attempt += 1
+                    continue
+                except (TaskCancelled, KeyboardInterrupt) as stop:
+                    # Stopped while running (the run was cancelled, or Ctrl-C in this very thread):
+                    # record it and tell the runner, which starts nothing more.
+                    if isinstance(stop, KeyboardInterrupt) and self.info.cancel_event is not None:
+                        self.info.cancel_event.set()
+                    return self.advance(State(S.CANCELLED, "stopped while running", attempt=attempt))
+                return self.finished(value, attempt)
+        finally:
+            capture.deactivate(out_token)
+            reset_context(ctx_token)
+
+    def call(self, inputs: Mapping[str, Any]) -> Any:
+        """One attempt: the task's code, bounded by its timeout."""
+        task = self.task
+        try:
+            if task.timeout is None:
+                return task.run(**inputs)
+            return _call_with_timeout(task.run, inputs, task.timeout)
+        except SystemExit as exc:
+            raise TaskExit(exc.code) from None
+
+    def finished(self, value: Any, attempt: int) -> State:
+        """The attempt succeeded: Success, unless an output downstream tasks need cannot travel
+        to them (Dask), or the run was cancelled meanwhile (then nothing is cached)."""
+        if self.info.cancelled():
+            return self.advance(
+                State(S.CANCELLED, "the run was cancelled while this task ran", attempt=attempt)
+            )
+        if self.needed:
+            _, dropped = self.task.portable_result(value)
+            stuck = sorted(set(dropped) & self.needed)
+            if stuck:
+                message = (
+                    f"output {', '.join(map(repr, stuck))} cannot be pickled, so the tasks that read it "
+                    "cannot receive it on other workers; make it picklable or compute it where it is used"
+                )
+                return self.advance(State(S.FAILED, message, attempt=attempt))
+        return self.advance(State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt))
+
+    def failure(self, exc: Exception, attempt: int) -> State | None:
+        """Log a failed attempt; ``None`` to try again (after the retry delay), else the final state."""
+        task = self.task
+        if isinstance(exc, _DeadlineExceeded):
+            final_type, message = S.TIMED_OUT, f"timed out after {task.timeout:g}s"
+            self.log("ERROR", f"attempt {attempt} {message}")
+        else:
+            final_type, message = S.FAILED, f"{type(exc).__name__}: {exc}"
+            self.log("ERROR", _user_traceback(exc))
+        if attempt > task.retries:
+            result = exc if final_type is S.FAILED else None
+            return self.advance(State(final_type, message, result=result, attempt=attempt))
+        delay = task.retry_delay
+        self.advance(
+            State(
+                S.RETRYING, f"attempt {attempt} failed ({message}); retrying in {delay:g}s", attempt=attempt
+            )
+        )
+        cancel = self.info.cancel_event
+        if cancel is not None:
+            if cancel.wait(delay):
+                return self.advance(
+                    State(S.CANCELLED, "run cancelled while waiting to retry", attempt=attempt)
+                )
+        elif delay:
+            time.sleep(delay)
+        return None
+
+    def save(self, value: Any) -> str | None:
+        """Store a successful result in the cache (cached tasks only); its key, or ``None``."""
+        if self.store is None or self.cache_key is None:
+            return None
+        stored, dropped = self.task.portable_result(value)
+        if dropped:
+            self.log("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
+        problem = self.store.put(self.cache_key, stored)
+        if problem is not None:
+            self.log("WARNING", f"result not cached: {problem}")
+            return None
+        return self.cache_key
+
+
 def run_task(
     task: Task,
     task_run_id: str,
@@ -163,159 +380,6 @@ def run_task(
     check_trigger: bool = True,
     requested: bool = False,
 ) -> State:
-    slug = task.slug or task.name
-    flow_run_id = info.flow_run_id
-    current = initial
-
-    def advance(new: State) -> State:
-        nonlocal current
-        if new.type not in TRANSITIONS[current]:
-            raise StateTransitionError(f"task {slug!r} cannot go from {current.value} to {new.type.value}")
-        if emit is not None:
-            emit(Event(STATE, flow_run_id, task_run_id, slug, state=new, previous=current))
-        current = new.type
-        return new
-
-    # 1. Trigger: decided from the upstream tasks' final states.
-    if check_trigger:
-        decided = trigger_decision(task, incoming, requested=requested)
-        if decided is not None:
-            return advance(decided)
-
-    inputs = task.collect_inputs(incoming)
-    if constants:
-        inputs = {**constants, **inputs}
-
-    # 2. Cache: a fresh stored result for the same code, inputs and parameters.
-    key: str | None = None
-    store: ResultStore | None = None
-    if task.cache_for is not None:
-        key = cache_key(task.cache_source(), inputs, info.parameters)
-        store = ResultStore(info.cache_root, flow=info.flow_name)
-        if key is not None and info.cache_read:
-            value = store.get(key, task.cache_for)
-            if value is not MISSING:
-                return advance(
-                    State(S.CACHED, "restored from cache", result=value, result_ref=key, attempt=0)
-                )
-
-    # 3. Attempts, with captured output and the task's run context.
-    def log(level: str, message: str) -> None:
-        if emit is not None:
-            emit(
-                Event(
-                    LOG, flow_run_id, task_run_id, slug, level=level, message=message, timestamp=time.time()
-                )
-            )
-
-    output = capture.TaskOutput(log, echo=info.echo)
-    ctx_token = set_context(
-        {**info.base_context, "task_run_id": task_run_id, "task_name": task.name, "task_slug": slug}
-    )
-    out_token = capture.activate(output)
-    attempt = 1
-    try:
-        while True:
-            advance(State(S.RUNNING, attempt=attempt))
-            try:
-                if task.timeout is None:
-                    value = task.run(**inputs)
-                else:
-                    value = _call_with_timeout(task.run, inputs, task.timeout)
-            except Exception as exc:
-                if isinstance(exc, _DeadlineExceeded):
-                    final_type, message = S.TIMED_OUT, f"timed out after {task.timeout:g}s"
-                    log("ERROR", f"attempt {attempt} {message}")
-                else:
-                    final_type, message = S.FAILED, f"{type(exc).__name__}: {exc}"
-                    log("ERROR", _user_traceback(exc))
-                if attempt <= task.retries:
-                    delay = task.retry_delay
-                    advance(
-                        State(
-                            S.RETRYING,
-                            f"attempt {attempt} failed ({message}); retrying in {delay:g}s",
-                            attempt=attempt,
-                        )
-                    )
-                    if info.cancel_event is not None:
-                        if info.cancel_event.wait(delay):
-                            return advance(
-                                State(S.CANCELLED, "run cancelled while waiting to retry", attempt=attempt)
-                            )
-                    elif delay:
-                        time.sleep(delay)
-                    attempt += 1
-                    continue
-                result = exc if final_type is S.FAILED else None
-                return advance(State(final_type, message, result=result, attempt=attempt))
-            if store is not None and key is not None:
-                stored, dropped = task.portable_result(value)
-                if dropped:
-                    log("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
-                problem = store.put(key, stored)
-                if problem is not None:
-                    log("WARNING", f"result not cached: {problem}")
-                    key = None
-            return advance(State(S.SUCCESS, result=value, result_ref=key, attempt=attempt))
-    finally:
-        capture.deactivate(out_token)
-        reset_context(ctx_token)
-
-
-class RemoteOutcome:
-    """What a Dask worker sends back: the final state and the events it produced, in order."""
-
-    __slots__ = ("state", "events")
-
-    def __init__(self, state: State, events: list[Event]) -> None:
-        self.state = state
-        self.events = events
-
-
-def run_task_remote(
-    task: Task,
-    task_run_id: str,
-    incoming: list[tuple[str | None, str, RemoteOutcome]],
-    constants: Mapping[str, Any] | None,
-    info: RunInfo,
-) -> RemoteOutcome:
-    """``run_task`` inside a worker process: output captured, events collected for the driver."""
-    import cloudpickle
-
-    events: list[Event] = []
-    capture.install()
-    try:
-        state = run_task(
-            task,
-            task_run_id,
-            [(key, slug, outcome.state) for key, slug, outcome in incoming],
-            constants,
-            info,
-            events.append,
-            initial=S.SUBMITTED,
-            check_trigger=False,
-        )
-    finally:
-        capture.uninstall()
-    if state.is_failed() and isinstance(state.result, BaseException):
-        try:
-            cloudpickle.dumps(state.result)
-        except Exception:
-            state.result = RuntimeError(state.message)
-    elif state.is_successful():
-        # The result travels back through the scheduler: leave out what cannot be pickled.
-        state.result, dropped = task.portable_result(state.result)
-        if dropped:
-            events.append(
-                Event(
-                    LOG,
-                    info.flow_run_id,
-                    task_run_id,
-                    task.slug,
-                    level="WARNING",
-                    message=f"outputs left on the worker (cannot be pickled): {', '.join(dropped)}",
-                    timestamp=time.time(),
-                )
-            )
-    return RemoteOutcome(state, events)
+    """Run one task to its final state (``TaskRun``), as every executor calls it."""
+    run = TaskRun(task, task_run_id, incoming, constants, info, emit, initial=initial, requested=requested)
+    return run.run(check_trigger=check_trigger)

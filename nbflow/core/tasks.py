@@ -45,12 +45,17 @@ class Edge:
 def _seconds(value: float | timedelta | None, *, field: str, task: str) -> float | None:
     if value is None:
         return None
+    if type(value) is float and 0.0 <= value < math.inf:  # the common case, checked fast
+        return value
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
         raise NbflowError(f"task {task!r}: {field} must be a number of seconds or a timedelta, got {value!r}")
     if seconds < 0:
         raise NbflowError(f"task {task!r}: {field} must not be negative, got {value!r}")
     return float(seconds)
+
+
+_NO_TAGS: frozenset[str] = frozenset()
 
 
 class Task:
@@ -81,8 +86,8 @@ class Task:
             raise NbflowError(f"task {self.name!r}: timeout must be more than 0 seconds")
         self.trigger = _triggers.resolve(trigger)
         self.cache_for = _seconds(cache_for, field="cache_for", task=self.name)
-        self.tags = frozenset(tags)
-        self.state_handlers = list(state_handlers)
+        self.tags = frozenset(tags) if tags else _NO_TAGS
+        self.state_handlers = tuple(state_handlers)
         self.skip_on_upstream_skip = skip_on_upstream_skip
         self.slug: str | None = None
         self._cache_source: str | None = None
@@ -93,6 +98,7 @@ class Task:
     # -- running -------------------------------------------------------------
 
     def run(self, **inputs: Any) -> Any:
+        """The task's work: its function called with the inputs (subclasses override this)."""
         if self.fn is None:
             raise NotImplementedError(f"task {self.name!r} has no function; subclasses override run()")
         return self.fn(**inputs)
@@ -104,6 +110,15 @@ class Task:
     def portable_result(self, value: Any) -> tuple[Any, list[str]]:
         """The result as it can be stored or shipped to another process, and what was left out."""
         return value, []
+
+    def residue(self, value: Any) -> Any:  # noqa: ARG002
+        """What a run keeps of this task's result once nothing reads it any more: nothing here;
+        a cell keeps its figures and the names it changed in place (headless reports them)."""
+        return None
+
+    def has_residue(self) -> bool:
+        """True when ``residue`` can keep something (the Dask driver then fetches it)."""
+        return type(self).residue is not Task.residue
 
     def cache_source(self) -> str:
         """The code identity a cached result is tied to: change the code, miss the cache."""
@@ -134,16 +149,18 @@ class Task:
 
     @property
     def kind(self) -> str:
+        """``task`` (``parameter``, ``cell`` and ``shell`` for the other kinds)."""
         return "task"
 
     # -- building flows --------------------------------------------------------
 
     def copy(self, **overrides: Any) -> Task:
+        """A copy with some attributes changed (a bound task in a flow is a copy)."""
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__.update(overrides)
         new.slug = None
-        new.state_handlers = list(self.state_handlers)
+        new.state_handlers = self.state_handlers
         return new
 
     def __call__(self, *args: Any, upstream_tasks: Iterable[Task] = (), **kwargs: Any) -> Any:
@@ -212,15 +229,18 @@ class Parameter(Task):
             flow.add_task(self)
 
     def run(self, **inputs: Any) -> Any:  # noqa: ARG002
+        """The run's value of this parameter."""
         from nbflow.core.context import context
 
         return context.parameters[self.name]
 
     def cache_source(self) -> str:
+        """A parameter's identity is its name."""
         return f"parameter:{self.name}"
 
     @property
     def kind(self) -> str:
+        """``parameter``."""
         return "parameter"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ARG002
@@ -231,9 +251,13 @@ class Parameter(Task):
 
 
 @overload
-def task(fn: Callable[..., Any], /) -> Task: ...
+def task(fn: Callable[..., Any], /) -> Task:
+    """Decorator: ``@task`` or ``@task(retries=2, timeout=30, trigger="any_failed")``."""
+
+
 @overload
-def task(fn: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+def task(fn: None = None, /, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """Decorator: ``@task`` or ``@task(retries=2, timeout=30, trigger="any_failed")``."""
 
 
 def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
@@ -247,10 +271,24 @@ def task(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     return decorate
 
 
-def parameter_values(parameters: Sequence[Parameter], given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults merged with ``given``; unknown or missing names raise ``ParameterError``."""
+def parameter_values(
+    parameters: Sequence[Parameter | Mapping[str, Any]],
+    given: Mapping[str, Any] | None,
+    *,
+    require_json: bool = False,
+) -> dict[str, Any]:
+    """Defaults merged with ``given``; unknown or missing names raise ``ParameterError``
+    naming the known ones. ``parameters`` are ``Parameter`` tasks, or their registered form
+    (``{"name", "default", "required"}``, as the server keeps them): one rule for both.
+    ``require_json``: the values must be plain JSON (no NaN), as a server stores them."""
+    specs = [
+        (p.name, p.default, p.required)
+        if isinstance(p, Parameter)
+        else (p["name"], p.get("default"), bool(p.get("required")))
+        for p in parameters
+    ]
     given = dict(given or {})
-    known = [p.name for p in parameters]
+    known = [name for name, _, _ in specs]
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ParameterError(
@@ -259,14 +297,20 @@ def parameter_values(parameters: Sequence[Parameter], given: Mapping[str, Any] |
             known=known,
         )
     values: dict[str, Any] = {}
-    for param in parameters:
-        if param.name in given:
-            values[param.name] = given[param.name]
-        elif param.required:
+    for name, default, required in specs:
+        if name in given:
+            values[name] = given[name]
+        elif required:
             raise ParameterError(
-                f"parameter {param.name!r} is required; pass it, e.g. parameters={{'{param.name}': ...}}",
-                known=known,
+                f"parameter {name!r} is required; pass it, e.g. parameters={{'{name}': ...}}", known=known
             )
         else:
-            values[param.name] = param.default
+            values[name] = default
+    if require_json:
+        try:
+            json.dumps(values, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ParameterError(
+                "parameter values must be plain JSON: strings, finite numbers, booleans, null, lists or objects"
+            ) from None
     return values

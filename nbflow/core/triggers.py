@@ -53,6 +53,7 @@ TRIGGERS: dict[str, Trigger] = {
 
 
 def resolve(trigger: str | Trigger | None) -> Trigger:
+    """A trigger from its name, its function, or ``None`` (``all_successful``)."""
     if trigger is None:
         return all_successful
     if callable(trigger):
@@ -67,4 +68,5 @@ def resolve(trigger: str | Trigger | None) -> Trigger:
 
 
 def trigger_name(trigger: Trigger) -> str:
+    """The name of a trigger function (its own name for a custom one)."""
     return getattr(trigger, "__name__", repr(trigger))

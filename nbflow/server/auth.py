@@ -25,15 +25,18 @@ if TYPE_CHECKING:
 
 ADMIN, USER, AGENT, READ_ONLY = "admin", "user", "agent", "read-only"
 ROLES = (ADMIN, USER, AGENT, READ_ONLY)
+RUN = "run"
+"""The role of a run token: it may report the states and logs of its own run, nothing else."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's tenant and role."""
+    """Who is calling: the key's tenant and role (and, for a run token, its run)."""
 
     tenant_id: str
     role: str
     key_id: str
+    run_id: str | None = None
 
 
 def _hash(key: str) -> str:
@@ -47,6 +50,7 @@ def new_key() -> tuple[str, str]:
 
 
 async def create_key(session: AsyncSession, tenant_id: str, role: str, name: str = "") -> tuple[ApiKey, str]:
+    """A new key of ``role`` in the tenant: (row, the key itself, shown once)."""
     if role not in ROLES:
         raise NbflowError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     key, prefix = new_key()
@@ -69,7 +73,30 @@ PRINCIPAL_TTL = 2.0
 _recent: dict[str, tuple[float, Principal]] = {}
 
 
+def new_run_token(flow_run_id: str) -> tuple[str, str]:
+    """(token, hash) for the execution that just claimed ``flow_run_id``: what its flow process
+    reports with instead of the agent's key, so task code never holds more than its own run."""
+    token = f"nbr_{flow_run_id}_{secrets.token_urlsafe(24)}"
+    return token, _hash(token)
+
+
+async def _run_principal(session: AsyncSession, token: str) -> Principal | None:
+    from nbflow.server.models import FlowRun
+
+    parts = token.split("_", 2)
+    if len(parts) != 3 or not parts[1]:
+        return None
+    run = (await session.execute(select(FlowRun).where(FlowRun.id == parts[1]))).scalar_one_or_none()
+    if run is None or run.run_token_hash is None or not hmac.compare_digest(run.run_token_hash, _hash(token)):
+        return None
+    return Principal(tenant_id=run.tenant_id, role=RUN, key_id=f"run:{run.id}", run_id=run.id)
+
+
 async def authenticate(session: AsyncSession, key: str | None) -> Principal | None:
+    """The principal of a key or run token, or ``None`` for a missing, malformed, unknown or
+    revoked one (a run token stops working when the run is claimed again)."""
+    if key and key.startswith("nbr_"):
+        return await _run_principal(session, key)
     if not key or not key.startswith("nbf_") or key.count("_") < 2:
         return None
     digest = _hash(key)
@@ -90,6 +117,7 @@ async def authenticate(session: AsyncSession, key: str | None) -> Principal | No
 
 
 async def revoke_key(session: AsyncSession, tenant_id: str, key_id_or_prefix: str) -> ApiKey:
+    """Revoke a key by id or prefix (effective at once in this process)."""
     row = (
         await session.execute(
             select(ApiKey).where(

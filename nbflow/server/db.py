@@ -28,6 +28,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def default_database_url() -> str:
+    """SQLite in ``NBFLOW_HOME/nbflow.db``."""
     return f"sqlite+aiosqlite:///{nbflow_home() / 'nbflow.db'}"
 
 
@@ -63,6 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """An async engine: SQLite in WAL mode with a busy timeout, or a pooled PostgreSQL one."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -73,10 +75,14 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose commits write the run journal (``services/journal.py``)."""
+    from nbflow.server.services.journal import JournalSession
+
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=JournalSession)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
+    """True when the engine talks to SQLite."""
     return engine.dialect.name == "sqlite"
 
 

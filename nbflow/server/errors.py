@@ -17,12 +17,18 @@ class RequestError(NbflowError):
 
 
 class NotFound(RequestError):
+    """Nothing of that id or name in the caller's tenant."""
+
     code = "NOT_FOUND"
 
 
 class Forbidden(RequestError):
+    """The caller may not do this (a run token naming another run)."""
+
     code = "FORBIDDEN"
 
 
 class Conflict(RequestError):
+    """The request clashes with the current state (e.g. cancelling a finished run)."""
+
     code = "CONFLICT"

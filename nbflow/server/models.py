@@ -1,8 +1,10 @@
 """The database of states: SQLAlchemy 2 ORM models (SQLite and PostgreSQL).
 
 Everything a tenant owns carries ``tenant_id``; every query filters on it.
-History tables (states, logs) have autoincrement ids so the live feed can
-follow them with a cursor.
+``run_events`` is the run record as stored: every state change and log line
+of every run, one row each, numbered by a per-tenant ``position`` in the
+order transactions committed (see ``services/journal.py``), which the live
+feed follows. ``flow_runs`` and ``task_runs`` hold each run's current state.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Store as UTC (naive on SQLite)."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -46,27 +49,37 @@ class UTCDateTime(TypeDecorator[datetime]):
         )
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:  # noqa: ARG002
+        """Read back as an aware UTC datetime."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
     return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
+    """The declarative base of nbflow's tables."""
+
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Tenant(Base):
+    """A team: everything else belongs to one."""
+
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The last position given to one of this tenant's run events (the live feed's order).
+    feed_position: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ApiKey(Base):
+    """An API key (stored as its hash) with a tenant and a role."""
+
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -109,11 +122,15 @@ class FlowVersion(Base):
     labels: Mapped[list[Any]] = mapped_column(JSON)
     storage: Mapped[dict[str, Any]] = mapped_column(JSON)
     max_resubmits: Mapped[int] = mapped_column(Integer, default=0)
+    # Private flows keep log lines and failure details on the agent; the server gets states only.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     flow: Mapped[Flow] = relationship(back_populates="versions", lazy="raise")
 
 
 class FlowRun(Base):
+    """One run of a flow version: its current state, claim and heartbeat."""
+
     __tablename__ = "flow_runs"
     __table_args__ = (
         UniqueConstraint("flow_id", "idempotency_key"),
@@ -135,23 +152,29 @@ class FlowRun(Base):
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     agent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The version the current claim left: records of any other execution are refused.
+    execution: Mapped[int] = mapped_column(Integer, default=0)
+    # SHA-256 of the current execution's run token (see auth.new_run_token).
+    run_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resubmits: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class FlowRunState(Base):
-    __tablename__ = "flow_run_states"
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
-    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True)
-    state: Mapped[str] = mapped_column(String(20))
-    message: Mapped[str] = mapped_column(Text, default="")
-    timestamp: Mapped[float] = mapped_column(Float)
+class FlowRunLabel(Base):
+    """One label a flow run needs: an agent takes the run only if it has every one."""
+
+    __tablename__ = "flow_run_labels"
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
 class TaskRun(Base):
-    # A resubmitted flow run runs its tasks again under new task-run ids: (run, slug) repeats.
+    """One run of one task: its current state (the history is in ``run_events``).
+
+    A resubmitted flow run runs its tasks again under new task-run ids: (run, slug) repeats.
+    """
+
     __tablename__ = "task_runs"
     __table_args__ = (Index("ix_task_runs_run_slug", "flow_run_id", "task_slug"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -162,42 +185,50 @@ class TaskRun(Base):
     state_message: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    # Time the writer gave the latest state: tells a re-delivered update from a new one.
-    last_timestamp: Mapped[float] = mapped_column(Float, default=0.0)
+    execution: Mapped[int] = mapped_column(Integer, default=0)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class TaskRunState(Base):
-    __tablename__ = "task_run_states"
+class RunEvent(Base):
+    """The run record as stored: one state change (``kind='state'``) or log line (``'log'``).
+
+    ``transition_id`` is unique (a re-delivered state change is recognised by it);
+    ``(flow_run_id, execution, seq)`` is unique for log lines (a re-delivered line is
+    skipped, and a resubmitted run's new execution keeps its own lines).
+    """
+
+    __tablename__ = "run_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "position"),
+        UniqueConstraint("tenant_id", "transition_id"),
+        UniqueConstraint("flow_run_id", "execution", "seq"),
+        Index("ix_run_events_run_position", "flow_run_id", "position"),
+    )
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
-    flow_run_id: Mapped[str] = mapped_column(String(36), index=True)
-    task_run_id: Mapped[str] = mapped_column(ForeignKey("task_runs.id", ondelete="CASCADE"), index=True)
-    task_slug: Mapped[str] = mapped_column(String(200))
-    state: Mapped[str] = mapped_column(String(20))
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    position: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    task_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    task: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    previous: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    level: Mapped[str | None] = mapped_column(String(10), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     timestamp: Mapped[float] = mapped_column(Float)
-
-
-class Log(Base):
-    __tablename__ = "logs"
-    __table_args__ = (UniqueConstraint("flow_run_id", "seq"),)
-    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
-    flow_run_id: Mapped[str] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"), index=True)
-    task_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    task_slug: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    # The writer's sequence number within the run: a re-delivered batch is ignored.
-    seq: Mapped[int] = mapped_column(BigInteger)
-    level: Mapped[str] = mapped_column(String(10))
-    message: Mapped[str] = mapped_column(Text)
-    timestamp: Mapped[float] = mapped_column(Float)
+    transition_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    execution: Mapped[int] = mapped_column(Integer, default=0)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    result_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Agent(Base):
+    """An agent that said hello: its labels and when it was last heard from."""
+
     __tablename__ = "agents"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)

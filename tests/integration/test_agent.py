@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
 from server_helpers import AgentProcess, ServerProcess, wait_for  # noqa: E402
 
+from nbflow.storage.code import sha256_text  # noqa: E402
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed"}
 
@@ -100,6 +102,7 @@ def test_labels_route_runs_to_the_right_agent(server: ServerProcess, tmp_path: P
         cpu.stop()
 
 
+@pytest.mark.timeout(300)  # its own wait is 180 s: the suite's 120 s default must not cut it
 def test_two_agents_fifty_runs_each_run_exactly_once(server: ServerProcess, tmp_path: Path) -> None:
     marker = tmp_path / "executions.txt"
     cells = [
@@ -118,7 +121,12 @@ def test_two_agents_fifty_runs_each_run_exactly_once(server: ServerProcess, tmp_
             with server.client() as client:
                 return client.flow_runs(flow_name="counted", states=["Success"], limit=100)[1] == 50
 
-        wait_for(all_done, timeout=180, what="50 runs to succeed")
+        try:
+            wait_for(all_done, timeout=180, what="50 runs to succeed")
+        except AssertionError:  # say where the runs are
+            with server.client() as client:
+                listed, _ = client.flow_runs(flow_name="counted", limit=100)
+            raise AssertionError(Counter((r.state, r.message) for r in listed)) from None
     finally:
         for agent in agents:
             agent.stop()
@@ -158,7 +166,9 @@ def test_cancel_a_running_flow(server: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_path: Path) -> None:
-    cells = ["%%task slow\nimport time\ntime.sleep(4)\nslow = True"]
+    cells = [
+        "%%task slow\nimport time\nfor i in range(8):\n    print(f'line {i}')\n    time.sleep(0.5)\nslow = True"
+    ]
     register(server, write_notebook(tmp_path / "fragile.ipynb", cells))
     register(server, write_notebook(tmp_path / "sturdy.ipynb", cells), "--max-resubmits", "1")
     key = agent_key(server)
@@ -171,6 +181,7 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
             lambda: {client.flow_run(fragile.id).state, client.flow_run(sturdy.id).state} == {"Running"},
             what="both runs to start",
         )
+        wait_for(lambda: len(client.run_logs(sturdy.id)) >= 2, what="the first execution's first lines")
     doomed.kill9()
     failed = wait_for(lambda: finished(server, fragile.id), timeout=30, what="recovery to fail the run")
     assert failed.state == "Failed"
@@ -183,10 +194,21 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
     rescuer = AgentProcess(server, key, name="rescuer").start()
     try:
         done = wait_for(lambda: finished(server, sturdy.id), timeout=60)
-        assert done.state == "Success"
+        assert done.state == "Success", (done.message, rescuer.log())
         assert sturdy.id in rescuer.log()
+        with server.client() as client:
+            logs = client.run_logs(sturdy.id)
+            execution = client.graphql(
+                "query($id: String!) { flowRun(id: $id) { execution } }", {"id": sturdy.id}
+            )
     finally:
         rescuer.stop()
+    # Both executions numbered their lines from 1: the resubmitted one lost none of its own.
+    winner = execution["flowRun"]["execution"]
+    assert [line["message"] for line in logs if line["execution"] == winner] == [
+        f"line {i}" for i in range(8)
+    ]
+    assert any(line["execution"] != winner for line in logs)  # the first execution's lines are kept too
 
 
 def test_server_outage_mid_run_loses_no_state_and_no_log_line(server: ServerProcess, tmp_path: Path) -> None:
@@ -236,6 +258,7 @@ def test_agent_refuses_code_whose_hash_does_not_match(
         final = wait_for(lambda: finished(server, run.id))
         assert final.state == "Failed"
         assert "does not match its registration" in final.message and "refusing to run it" in final.message
+        assert sha256_text(code.read_text())[:12] not in final.message  # the file's own hash stays hidden
     finally:
         agent.stop()
 
@@ -276,3 +299,39 @@ def test_notebook_runs_on_the_server_and_the_widget_follows_it_live(server: Serv
             w.stop()
         kernel.close()
         agent.stop()
+
+
+def test_a_private_flow_keeps_its_words_on_the_agent(
+    server: ServerProcess, tmp_path: Path, nbflow_home: Path
+) -> None:
+    marker = "MARKER-private-4b1d"
+    notebook = write_notebook(
+        tmp_path / "private.ipynb",
+        [
+            "%%task extract\nsecret_rows = [1, 2, 3]",
+            f"%%task report\nprint('{marker}-printed')\nraise ValueError('{marker}-raised ' + str(secret_rows))",
+        ],
+    )
+    register(server, notebook, "--private")
+    agent = AgentProcess(server, agent_key(server)).start()
+    try:
+        with server.client() as client:
+            structure = client.graphql('{ flow(name: "private") { latestVersion { private structure } } }')
+            run = client.create_flow_run(flow_name="private")
+        final = wait_for(lambda: finished(server, run.id))
+        with server.client() as client:
+            logs = client.run_logs(run.id)
+    finally:
+        agent.stop()
+    version = structure["flow"]["latestVersion"]
+    assert version["private"] is True
+    assert "secret_rows" not in str(version["structure"])  # no variable names either
+    assert final.state == "Failed" and logs == []
+    report = next(t for t in final.task_runs if t.task_slug == "report")
+    assert report.state == "Failed"
+    assert report.message == "failed (ValueError); details are kept in the agent's run log"
+    # The server's database has none of the task's words; the agent's run log has them all.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "server").glob("nbflow.db*"))
+    assert marker.encode() not in stored and b"secret_rows" not in stored
+    run_log = (nbflow_home / "agent" / "logs" / f"{run.id}.log").read_text()
+    assert f"{marker}-printed" in run_log and f"{marker}-raised [1, 2, 3]" in run_log

@@ -110,3 +110,53 @@ def test_unreachable_dask_scheduler_is_a_clear_error() -> None:
     flow = build_multi_branch_flow()
     with pytest.raises(NbflowError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:1"):
         flow.run(executor=DaskExecutor(address="tcp://127.0.0.1:1"))
+
+
+def test_on_dask_an_output_that_cannot_travel_fails_its_task_not_the_reader(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from notebook_helpers import write_notebook
+
+    from nbflow.cells.ipynb import flow_from_notebook
+
+    notebook = write_notebook(
+        tmp_path / "handles.ipynb",
+        [
+            "%%task opener\nimport threading\nlock = threading.Lock()\ncount = 3",
+            "%%task user\nwith lock:\n    used = count + 1",
+            "%%task counter\ndoubled = count * 2",
+        ],
+    )
+    flow, _ = flow_from_notebook(notebook).build()
+    state = flow.run(executor=DaskExecutor(n_workers=1, processes=True))
+    opener = state.result["opener"]
+    assert opener.type is S.FAILED
+    assert "output 'lock' cannot be pickled" in opener.message
+    # The reader is not run into a NameError: its upstream failed, and it says so.
+    assert state.result["user"].type is S.TRIGGER_FAILED
+    assert "upstream opener failed" in state.result["user"].message
+
+
+def test_sys_exit_on_dask_fails_the_task_without_killing_the_worker() -> None:
+    import time
+
+    @task
+    def quits() -> None:
+        import sys
+
+        sys.exit(2)
+
+    @task(trigger=triggers.all_finished)
+    def after(upstream_tasks=None) -> str:  # type: ignore[no-untyped-def]
+        return "after"
+
+    with Flow("exits") as flow:
+        after(upstream_tasks=[quits()])
+    started = time.monotonic()
+    state = flow.run(executor=DaskExecutor(n_workers=1, processes=True))
+    assert state.result["quits"].type is S.FAILED
+    assert "the task called sys.exit(2)" in state.result["quits"].message
+    assert state.result["after"].result == "after"  # the same worker ran on: it was not killed
+    assert time.monotonic() - started < 30

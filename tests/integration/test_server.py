@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -14,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import ServerProcess  # noqa: E402
+from server_helpers import ServerProcess, flow_change, log_line, task_change  # noqa: E402
 
 from nbflow.core.errors import APIError  # noqa: E402
 
@@ -68,16 +70,7 @@ def test_state_updates_with_a_version_conflict(server: ServerProcess) -> None:
             with server.client() as c:
                 barrier.wait()
                 results.extend(
-                    c.set_flow_run_states(
-                        [
-                            {
-                                "flowRunId": run.id,
-                                "version": run.version,
-                                "state": "Submitted",
-                                "agentId": agent,
-                            }
-                        ]
-                    )
+                    c.set_flow_run_states([flow_change(run.id, "Submitted", run.version, agent_id=agent)])
                 )
 
         threads = [threading.Thread(target=claim, args=(a,)) for a in ("agent-a", "agent-b")]
@@ -92,39 +85,28 @@ def test_state_updates_with_a_version_conflict(server: ServerProcess) -> None:
         assert winner.version == 2
         # An illegal transition is refused with both states named; an unknown state is an error.
         with pytest.raises(APIError, match="unknown state 'Done'"):
-            client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Done"}])
-        skip = client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Success"}])
+            client.set_flow_run_states([flow_change(run.id, "Done", 2)])
+        skip = client.set_flow_run_states([flow_change(run.id, "Success", 2)])
         assert skip[0].error == "a flow run cannot go from Submitted to Success"
-        ok = client.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Running"}])
+        running = flow_change(run.id, "Running", 2)
+        ok = client.set_flow_run_states([running])
         assert ok[0].ok and ok[0].version == 3
-
-        now = time.time()
+        # The same change delivered again (its answer was lost) is acknowledged, not applied twice.
+        again = client.set_flow_run_states([running])
+        assert again[0].ok and again[0].version == 3
+        # Task states carry the execution the claim made (version 2): records of another are refused.
         task_updates = [
-            {
-                "taskRunId": "t-1",
-                "flowRunId": run.id,
-                "taskSlug": "extract",
-                "version": 0,
-                "state": "Running",
-                "timestamp": now,
-                "attempt": 1,
-            },
-            {
-                "taskRunId": "t-1",
-                "flowRunId": run.id,
-                "taskSlug": "extract",
-                "version": 1,
-                "state": "Success",
-                "timestamp": now + 1,
-                "attempt": 1,
-            },
+            task_change(run.id, "t-1", "extract", "Running", attempt=1, execution=2),
+            task_change(run.id, "t-1", "extract", "Success", attempt=1, execution=2),
         ]
         assert [r.ok for r in client.set_task_run_states(task_updates)] == [True, True]
         # The same batch delivered again (a retried request) is acknowledged, not applied twice.
         redelivered = client.set_task_run_states(task_updates[1:])
         assert redelivered[0].ok and redelivered[0].version == 2
-        stale = client.set_task_run_states([{**task_updates[1], "state": "Failed", "timestamp": now + 2}])
-        assert not stale[0].ok and "stale version 1" in stale[0].error
+        late = client.set_task_run_states([task_change(run.id, "t-1", "extract", "Failed", execution=2)])
+        assert not late[0].ok and late[0].error == "a task run cannot go from Success to Failed"
+        zombie = client.set_task_run_states([task_change(run.id, "t-2", "load", "Running", execution=1)])
+        assert not zombie[0].ok and "superseded execution" in zombie[0].error
         shown = client.flow_run(run.id)
         assert shown.state == "Running"
         assert [(t.task_slug, t.state, t.version) for t in shown.task_runs] == [("extract", "Success", 2)]
@@ -134,22 +116,12 @@ def test_logs_are_written_once_and_read_in_order(server: ServerProcess) -> None:
     with server.client() as client:
         register(client)
         run = client.create_flow_run(flow_name="etl")
-        lines = [
-            {
-                "flowRunId": run.id,
-                "seq": i,
-                "level": "INFO",
-                "message": f"line {i}",
-                "timestamp": 1000.0 + i,
-                "taskSlug": "extract",
-            }
-            for i in range(1, 301)
-        ]
+        lines = [log_line(run.id, i, f"line {i}", task="extract") for i in range(1, 301)]
         assert client.write_run_logs(lines) == 300
         assert client.write_run_logs(lines[250:]) == 0  # re-delivered: ignored
         logs = client.run_logs(run.id, limit=1000)
         assert [entry["message"] for entry in logs] == [f"line {i}" for i in range(1, 301)]
-        with pytest.raises(APIError, match="unknown log level 'LOUD'"):
+        with pytest.raises(APIError, match="log line: unknown level 'LOUD'"):
             client.write_run_logs([{**lines[0], "seq": 999, "level": "LOUD"}])
         assert len(client.run_logs(run.id, limit=1000)) == 300  # nothing of the bad batch was written
 
@@ -256,30 +228,8 @@ def test_live_feed_streams_states_and_logs(server: ServerProcess) -> None:
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         time.sleep(0.5)
-        client.set_task_run_states(
-            [
-                {
-                    "taskRunId": "t",
-                    "flowRunId": run.id,
-                    "taskSlug": "extract",
-                    "version": 0,
-                    "state": "Running",
-                    "timestamp": time.time(),
-                }
-            ]
-        )
-        client.write_run_logs(
-            [
-                {
-                    "flowRunId": run.id,
-                    "seq": 1,
-                    "level": "INFO",
-                    "message": "hello",
-                    "timestamp": time.time(),
-                    "taskSlug": "extract",
-                }
-            ]
-        )
+        client.set_task_run_states([task_change(run.id, "t", "extract", "Running")])
+        client.write_run_logs([log_line(run.id, 1, "hello", task="extract")])
         listener.join(10)
     kinds = [(e["kind"], e.get("task"), e.get("state") or e.get("message")) for e in received]
     assert ("state", None, "Scheduled") in kinds
@@ -348,3 +298,44 @@ def test_two_server_processes_on_one_postgres_make_no_duplicate_runs(nbflow_home
     assert max(counts.values()) == 1  # ... and none twice
     upcoming = [t for t in counts if t > datetime.now(UTC)]
     assert 9 <= len(upcoming) <= 10
+
+
+def test_cli_lists_every_subcommand_and_stops_quietly_on_a_closed_pipe(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    runs_help = server.cli("runs", "--help").stdout
+    for command in ("list", "create", "show", "cancel"):
+        assert re.search(rf"^\s+{command}\s+\S", runs_help, re.MULTILINE), runs_help
+    assert re.search(r"^\s+list\s+\S", server.cli("flows", "--help").stdout, re.MULTILINE)
+    assert re.search(r"^\s+revoke\s+\S", server.cli("keys", "--help").stdout, re.MULTILINE)
+    notebook = write_notebook(tmp_path / "frames.ipynb", DF_CELLS)
+    server.cli("register", str(notebook))
+    with server.client() as client:
+        for _ in range(200):  # well over a pipe's 64 KiB of JSON
+            client.create_flow_run(flow_name="frames")
+    # `nbflow runs list --json | head -1`: the reader goes away after one line.
+    done = subprocess.run(
+        f"{sys.executable} -m nbflow.cli runs list --json --limit 500 | head -n 1",
+        shell=True, env={**server.env(), "NBFLOW_API_URL": server.url, "NBFLOW_API_KEY": server.admin_key or ""},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.strip() == "{"
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    # `--state` takes any spelling of a state's name.
+    listed = json.loads(server.cli("runs", "list", "--state", "scheduled", "--json").stdout)
+    assert listed["total"] == 200
+
+
+def test_runs_created_from_a_notebook_are_made_once_per_batch(server: ServerProcess, tmp_path: Path) -> None:
+    from nbflow.cells.ipynb import flow_from_notebook
+    from nbflow.kernel import remote
+
+    notebook = flow_from_notebook(write_notebook(tmp_path / "frames.ipynb", DF_CELLS))
+    with server.client() as client:
+        _, first = remote.create_runs(notebook, client, [{}, {}], batch="cell-7")
+        _, again = remote.create_runs(notebook, client, [{}, {}], batch="cell-7")  # a retried call
+        _, other = remote.create_runs(notebook, client, [{}], batch=None)
+        total = client.flow_runs(flow_name="frames")[1]
+    assert [r.id for r in again] == [r.id for r in first] and len({r.id for r in first}) == 2
+    assert other[0].id not in {r.id for r in first}
+    assert total == 3

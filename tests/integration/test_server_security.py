@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import ServerProcess  # noqa: E402
+from server_helpers import ServerProcess, flow_change, log_line, task_change  # noqa: E402
 
 from nbflow.core.errors import APIError, AuthError, TransportError  # noqa: E402
 
@@ -66,22 +66,24 @@ def test_roles_limit_what_a_key_may_do(server: ServerProcess) -> None:
         reader_key = admin.create_api_key("read-only").key
         user_key = admin.create_api_key("user").key
     with server.client(agent_key) as agent:
-        with pytest.raises(AuthError, match="a agent key may not register flows"):
+        with pytest.raises(AuthError, match="an agent key may not register flows"):
             agent.register_flow("sneaky", STRUCTURE, STORAGE)
-        with pytest.raises(AuthError, match="a agent key may not read flows and runs"):
+        with pytest.raises(AuthError, match="an agent key may not read flows and runs"):
             agent.flow_runs()
         with pytest.raises(AuthError, match="may not manage API keys"):
             agent.create_api_key("admin")
         # What an agent is for: pulling work, reporting states and logs.
         assert [r.id for r in agent.get_runs_in_queue([])] == [run.id]
-        claimed = agent.set_flow_run_states([{"flowRunId": run.id, "version": 1, "state": "Submitted"}])
+        claimed = agent.set_flow_run_states([flow_change(run.id, "Submitted", 1)])
         assert claimed[0].ok
     with server.client(reader_key) as reader:
         assert reader.flow_run(run.id).state == "Submitted"
         with pytest.raises(AuthError, match="a read-only key may not register flows, create or cancel runs"):
             reader.create_flow_run(flow_name="etl")
-        with pytest.raises(AuthError, match="may not pull work, set run states or write logs"):
-            reader.set_flow_run_states([{"flowRunId": run.id, "version": 2, "state": "Running"}])
+        with pytest.raises(
+            AuthError, match="may not set run states or write logs; ask for a key with role admin or agent$"
+        ):
+            reader.set_flow_run_states([flow_change(run.id, "Running", 2)])
     with server.client(user_key) as user:
         with pytest.raises(AuthError, match="a user key may not manage API keys"):
             user.create_api_key("admin")
@@ -105,23 +107,10 @@ def test_another_tenant_sees_nothing_and_touches_nothing(server: ServerProcess) 
             other.cancel_flow_run(run.id)
         with pytest.raises(APIError, match="no flow 'etl' in this tenant"):
             other.create_flow_run(flow_name="etl")
-        results = other.set_task_run_states(
-            [
-                {
-                    "taskRunId": "x",
-                    "flowRunId": run.id,
-                    "taskSlug": "a",
-                    "version": 0,
-                    "state": "Running",
-                    "timestamp": 1.0,
-                }
-            ]
-        )
+        results = other.set_task_run_states([task_change(run.id, "x", "a", "Running")])
         assert not results[0].ok and "in this tenant" in results[0].error
         with pytest.raises(APIError, match="in this tenant"):
-            other.write_run_logs(
-                [{"flowRunId": run.id, "seq": 1, "level": "INFO", "message": "x", "timestamp": 1.0}]
-            )
+            other.write_run_logs([log_line(run.id, 1, "x")])
         agent_key = other.create_api_key("agent").key
     with server.client(agent_key) as other_agent:
         assert other_agent.get_runs_in_queue([]) == []  # the default tenant's run is not offered

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import textwrap
 from dataclasses import dataclass, field
 
@@ -10,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nbflow.cells.analysis import analyze
 from nbflow.core.errors import NotebookError
-from nbflow.notebook.analysis import analyze
 
 
 @dataclass
@@ -132,8 +133,36 @@ CASES = [
     ),
     Case("mutation-of-own-name-is-fine", "out = []\nout.append(1)", ["out"], []),
     Case("async-def", "async def fetch():\n    return await client.get(url)", ["fetch"], ["client", "url"]),
-    Case("line-magic", "%time x = 1\ny = z", ["y"], ["z"]),
-    Case("shell-capture", "files = !ls {folder}\nn = len(files)", ["files", "n"], [], ["len"]),
+    Case("line-magic-time-binds", "%time x = 1\ny = z", ["x", "y"], ["z"]),
+    Case("line-magic-time-reads", "%time y = f(x)", ["y"], ["f", "x"]),
+    Case("line-magic-timeit-reads-only", "%timeit np.histogram(x, bins)", [], ["np", "x", "bins"]),
+    Case("line-magic-timeit-options", "%timeit -n 10 -r 3 -q f(data)", [], ["f", "data"]),
+    Case("line-magic-timeit-assigns-nothing", "%timeit y = g(x)", [], ["g", "x"]),
+    Case("line-magic-timeit-in-expression", "r = %timeit -o f(x)", ["r"], ["f", "x"]),
+    Case("line-magic-prun", "%prun -s cumulative result = solve(grid)", ["result"], ["solve", "grid"]),
+    Case("cell-magic-time", "%%time\ny = f(x)\nz = y + 1", ["y", "z"], ["f", "x"]),
+    Case("cell-magic-timeit", "%%timeit -n 3 k = 2\nfit(X, k)", [], ["fit", "X"]),
+    Case("other-magic-expansion-is-weak", "%env DATA={data_dir}", [], [], ["data_dir"]),
+    Case("shell-capture", "files = !ls {folder}\nn = len(files)", ["files", "n"], [], ["len", "folder"]),
+    Case("shell-env-variable-is-weak", "!echo $HOME", [], [], ["HOME"]),
+    Case("class-body-reads-global-before-binding", "class Config:\n    lr = lr", ["Config"], ["lr"]),
+    Case(
+        "class-body-binding-earlier-in-cell",
+        "lr = 0.1\nclass Config:\n    lr = lr",
+        ["lr", "Config"],
+        [],
+    ),
+    Case("class-body-comprehension", "class C:\n    ys = [x * w for x in xs]", ["C"], ["xs", "w"]),
+    Case("comprehension-pep709", "ys = [x * w for x in xs]", ["ys"], ["xs", "w"]),
+    Case("dict-comprehension-pep709", "d = {k: v * w for k, v in items}", ["d"], ["items", "w"]),
+    Case("set-comprehension-condition", "s = {x for x in xs if x > lo}", ["s"], ["xs", "lo"]),
+    Case(
+        "del-after-global-in-function",
+        "def drop():\n    global cache\n    del cache",
+        ["drop", "cache"],
+        [],
+        ["cache"],
+    ),
     Case("shell-escape", "!echo hi\nout = 1", ["out"], []),
 ]
 
@@ -145,6 +174,42 @@ def test_analysis_table(case: Case) -> None:
     assert sorted(result.uses) == sorted(case.uses)
     assert sorted(result.weak_uses) == sorted(case.weak)
     assert sorted(result.mutations) == sorted(case.mutations)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="PEP 695 syntax needs Python 3.12")
+@pytest.mark.parametrize(
+    ("code", "defines", "uses"),
+    [
+        ("def first[U](items: list[U]) -> U:\n    return items[0]", ["first"], []),
+        ("class Box[T](Base[T]):\n    item: T", ["Box"], ["Base"]),
+        ("type Pair[K] = tuple[K, Other]", ["Pair"], ["Other"]),
+    ],
+)
+def test_pep695_type_parameters_are_not_uses(code: str, defines: list[str], uses: list[str]) -> None:
+    result = analyze(code)
+    assert list(result.defines) == defines
+    assert sorted(result.uses) == sorted(uses)
+
+
+@pytest.mark.parametrize(
+    ("code", "line", "reason"),
+    [
+        ("def f():\n    x = 1\n    global x", 3, "assigned to before global declaration"),
+        ("nonlocal x", 1, "nonlocal declaration not allowed at module level"),
+        ("for i in range(3):\n    pass\nbreak", 3, "'break' outside loop"),
+    ],
+)
+def test_errors_only_the_compiler_raises_are_notebook_errors(code: str, line: int, reason: str) -> None:
+    with pytest.raises(NotebookError) as info:
+        analyze(code, where="cell 4 of demo.ipynb")
+    assert f"syntax error in cell 4 of demo.ipynb, line {line}" in str(info.value)
+    assert reason in str(info.value)
+
+
+def test_top_level_await_is_not_a_syntax_error() -> None:
+    result = analyze("data = await fetch(url)")
+    assert result.defines == ("data",)
+    assert sorted(result.uses) == ["fetch", "url"]
 
 
 def test_uses_keep_order_of_first_appearance() -> None:
@@ -240,3 +305,24 @@ def test_generated_programs_run_with_exactly_their_inputs(code: str) -> None:
     assert created <= set(result.defines), textwrap.indent(code, "  ")
     # Except targets are bound only when the exception happens (a declared over-approximation).
     assert {n for n in result.defines if not n.startswith("err")} <= set(namespace)
+
+
+def test_a_name_read_only_inside_a_line_magic_gets_an_edge() -> None:
+    from nbflow.cells.cellflow import NotebookFlow
+    from nbflow.cells.cells import cell_from_source
+
+    flow = NotebookFlow("magics")
+    for index, source in enumerate(
+        [
+            "%%task data\nx = list(range(10))\nbins = 4",
+            "%%task timing\n%timeit -n 1 -r 1 sorted(x, key=lambda v: v % bins)",
+            "%%task timed\n%time total = sum(x)",
+            "%%task after\ndouble = total * 2",
+        ]
+    ):
+        flow.add(cell_from_source(source, where=f"cell {index + 1}", index=index))
+    resolution = flow.resolve()
+    assert resolution.inputs["timing"] == {"x": "data", "bins": "data"}
+    assert resolution.inputs["timed"] == {"x": "data"}
+    assert resolution.inputs["after"] == {"total": "timed"}  # %time's assignment defines `total`
+    assert not resolution.hidden

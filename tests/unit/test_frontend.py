@@ -31,5 +31,6 @@ def test_labextension_vitest_suite_passes() -> None:
 
 def test_built_bundles_are_shipped() -> None:
     static = Path(__file__).resolve().parents[2] / "nbflow" / "static"
-    for name in ("widget.js", "widget.css", "dag.js", "dag.css"):
+    for name in ("widget.js", "widget.css", "dag.js", "dag.css", "ui/ui.js", "ui/ui.css"):
         assert (static / name).stat().st_size > 1000, f"{name} missing: pip install -e . builds it"
+    assert '<script type="module" src="/ui/ui.js">' in (static / "ui" / "index.html").read_text()

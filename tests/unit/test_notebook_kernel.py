@@ -43,7 +43,7 @@ def test_single_cell_run_shows_its_value_and_writes_outputs(
     out = capsys.readouterr().out
     assert "kept 3" in out  # normal output still shows under the cell
     assert "Frame([3, 1, 4])" in out  # and the last expression's value
-    assert k.session.history.tasks["clean"].state.type is S.SUCCESS
+    assert k.session.view.latest("clean").type is S.SUCCESS
 
 
 def test_failing_task_cell_shows_its_own_traceback(k: Kernel, capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,14 +64,14 @@ def test_single_cell_retries_until_success(k: Kernel) -> None:
         "%%task flaky --retries 2\nattempts.append(1)\nif len(attempts) < 3:\n    raise ConnectionError('down')\nok = len(attempts)"
     )
     assert k.ns["ok"] == 3
-    state = k.session.history.tasks["flaky"].state
+    state = k.session.view.latest("flaky")
     assert state.type is S.SUCCESS and state.attempt == 3
 
 
 def test_single_cell_timeout(k: Kernel, capsys: pytest.CaptureFixture[str]) -> None:
     k.run("%load_ext nbflow")
     k.run("%%task hang --timeout 0.3\nimport time\nwhile True:\n    time.sleep(0.01)", expect_error=True)
-    assert k.session.history.tasks["hang"].state.type is S.TIMED_OUT
+    assert k.session.view.latest("hang").type is S.TIMED_OUT
     captured = capsys.readouterr()
     assert "task 'hang' TimedOut: timed out after 0.3s" in captured.out + captured.err
 
@@ -88,7 +88,7 @@ def test_single_cell_cache(k: Kernel, capsys: pytest.CaptureFixture[str], tmp_pa
     assert marker.read_text() == "x"
     assert k.ns["result"] == 42
     assert "task 'expensive': restored from cache" in capsys.readouterr().err
-    assert k.session.history.tasks["expensive"].state.type is S.CACHED
+    assert k.session.view.latest("expensive").type is S.CACHED
 
 
 def test_no_run_defines_without_running(k: Kernel) -> None:
@@ -116,7 +116,7 @@ def test_flow_run_writes_outputs_back_and_keeps_task_prints_in_logs(
     assert "flow 'notebook' Success: 4 tasks (4 Success)" in out
     assert "plotting" not in out  # the task's print went to its logs
     assert k.ns["summary"] == {"count": 3, "sum": 8}
-    logs = [m for _, _, m in k.session.history.tasks["n_plotted"].logs]
+    logs = [line.message for line in k.session.view.latest("n_plotted").logs]
     assert logs == ["plotting 3 rows"]
 
 
@@ -133,15 +133,15 @@ def test_order_aware_resolution_in_the_kernel(k: Kernel) -> None:
     assert (k.ns["y"], k.ns["z"]) == (20, 100)
 
 
-def test_name_collision_is_an_error_that_says_how_to_fix_it(
+def test_explicit_name_collision_is_an_error_that_says_how_to_fix_it(
     k: Kernel, capsys: pytest.CaptureFixture[str]
 ) -> None:
     k.run("%load_ext nbflow")
-    k.run("%%task\ndf = [1]", cell_id="first")
-    k.run("%%task\ndf = df + [2]", cell_id="second", expect_error=True)
+    k.run("%%task load\ndf = [1]", cell_id="first")
+    k.run("%%task load\ndf = df + [2]", cell_id="second", expect_error=True)
     err = capsys.readouterr().err
-    assert "would both be task 'df'" in err and "%%task df_2" in err
-    assert k.session.flow.task_names == ["df"]
+    assert "are both named task 'load'" in err and "%%task load_2" in err
+    assert k.session.flow.task_names == ["load"]
 
 
 def test_editing_a_cell_renames_its_task_in_place(k: Kernel) -> None:
@@ -210,7 +210,8 @@ def test_flow_check_lists_inputs_outputs_and_warnings(k: Kernel, capsys: pytest.
     k.run("%flow check")
     out = capsys.readouterr().out
     assert "items <- params" not in out and "limit <- params" in out
-    assert "task 'grow' changes 'items' in place" in out
+    assert "changes its input 'items' in place (through a method call)" in out
+    assert "items (in place)" in out  # the mutating task counts as defining 'items'
     assert (
         "task 'total' reads 'later_value', which no earlier task defines (only the later task 'later_value' defines it"
         in out
@@ -265,7 +266,7 @@ def test_background_run_and_cancel(k: Kernel, capsys: pytest.CaptureFixture[str]
     k.run("%flow run --quiet --background")
     assert "running in the background" in capsys.readouterr().out
     deadline = time.time() + 5
-    while k.session.history.tasks.get("slow") is None and time.time() < deadline:
+    while k.session.view.latest("slow") is None and time.time() < deadline:
         time.sleep(0.02)
     k.run("%flow cancel")
     k.ns["gate"].set()
@@ -311,11 +312,14 @@ def test_shell_task_logs_output_and_fails_on_nonzero_exit(
     k.run('%%task say --shell --no-run\necho "$greeting from bash"\necho oops >&2')
     k.run("%%shell_task fail --no-run\nexit 3")
     k.run("%flow run --quiet")
-    say = k.session.history.tasks["say"]
-    assert say.state.type is S.SUCCESS
+    say = k.session.view.latest("say")
+    assert say.type is S.SUCCESS
     # stdout and stderr are separate pipes: their relative order is not defined.
-    assert sorted((lvl, m) for _, lvl, m in say.logs) == [("INFO", "hello from bash"), ("WARNING", "oops")]
-    failed = k.session.history.tasks["fail"].state
+    assert sorted((line.level, line.message) for line in say.logs) == [
+        ("INFO", "hello from bash"),
+        ("WARNING", "oops"),
+    ]
+    failed = k.session.view.latest("fail")
     assert failed.type is S.FAILED and "exited with code 3" in failed.message
 
 
@@ -361,7 +365,7 @@ def test_flow_run_shows_the_widget_and_it_follows_the_run(k: Kernel) -> None:
     assert tasks["boom"]["state"] == "Failed"
     assert "ValueError: bad 5" in tasks["boom"]["message"]
     assert repr(widget) == "FlowWidget(flow='notebook', tasks=2, Success=1, Failed=1)"
-    detail = k.session.task_detail("boom")
+    detail = widget.task_detail("boom")
     assert detail["state"] == "Failed" and detail["inputs"] == ["df ← load_data"]
     assert any("ValueError: bad 5" in line["message"] for line in detail["logs"])
 
@@ -386,3 +390,13 @@ def test_running_a_cell_runs_its_task_whatever_its_trigger(k: Kernel) -> None:
     k.run("%%task cleanup --trigger any_failed\ncleaned = True")
     k.run("%%task deploy --trigger manual_only\ndeployed = True")
     assert k.ns["cleaned"] is True and k.ns["deployed"] is True
+
+
+def test_backfill_takes_quiet_like_run(k: Kernel, capsys: pytest.CaptureFixture[str]) -> None:
+    k.run("%load_ext nbflow")
+    k.run("%%params\nday = 1")
+    k.run("%%task double --no-run\ndoubled = day * 2")
+    k.run("%flow backfill -p day=1,2 --quiet --executor local")
+    out = capsys.readouterr().out
+    assert "backfill of flow 'notebook': 2 runs" in out
+    assert k.ns["doubled"] == 4

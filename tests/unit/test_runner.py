@@ -24,7 +24,7 @@ def collect(stream: EventStream) -> list[Event]:
 
 
 def task_states(events: list[Event], slug: str) -> list[str]:
-    return [e.state.type.value for e in events if e.kind == "state" and e.task == slug]
+    return [e.state for e in events if e.kind == "state" and e.task == slug]
 
 
 def test_failing_twice_then_succeeding_ends_success_after_three_attempts() -> None:
@@ -51,7 +51,7 @@ def test_failing_twice_then_succeeding_ends_success_after_three_attempts() -> No
         "Running",
         "Success",
     ]
-    retrying = [e.state for e in events if e.kind == "state" and e.state.type is S.RETRYING]
+    retrying = [e.to_state() for e in events if e.kind == "state" and e.type is S.RETRYING]
     assert "attempt 1 failed (ConnectionError: attempt 1 lost the connection)" in retrying[0].message
     errors = [e.message for e in events if e.kind == "log" and e.level == "ERROR"]
     assert len(errors) == 2 and "ConnectionError" in errors[0] and "in flaky" in errors[0]
@@ -274,12 +274,12 @@ def test_events_of_a_run_are_ordered_and_framed_by_flow_states() -> None:
     stream = EventStream()
     events = collect(stream)
     flow.run(stream=stream)
-    flow_states = [e.state.type.value for e in events if e.task is None]
+    flow_states = [e.state for e in events if e.task is None]
     assert flow_states == ["Running", "Success"]
     assert events[0].task is None and events[-1].task is None
-    order = [(e.task, e.state.type.value) for e in events if e.task]
+    order = [(e.task, e.state) for e in events if e.task]
     assert order == [("a", "Running"), ("a", "Success"), ("b", "Running"), ("b", "Success")]
-    assert all(e.to_dict()["flow_run_id"] == events[0].flow_run_id for e in events)
+    assert all(e.to_wire()["flow_run_id"] == events[0].flow_run_id for e in events)
 
 
 def test_state_and_log_handlers_observe_the_stream() -> None:
@@ -345,7 +345,8 @@ def test_cancel_stops_tasks_not_yet_started() -> None:
     thread.join(5)
     state = result[0]
     assert state.type is S.CANCELLED
-    assert state.result["first"].type is S.SUCCESS  # it was running: it finished its attempt
+    # It was running: it is stopped and recorded Cancelled (and nothing of it is cached).
+    assert state.result["first"].type is S.CANCELLED
     assert state.result["second"].type is S.CANCELLED
     assert "1 of 2 tasks did not run" in state.message
 
@@ -421,7 +422,7 @@ def test_flow_run_with_schedule_waits_for_the_next_time() -> None:
     events = collect(stream)
     state = flow.run(stream=stream)
     ran_at = state.result[tick].result
-    scheduled = [e.state for e in events if e.task is None and e.state.type is S.SCHEDULED][0]
+    scheduled = [e.to_state() for e in events if e.task is None and e.type is S.SCHEDULED][0]
     assert scheduled.start_time is not None
     assert ran_at >= scheduled.start_time
     assert float(scheduled.start_time).is_integer()  # on the 1-second grid
@@ -440,3 +441,30 @@ def test_schedule_parameter_defaults_apply_to_scheduled_runs() -> None:
         out = echo(Parameter("region", default="eu"))
     assert flow.run().result[out].result == "apac"
     assert flow.run(run_on_schedule=False).result[out].result == "eu"
+
+
+def test_an_executor_built_on_local_sees_every_task_run_through_submit() -> None:
+    from nbflow.core.executors import LocalExecutor
+
+    class Timing(LocalExecutor):
+        def __init__(self) -> None:
+            self.submitted: list[str] = []
+
+        def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+            self.submitted.append(args[0].slug)
+            return super().submit(fn, *args)
+
+    @task
+    def first():
+        return 1
+
+    @task
+    def second(x):
+        return x + 1
+
+    with Flow("timed") as flow:
+        second(first())
+    executor = Timing()
+    state = flow.run(executor=executor)
+    assert state.is_successful()
+    assert executor.submitted == ["first", "second"]

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from nbflow import EventStream, Flow, Parameter, task
-from nbflow.notebook import widget as widget_module
-from nbflow.notebook.widget import FlowWidget
+from nbflow.core.record import StateRecord, new_id
+from nbflow.kernel import widget as widget_module
+from nbflow.kernel.widget import FlowWidget
 
 FIXTURE = Path(__file__).resolve().parents[2] / "labextension" / "test" / "fixtures" / "run-events.json"
 
@@ -62,14 +63,16 @@ def message(widget: FlowWidget, content: dict[str, Any]) -> None:
 
 
 def state_event(task: str | None, state: str, run: str = "run-1", **extra: Any) -> dict[str, Any]:
-    return {
-        "kind": "state",
-        "flow_run_id": run,
-        "task": task,
-        "timestamp": time.time(),
-        "state": state,
+    """A state change in wire form, as the server's live feed sends it."""
+    return StateRecord(
+        flow_run_id=run,
+        task=task,
+        task_run_id=f"{run}-{task}" if task else None,
+        state=state,
+        transition_id=new_id(),
+        timestamp=time.time(),
         **extra,
-    }
+    ).to_wire()
 
 
 # -- traits --------------------------------------------------------------------
@@ -306,9 +309,9 @@ def test_notify_error_sends_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_repr_is_a_stable_summary() -> None:
     widget = FlowWidget(etl_flow().structure())
-    assert repr(widget) == "FlowWidget(flow='etl', tasks=4)"
+    assert repr(widget) == "FlowWidget(flow='etl', tasks=3)"
     run_into(widget, etl_flow())
-    assert repr(widget) == "FlowWidget(flow='etl', tasks=4, Success=3, Failed=1)"
+    assert repr(widget) == "FlowWidget(flow='etl', tasks=3, Success=2, Failed=1)"
     bundle = widget._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert data["text/plain"] == repr(widget)

@@ -1,7 +1,7 @@
 /**
  * Run state as the UI sees it, and how engine events change it.
  *
- * The Python widget keeps the same snapshot (nbflow/notebook/widget.py) and
+ * The Python widget keeps the same snapshot (nbflow/kernel/widget.py) and
  * both sides are checked against one shared fixture, so a snapshot built in
  * the kernel and one built from streamed events in the browser agree.
  */

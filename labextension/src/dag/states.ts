@@ -1,34 +1,16 @@
-/** State names, their groups and colours: the one place the UI learns them. */
+/**
+ * State names, their groups and colours: the one place the UI learns them.
+ * Names and groups come from `record.ts`, generated from the Python run record.
+ */
+import { ACTIVE_STATES, FAILED_STATES, FINISHED_STATES, STATE_NAMES } from "./record";
 import type { DisplayState, StateName } from "./types";
 
 /** Lifecycle order: legends, summaries and counts list states this way. */
-export const STATE_NAMES: readonly StateName[] = [
-  "Scheduled",
-  "Pending",
-  "Submitted",
-  "Running",
-  "Retrying",
-  "Success",
-  "Cached",
-  "Skipped",
-  "Failed",
-  "TriggerFailed",
-  "TimedOut",
-  "Cancelling",
-  "Cancelled",
-];
+export { STATE_NAMES };
 
-const FINISHED: ReadonlySet<string> = new Set([
-  "Success",
-  "Cached",
-  "Skipped",
-  "Failed",
-  "TriggerFailed",
-  "TimedOut",
-  "Cancelled",
-]);
-const FAILED: ReadonlySet<string> = new Set(["Failed", "TriggerFailed", "TimedOut"]);
-const ACTIVE: ReadonlySet<string> = new Set(["Submitted", "Running", "Retrying", "Cancelling"]);
+const FINISHED: ReadonlySet<string> = new Set(FINISHED_STATES);
+const FAILED: ReadonlySet<string> = new Set(FAILED_STATES);
+const ACTIVE: ReadonlySet<string> = new Set(ACTIVE_STATES);
 
 export const isStateName = (value: unknown): value is StateName =>
   typeof value === "string" && (STATE_NAMES as readonly string[]).includes(value);

@@ -1,23 +1,11 @@
 /**
- * The data contracts shared with the Python engine (`Flow.structure()`,
- * `Event.to_dict()`, the widget's `states` trait). Field names follow the
- * Python side exactly; nothing here is frontend-specific.
+ * The data contracts shared with the Python engine (`Flow.structure()`, the
+ * run record's wire form in `record.ts`, the widget's `states` trait). Field
+ * names follow the Python side exactly; nothing here is frontend-specific.
  */
+import type { LogRecordWire, StateName, StateRecordWire } from "./record";
 
-export type StateName =
-  | "Scheduled"
-  | "Pending"
-  | "Submitted"
-  | "Running"
-  | "Retrying"
-  | "Success"
-  | "Cached"
-  | "Skipped"
-  | "Failed"
-  | "TriggerFailed"
-  | "TimedOut"
-  | "Cancelling"
-  | "Cancelled";
+export type { LogRecordWire, StateName, StateRecordWire };
 
 /** What a node shows before any run touched it. Not an engine state. */
 export type DisplayState = StateName | "NotRun";
@@ -49,19 +37,19 @@ export interface FlowGraph {
   schedule?: unknown;
 }
 
-/** One JSON event from the engine's stream (`Event.to_dict()`). */
-export interface EngineEvent {
-  kind: "state" | "log";
-  flow_run_id: string;
-  task_run_id?: string | null;
-  task: string | null;
-  timestamp: number;
-  state?: StateName;
-  previous?: StateName | null;
-  message?: string;
-  attempt?: number;
-  level?: string;
-}
+/**
+ * One record of a run as the engine's stream or the server's feed sends it
+ * (`StateRecord.to_wire()` / `LogRecord.to_wire()`); the feed adds `position`.
+ * Fields the renderer does not need may be missing from hand-made events.
+ */
+export type EngineEvent = Partial<Omit<StateRecordWire, "kind">> &
+  Partial<Omit<LogRecordWire, "kind">> & {
+    kind: "state" | "log";
+    flow_run_id: string;
+    task: string | null;
+    timestamp: number;
+    position?: number;
+  };
 
 export interface TaskRunState {
   state: StateName;

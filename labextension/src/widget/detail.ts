@@ -11,6 +11,8 @@ import type { DetailMessage, LogLine } from "./protocol";
 
 /** Logs arrive whole from the kernel; a runaway task must not bury the page. */
 const MAX_LOG_LINES = 500;
+/** Base64 PNG only: anything else the kernel sent is not drawn. */
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 export interface DetailCallbacks {
   onRunTo: (slug: string) => void;
@@ -27,6 +29,7 @@ export class DetailPanel {
   private readonly inputs: HTMLElement;
   private readonly outputs: HTMLElement;
   private readonly logs: HTMLElement;
+  private readonly figures: HTMLElement;
   private readonly doc: Document;
 
   constructor(doc: Document, callbacks: DetailCallbacks) {
@@ -63,7 +66,9 @@ export class DetailPanel {
 
     this.logs = htmlEl(doc, "div", "nbflow-logs");
     this.logs.setAttribute("role", "log");
-    this.el.append(header, status, this.message, io, runTo, htmlEl(doc, "h4", "", "Logs"), this.logs);
+    this.figures = htmlEl(doc, "div", "nbflow-figures");
+    this.figures.hidden = true;
+    this.el.append(header, status, this.message, io, runTo, this.figures, htmlEl(doc, "h4", "", "Logs"), this.logs);
   }
 
   get current(): string | null {
@@ -82,6 +87,7 @@ export class DetailPanel {
       this.inputs.textContent = "\u2026";
       this.outputs.textContent = "\u2026";
       this.setLogs(null);
+      this.setFigures([]);
     }
   }
 
@@ -111,6 +117,23 @@ export class DetailPanel {
     this.inputs.textContent = names(detail.inputs);
     this.outputs.textContent = names(detail.outputs);
     this.setLogs(detail.logs ?? []);
+    this.setFigures(detail.figures ?? []);
+  }
+
+  /** The task's figures (PNG images of its last run), under a heading. */
+  private setFigures(figures: string[]): void {
+    const images = figures.filter((png) => typeof png === "string" && BASE64.test(png));
+    this.figures.hidden = images.length === 0;
+    const frag = this.doc.createDocumentFragment();
+    if (images.length) frag.append(htmlEl(this.doc, "h4", "", images.length === 1 ? "Figure" : `Figures (${images.length})`));
+    images.forEach((png, index) => {
+      const img = this.doc.createElement("img");
+      img.className = "nbflow-figure";
+      img.alt = `figure ${index + 1} of ${this.slug ?? "the task"}`;
+      img.src = `data:image/png;base64,${png}`;
+      frag.append(img);
+    });
+    this.figures.replaceChildren(frag);
   }
 
   private setMessage(text: string): void {

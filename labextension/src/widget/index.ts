@@ -1,5 +1,5 @@
 /**
- * The anywidget front end of `nbflow.notebook.widget.FlowWidget`: toolbar,
+ * The anywidget front end of `nbflow.kernel.widget.FlowWidget`: toolbar,
  * progress summary, legend, the shared DAG view and a detail panel. Works in
  * any anywidget host (JupyterLab 4, Notebook 7, VS Code).
  */

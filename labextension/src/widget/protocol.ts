@@ -26,6 +26,8 @@ export interface DetailMessage {
   logs?: LogLine[];
   inputs?: string[];
   outputs?: string[];
+  /** The task's figures of its last run, base64 PNG. */
+  figures?: string[];
 }
 
 export interface ErrorMessage {

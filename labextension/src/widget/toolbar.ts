@@ -1,4 +1,5 @@
 /** Run / cancel / re-run failed, enabled according to what the run is doing. */
+import { isActive } from "../dag/states";
 import type { ProgressSummary } from "../dag/summary";
 import { htmlEl } from "../dag/svg";
 import type { Action } from "./protocol";
@@ -14,7 +15,6 @@ const BUTTONS: readonly { action: Action; dom: string; label: string; title: str
   },
 ];
 
-const RUNNING_RUN_STATES: ReadonlySet<string> = new Set(["Submitted", "Running", "Cancelling"]);
 
 export class Toolbar {
   readonly el: HTMLElement;
@@ -35,7 +35,7 @@ export class Toolbar {
   }
 
   update(summary: ProgressSummary): void {
-    const running = summary.runState !== null && RUNNING_RUN_STATES.has(summary.runState);
+    const running = summary.runState !== null && isActive(summary.runState);
     this.setEnabled("run", !running);
     this.setEnabled("cancel", running);
     this.setEnabled("rerun_failed", !running && summary.failed > 0);

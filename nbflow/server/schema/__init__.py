@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
@@ -20,9 +22,6 @@ from nbflow.server.errors import RequestError
 from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
 
-if TYPE_CHECKING:
-    from graphql import GraphQLError
-
 MAX_DEPTH = 8
 
 
@@ -31,7 +30,8 @@ def _mask(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:
         return False
-    if isinstance(original, NbflowError | PermissionError):
+    # GraphQL's own errors (a variable of the wrong type, a missing field) are the caller's mistake.
+    if isinstance(original, NbflowError | PermissionError | GraphQLError):
         return False
     return type(original).__name__ not in {"PermissionError", "StrawberryGraphQLError"}
 
@@ -40,6 +40,7 @@ class ErrorCodes(SchemaExtension):
     """Adds ``extensions.code`` (NOT_FOUND, CONFLICT, BAD_REQUEST, ...) to our errors."""
 
     def on_operation(self) -> Any:
+        """After each operation, tag our errors with their code."""
         yield
         result = self.execution_context.result
         for error in getattr(result, "errors", None) or []:
@@ -51,27 +52,56 @@ class ErrorCodes(SchemaExtension):
                 error.extensions = {**(error.extensions or {}), "code": code}
 
 
+class NoNul(SchemaExtension):
+    """Arguments reach resolvers without NUL characters (PostgreSQL stores no NUL in text, and
+    cannot even compare with one): each becomes the visible text ``\\x00``, at the one door."""
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        """Clean the field's arguments, then resolve it."""
+        return _next(root, info, *args, **{k: _without_nul(v) for k, v in kwargs.items()})
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            setattr(value, field.name, _without_nul(getattr(value, field.name)))
+    return value
+
+
 class NbflowSchema(strawberry.Schema):
+    """The schema, logging only unexpected errors (a bad request is the caller's business)."""
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         # A bad request is the caller's business; only unexpected failures go to the log.
+        """Log what was not the caller's mistake."""
         unexpected = [e for e in errors if _mask(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
 
 def build_schema() -> strawberry.Schema:
+    """The GraphQL schema with its limits, caches and error masking."""
     return NbflowSchema(
         query=Query,
         mutation=Mutation,
+        # Factories: a fresh extension per request (the parse and validation caches are
+        # module-level in strawberry, so clients' repeated documents are still parsed once).
         extensions=[
-            # Clients send the same few documents again and again: parse and validate each once.
-            ParserCache(maxsize=512),
-            ValidationCache(maxsize=512),
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxTokensLimiter(max_token_count=20_000),
-            MaxAliasesLimiter(max_alias_count=30),
-            MaskErrors(
+            lambda: ParserCache(maxsize=512),
+            lambda: ValidationCache(maxsize=512),
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxTokensLimiter(max_token_count=20_000),
+            lambda: MaxAliasesLimiter(max_alias_count=30),
+            lambda: MaskErrors(
                 should_mask_error=_mask, error_message="internal error: the server logged the details"
             ),
+            ErrorCodes,
+            NoNul,
         ],
     )

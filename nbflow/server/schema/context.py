@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 
-from nbflow.server.auth import ADMIN, AGENT, READ_ONLY, USER, Principal
+from nbflow.server.auth import ADMIN, AGENT, READ_ONLY, RUN, USER, Principal
+from nbflow.server.errors import Forbidden
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
+    """The caller (tenant and role), database sessions, the notifier and settings."""
+
     principal: Principal
     sessions: async_sessionmaker[AsyncSession]
     notifier: Notifier
@@ -24,10 +27,12 @@ class Context:
 
     @property
     def tenant_id(self) -> str:
+        """The caller's tenant: every query filters on it."""
         return self.principal.tenant_id
 
 
 def ctx(info: strawberry.Info) -> Context:
+    """The nbflow context of a resolver's ``info``."""
     return info.context["nbflow"]
 
 
@@ -40,27 +45,51 @@ class _Roles(strawberry.BasePermission):
         role = ctx(info).principal.role
         if role in self.roles:
             return True
-        self.message = (
-            f"a {role} key may not {self.what}; ask for a key with role {' or '.join(sorted(self.roles))}"
-        )
+        # "an admin", "an agent", but "a user", "a read-only" (sound, not spelling)
+        named = f"an {role}" if role in (ADMIN, AGENT) else f"a {role}"
+        grantable = sorted(self.roles - {RUN})  # run tokens are made by claims, never asked for
+        self.message = f"{named} key may not {self.what}; ask for a key with role {' or '.join(grantable)}"
         return False
 
 
 class CanRead(_Roles):
+    """Admin, user and read-only keys may read flows and runs."""
+
     roles = frozenset({ADMIN, USER, READ_ONLY})
     what = "read flows and runs"
 
 
 class CanManageFlows(_Roles):
+    """Admin and user keys may register flows and create or cancel runs."""
+
     roles = frozenset({ADMIN, USER})
     what = "register flows, create or cancel runs"
 
 
 class CanReport(_Roles):
+    """Admin and agent keys may pull work, heartbeat and say hello as an agent."""
+
     roles = frozenset({ADMIN, AGENT})
     what = "pull work, set run states or write logs"
 
 
+class CanWriteRuns(_Roles):
+    """Admin and agent keys, and run tokens (for their own run only), may set states and write logs."""
+
+    roles = frozenset({ADMIN, AGENT, RUN})
+    what = "set run states or write logs"
+
+
+def check_own_run(c: Context, flow_run_ids: set[str]) -> None:
+    """A run token reports its own run only: refuse a request that names any other."""
+    run_id = c.principal.run_id
+    others = sorted(flow_run_ids - {run_id}) if run_id is not None else []
+    if others:
+        raise Forbidden(f"a run token may only report its own run ({run_id}), not {others[0]!r}")
+
+
 class IsAdmin(_Roles):
+    """Only admin keys may manage API keys."""
+
     roles = frozenset({ADMIN})
     what = "manage API keys"

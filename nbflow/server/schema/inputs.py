@@ -7,9 +7,13 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from nbflow.core.record import LogRecord, StateWire
+
 
 @strawberry.input
 class StorageInput:
+    """Where the flow's code is: kind, location and SHA-256 (never the code)."""
+
     kind: str
     location: str
     sha256: str
@@ -17,16 +21,24 @@ class StorageInput:
 
 @strawberry.input
 class RegisterFlowInput:
+    """A flow's metadata: name, structure, storage reference, schedule, labels."""
+
     name: str
     structure: JSON
     storage: StorageInput
     schedule: JSON | None = None
     labels: list[str] = strawberry.field(default_factory=list)
     max_resubmits: int = 0
+    private: bool = strawberry.field(
+        default=False,
+        description="Agents keep this flow's log lines and failure details; only states are sent.",
+    )
 
 
 @strawberry.input
 class CreateFlowRunInput:
+    """A run of a flow (by id or name) with parameters, labels and an idempotency key."""
+
     flow_id: str | None = None
     flow_name: str | None = None
     parameters: JSON | None = None
@@ -35,33 +47,23 @@ class CreateFlowRunInput:
     labels: list[str] | None = None
 
 
-@strawberry.input
-class FlowRunStateInput:
-    flow_run_id: str
-    version: int
-    state: str
-    message: str = ""
-    agent_id: str | None = None
+@strawberry.input(description="A flow-run state change: the run record's fields plus the compare-and-set.")
+class FlowRunStateInput(StateWire):
+    """A flow-run state change: the run record's fields plus the compare-and-set."""
+
+    version: int = strawberry.field(description="The run's version the writer saw (compare-and-set).")
+    agent_id: str | None = strawberry.field(default=None, description="The claiming agent (Submitted).")
 
 
-@strawberry.input
-class TaskRunStateInput:
-    task_run_id: str
-    flow_run_id: str
-    task_slug: str
-    version: int
-    state: str
-    timestamp: float
-    message: str = ""
-    attempt: int = 0
+@strawberry.input(description="A task-run state change: the run record's fields (nbflow.core.record).")
+class TaskRunStateInput(StateWire):
+    """A task-run state change: the run record's fields (nbflow.core.record)."""
+
+    pass
 
 
-@strawberry.input
-class LogInput:
-    flow_run_id: str
-    seq: int
-    level: str
-    message: str
-    timestamp: float
-    task_run_id: str | None = None
-    task_slug: str | None = None
+@strawberry.input(description="A log line: the run record's fields (nbflow.core.record).")
+class LogInput(LogRecord):
+    """A log line: the run record's fields (nbflow.core.record)."""
+
+    pass

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import strawberry
 
+from nbflow.core.record import LogRecord, StateRecord, StateResult, StateWire
 from nbflow.server import auth
 from nbflow.server.errors import RequestError
-from nbflow.server.schema.context import CanManageFlows, CanReport, IsAdmin, ctx
+from nbflow.server.schema.context import CanManageFlows, CanReport, CanWriteRuns, IsAdmin, check_own_run, ctx
 from nbflow.server.schema.inputs import (
     CreateFlowRunInput,
     FlowRunStateInput,
@@ -24,25 +26,36 @@ from nbflow.server.schema.types import (
     FlowVersionType,
     NewApiKey,
     RegisteredFlow,
+    RunStatusType,
     StateResultType,
 )
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import logs as log_service
 from nbflow.server.services import runs as run_service
+from nbflow.server.services import transitions
 
 MAX_WAIT = 30.0
 
 
-def _results(rows: list[run_service.StateResult]) -> list[StateResultType]:
-    return [StateResultType(id=r.id, ok=r.ok, version=r.version, state=r.state, error=r.error) for r in rows]
+def _results(rows: list[StateResult]) -> list[StateResultType]:
+    return [StateResultType(**dataclasses.asdict(r)) for r in rows]
+
+
+def _state_record(given: StateWire) -> StateRecord:
+    """The record a GraphQL input carries, validated like every other hop (``from_wire``)."""
+    wire = {f.name: getattr(given, f.name) for f in dataclasses.fields(StateWire)}
+    return StateRecord.from_wire(wire)
 
 
 @strawberry.type
 class Mutation:
+    """The write side: each mutation is one transaction, and an error writes nothing."""
+
     @strawberry.mutation(
         permission_classes=[CanManageFlows], description="Register flow metadata (never code)."
     )
     async def register_flow(self, info: strawberry.Info, input: RegisterFlowInput) -> RegisteredFlow:
+        """Register a flow's metadata; the same structure and code is the same version."""
         c = ctx(info)
         spec = flow_service.FlowSpec(
             name=input.name,
@@ -55,6 +68,7 @@ class Mutation:
                 "sha256": input.storage.sha256,
             },
             max_resubmits=input.max_resubmits,
+            private=input.private,
         )
         async with c.sessions.begin() as session:
             flow, version, created = await flow_service.register_flow(session, c.tenant_id, spec)
@@ -66,6 +80,7 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def create_flow_run(self, info: strawberry.Info, input: CreateFlowRunInput) -> CreatedFlowRun:
+        """A new run (or the run an earlier call with the same idempotency key made)."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             flow = await flow_service.get_flow(
@@ -89,6 +104,7 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def cancel_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:
+        """Cancel a run: at once if not started, else its agent stops it."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             run = FlowRunType.from_row(await run_service.cancel_flow_run(session, c.tenant_id, flow_run_id))
@@ -97,58 +113,54 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def set_schedule_active(self, info: strawberry.Info, flow_id: str, active: bool) -> FlowType:
+        """Turn a flow's schedule on or off (off deletes its future scheduled runs)."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             return FlowType.from_row(
                 await flow_service.set_schedule_active(session, c.tenant_id, flow_id, active)
             )
 
-    @strawberry.mutation(permission_classes=[CanReport], description="Compare-and-set on each run's version.")
+    @strawberry.mutation(
+        permission_classes=[CanWriteRuns], description="Compare-and-set on each run's version."
+    )
     async def set_flow_run_states(
         self, info: strawberry.Info, states: list[FlowRunStateInput]
     ) -> list[StateResultType]:
+        """Flow-run state changes, each a compare-and-set on the run's version."""
         c = ctx(info)
-        updates = [
-            run_service.FlowRunStateUpdate(s.flow_run_id, s.version, s.state, s.message, s.agent_id)
-            for s in states
-        ]
+        if len(states) > transitions.MAX_BATCH:
+            raise RequestError(f"at most {transitions.MAX_BATCH} state changes per call, got {len(states)}")
+        changes = [(_state_record(s), s.version, s.agent_id) for s in states]
+        check_own_run(c, {change.flow_run_id for change, _, _ in changes})
         async with c.sessions.begin() as session:
-            results = await run_service.set_flow_run_states(session, c.tenant_id, updates)
+            results = [
+                await transitions.set_flow_run_state(
+                    session, c.tenant_id, change, version=version, agent_id=agent
+                )
+                for change, version, agent in changes
+            ]
         c.notifier.notify()
         return _results(results)
 
-    @strawberry.mutation(permission_classes=[CanReport])
+    @strawberry.mutation(permission_classes=[CanWriteRuns])
     async def set_task_run_states(
         self, info: strawberry.Info, states: list[TaskRunStateInput]
     ) -> list[StateResultType]:
+        """Task-run state changes of the executions that own their runs."""
         c = ctx(info)
-        updates = [
-            run_service.TaskRunStateUpdate(
-                s.task_run_id,
-                s.flow_run_id,
-                s.task_slug,
-                s.version,
-                s.state,
-                s.message,
-                s.attempt,
-                s.timestamp,
-            )
-            for s in states
-        ]
+        changes = [_state_record(s) for s in states]
+        check_own_run(c, {change.flow_run_id for change in changes})
         async with c.sessions.begin() as session:
-            results = await run_service.set_task_run_states(session, c.tenant_id, updates)
+            results = await transitions.set_task_run_states(session, c.tenant_id, changes)
         c.notifier.notify()
         return _results(results)
 
-    @strawberry.mutation(permission_classes=[CanReport], description="Returns how many lines were new.")
+    @strawberry.mutation(permission_classes=[CanWriteRuns], description="Returns how many lines were new.")
     async def write_run_logs(self, info: strawberry.Info, logs: list[LogInput]) -> int:
+        """Log lines; returns how many were new (re-delivered ones are skipped)."""
         c = ctx(info)
-        lines = [
-            log_service.LogLine(
-                l.flow_run_id, l.seq, l.level, l.message, l.timestamp, l.task_run_id, l.task_slug
-            )
-            for l in logs  # noqa: E741
-        ]
+        lines = [LogRecord.from_wire(dataclasses.asdict(line)) for line in logs]
+        check_own_run(c, {line.flow_run_id for line in lines})
         async with c.sessions.begin() as session:
             written = await log_service.write_logs(session, c.tenant_id, lines)
         c.notifier.notify()
@@ -160,6 +172,7 @@ class Mutation:
     async def get_runs_in_queue(
         self, info: strawberry.Info, labels: list[str] | None = None, limit: int = 10, wait: float = 0.0
     ) -> list[FlowRunType]:
+        """Due runs an agent with these labels may take, waiting up to ``wait`` seconds."""
         c = ctx(info)
         if not 1 <= limit <= 100:
             raise RequestError(f"limit must be between 1 and 100, got {limit}")
@@ -179,20 +192,24 @@ class Mutation:
     )
     async def heartbeat(
         self, info: strawberry.Info, flow_run_ids: list[str], agent_id: str | None = None
-    ) -> list[FlowRunType]:
+    ) -> list[RunStatusType]:
+        """Keep runs alive; returns their state and execution, so the agent sees cancellations
+        and runs that another execution owns now (and nothing else of them)."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             rows = await run_service.heartbeat(session, c.tenant_id, flow_run_ids, agent_id)
-            return [FlowRunType.from_row(r) for r in rows]
+            return [RunStatusType.from_row(r) for r in rows]
 
     @strawberry.mutation(permission_classes=[CanReport], description="An agent says hello; returns its id.")
     async def register_agent(self, info: strawberry.Info, name: str, labels: list[str] | None = None) -> str:
+        """An agent says hello; returns its id."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             return (await run_service.register_agent(session, c.tenant_id, name, list(labels or []))).id
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="The key is shown once.")
     async def create_api_key(self, info: strawberry.Info, role: str, name: str = "") -> NewApiKey:
+        """A new key (its secret is in the answer, once)."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             row, key = await auth.create_key(session, c.tenant_id, role, name)
@@ -200,6 +217,7 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=[IsAdmin])
     async def revoke_api_key(self, info: strawberry.Info, id: str) -> bool:
+        """Revoke a key by id or prefix."""
         c = ctx(info)
         async with c.sessions.begin() as session:
             await auth.revoke_key(session, c.tenant_id, id)

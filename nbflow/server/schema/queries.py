@@ -10,6 +10,7 @@ from sqlalchemy import select
 from nbflow.server.errors import RequestError
 from nbflow.server.models import ApiKey, Tenant
 from nbflow.server.schema.context import CanRead, IsAdmin, ctx
+from nbflow.server.schema.dashboard import DashboardQuery
 from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import runs as run_service
@@ -26,9 +27,12 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 
 
 @strawberry.type
-class Query:
+class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard.py
+    """The read side: every query is scoped to the caller's tenant."""
+
     @strawberry.field(description="The caller's tenant and role.")
     async def me(self, info: strawberry.Info) -> Me:
+        """The caller's tenant and role."""
         c = ctx(info)
         async with c.sessions() as session:
             tenant = await session.get(Tenant, c.tenant_id)
@@ -36,6 +40,7 @@ class Query:
 
     @strawberry.field(permission_classes=[CanRead])
     async def flows(self, info: strawberry.Info, limit: int = 100, offset: int = 0) -> list[FlowType]:
+        """Registered flows by name."""
         c = ctx(info)
         limit, offset = _page(limit, offset)
         async with c.sessions() as session:
@@ -46,12 +51,14 @@ class Query:
 
     @strawberry.field(permission_classes=[CanRead])
     async def flow(self, info: strawberry.Info, id: str | None = None, name: str | None = None) -> FlowType:
+        """One flow by id or name."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=id, name=name))
 
     @strawberry.field(permission_classes=[CanRead])
     async def flow_run(self, info: strawberry.Info, id: str) -> FlowRunType:
+        """One flow run by id."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowRunType.from_row(await run_service.get_flow_run(session, c.tenant_id, id))
@@ -70,6 +77,7 @@ class Query:
         limit: int = 50,
         offset: int = 0,
     ) -> FlowRunPage:
+        """Flow runs, newest first, filtered and paginated."""
         c = ctx(info)
         limit, offset = _page(limit, offset)
         filters = run_service.RunFilter(flow_id, flow_name, states, scheduled_after, scheduled_before)
@@ -84,6 +92,7 @@ class Query:
 
     @strawberry.field(permission_classes=[IsAdmin])
     async def api_keys(self, info: strawberry.Info) -> list[ApiKeyInfo]:
+        """The tenant's keys (never their secrets)."""
         c = ctx(info)
         async with c.sessions() as session:
             rows = (

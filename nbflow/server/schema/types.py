@@ -7,31 +7,40 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
-from nbflow.server.models import Flow, FlowRun, FlowRunState, FlowVersion, Log, TaskRun, TaskRunState
-from nbflow.server.schema.context import ctx
+from nbflow.core.record import StateResult
+from nbflow.server.models import Flow, FlowRun, FlowVersion, RunEvent, TaskRun
+from nbflow.server.schema.context import CanRead, ctx
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import logs as log_service
 from nbflow.server.services import runs as run_service
 
 
-@strawberry.type
+@strawberry.type(description="One recorded state change of a flow run or task run.")
 class StateEntry:
     state: str
+    previous: str | None
     message: str
     attempt: int
     timestamp: float
+    transition_id: str
+    position: int
+    execution: int
 
     @classmethod
-    def from_row(cls, row: FlowRunState | TaskRunState) -> StateEntry:
+    def from_row(cls, row: RunEvent) -> StateEntry:
+        """The entry a stored state change makes."""
         return cls(
-            state=row.state, message=row.message, attempt=getattr(row, "attempt", 0), timestamp=row.timestamp
-        )
+            state=row.state or "", previous=row.previous, message=row.message, attempt=row.attempt,
+            timestamp=row.timestamp, transition_id=row.transition_id or "", position=row.position,
+            execution=row.execution,
+        )  # fmt: skip
 
 
-@strawberry.type
+@strawberry.type(description="One log line; `id` is its position in the tenant's record (read on after it).")
 class LogEntry:
     id: int
     seq: int
+    execution: int
     task_slug: str | None
     task_run_id: str | None
     level: str
@@ -39,15 +48,18 @@ class LogEntry:
     timestamp: float
 
     @classmethod
-    def from_row(cls, row: Log) -> LogEntry:
+    def from_row(cls, row: RunEvent) -> LogEntry:
+        """The entry a stored log line makes."""
         return cls(
-            id=row.id, seq=row.seq, task_slug=row.task_slug, task_run_id=row.task_run_id,
-            level=row.level, message=row.message, timestamp=row.timestamp,
+            id=row.position, seq=row.seq or 0, execution=row.execution, task_slug=row.task,
+            task_run_id=row.task_run_id, level=row.level or "INFO", message=row.message, timestamp=row.timestamp,
         )  # fmt: skip
 
 
 @strawberry.type
 class FlowVersionType:
+    """One registered version of a flow: its structure, schedule, labels and storage reference."""
+
     id: str
     flow_id: str
     version: int
@@ -57,18 +69,22 @@ class FlowVersionType:
     labels: list[str]
     storage: JSON
     max_resubmits: int
+    private: bool
     created: datetime
 
     @classmethod
     def from_row(cls, row: FlowVersion) -> FlowVersionType:
+        """The GraphQL object of a stored version."""
         return cls(
             id=row.id, flow_id=row.flow_id, version=row.version, structure=row.structure, parameters=row.parameters,
             schedule=row.schedule, labels=list(row.labels), storage=row.storage, max_resubmits=row.max_resubmits,
+            private=row.private,
             created=row.created,
         )  # fmt: skip
 
     @strawberry.field
     async def flow(self, info: strawberry.Info) -> FlowType:
+        """The flow this is a version of."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
@@ -76,6 +92,8 @@ class FlowVersionType:
 
 @strawberry.type
 class FlowType:
+    """A flow: every registration of one name in a tenant."""
+
     id: str
     name: str
     schedule_active: bool
@@ -83,15 +101,18 @@ class FlowType:
 
     @classmethod
     def from_row(cls, row: Flow) -> FlowType:
+        """The GraphQL object of a stored flow."""
         return cls(id=row.id, name=row.name, schedule_active=row.schedule_active, created=row.created)
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def versions(self, info: strawberry.Info) -> list[FlowVersionType]:
+        """Every version, oldest first."""
         async with ctx(info).sessions() as session:
             return [FlowVersionType.from_row(v) for v in await flow_service.versions(session, self.id)]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def latest_version(self, info: strawberry.Info) -> FlowVersionType | None:
+        """The newest version (what new runs use)."""
         async with ctx(info).sessions() as session:
             row = await flow_service.latest_version(session, self.id)
             return FlowVersionType.from_row(row) if row else None
@@ -99,6 +120,8 @@ class FlowType:
 
 @strawberry.type
 class TaskRunType:
+    """One run of one task: its current state and times."""
+
     id: str
     flow_run_id: str
     task_slug: str
@@ -106,28 +129,32 @@ class TaskRunType:
     message: str
     attempt: int
     version: int
+    execution: int
     start_time: datetime | None
     end_time: datetime | None
 
     @classmethod
     def from_row(cls, row: TaskRun) -> TaskRunType:
+        """The GraphQL object of a stored task run."""
         return cls(
             id=row.id, flow_run_id=row.flow_run_id, task_slug=row.task_slug, state=row.state,
-            message=row.state_message, attempt=row.attempt, version=row.version,
+            message=row.state_message, attempt=row.attempt, version=row.version, execution=row.execution,
             start_time=row.start_time, end_time=row.end_time,
         )  # fmt: skip
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def states(self, info: strawberry.Info) -> list[StateEntry]:
+        """Every state change of this task run, in recorded order."""
         c = ctx(info)
         async with c.sessions() as session:
             return [
                 StateEntry.from_row(r)
-                for r in await run_service.task_run_states(session, c.tenant_id, self.id)
+                for r in await run_service.state_history(session, c.tenant_id, task_run_id=self.id)
             ]
 
     @strawberry.field
     async def flow_run(self, info: strawberry.Info) -> FlowRunType:
+        """The flow run this task run belongs to."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowRunType.from_row(
@@ -137,6 +164,8 @@ class TaskRunType:
 
 @strawberry.type
 class FlowRunType:
+    """One run of a flow: parameters, labels, state, times, claim."""
+
     id: str
     flow_id: str
     flow_version_id: str
@@ -151,51 +180,59 @@ class FlowRunType:
     end_time: datetime | None
     agent_id: str | None
     resubmits: int
+    execution: int = strawberry.field(description="The claim (execution) that runs it now; 0 before any.")
 
     @classmethod
     def from_row(cls, row: FlowRun) -> FlowRunType:
+        """The GraphQL object of a stored flow run."""
         return cls(
             id=row.id, flow_id=row.flow_id, flow_version_id=row.flow_version_id, parameters=row.parameters,
             labels=list(row.labels), idempotency_key=row.idempotency_key, state=row.state,
             message=row.state_message, version=row.version, scheduled_start_time=row.scheduled_start_time,
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, resubmits=row.resubmits,
+            execution=row.execution,
         )  # fmt: skip
 
     @strawberry.field
     async def flow(self, info: strawberry.Info) -> FlowType:
+        """The run's flow."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
 
     @strawberry.field
     async def flow_version(self, info: strawberry.Info) -> FlowVersionType:
+        """The flow version the run runs."""
         c = ctx(info)
         async with c.sessions() as session:
             return FlowVersionType.from_row(
                 await flow_service.get_version(session, c.tenant_id, self.flow_version_id)
             )
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def task_runs(self, info: strawberry.Info) -> list[TaskRunType]:
+        """The run's task runs, in the order they started."""
         c = ctx(info)
         async with c.sessions() as session:
             return [
                 TaskRunType.from_row(r) for r in await run_service.task_runs(session, c.tenant_id, self.id)
             ]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def states(self, info: strawberry.Info) -> list[StateEntry]:
+        """Every state change of the flow run itself, in recorded order."""
         c = ctx(info)
         async with c.sessions() as session:
             return [
                 StateEntry.from_row(r)
-                for r in await run_service.flow_run_states(session, c.tenant_id, self.id)
+                for r in await run_service.state_history(session, c.tenant_id, flow_run_id=self.id)
             ]
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[CanRead])
     async def logs(
         self, info: strawberry.Info, task_slug: str | None = None, after_id: int = 0, limit: int = 1000
     ) -> list[LogEntry]:
+        """Log lines in recorded order, after ``after_id`` (a line's ``id``)."""
         c = ctx(info)
         async with c.sessions() as session:
             rows = await log_service.read_logs(
@@ -209,8 +246,25 @@ class FlowRunType:
             return [LogEntry.from_row(r) for r in rows]
 
 
+@strawberry.type(description="What a heartbeat tells an agent about one of its runs.")
+class RunStatusType:
+    """A run's id, state, version and execution: all an agent needs to keep it or stop it."""
+
+    id: str
+    state: str
+    version: int
+    execution: int
+
+    @classmethod
+    def from_row(cls, row: FlowRun) -> RunStatusType:
+        """The status of a stored run."""
+        return cls(id=row.id, state=row.state, version=row.version, execution=row.execution)
+
+
 @strawberry.type
 class FlowRunPage:
+    """A page of flow runs, the total, and where the next page starts."""
+
     items: list[FlowRunType]
     total: int
     next_offset: int | None
@@ -218,6 +272,8 @@ class FlowRunPage:
 
 @strawberry.type
 class RegisteredFlow:
+    """What registration answers: the flow, the version, and whether it is new."""
+
     flow: FlowType
     version: FlowVersionType
     created: bool
@@ -225,21 +281,21 @@ class RegisteredFlow:
 
 @strawberry.type
 class CreatedFlowRun:
+    """What run creation answers: the run, and whether this call made it."""
+
     flow_run: FlowRunType
     created: bool
 
 
-@strawberry.type
-class StateResultType:
-    id: str
-    ok: bool
-    version: int
-    state: str
-    error: str | None
+@strawberry.type(name="StateResultType")
+class StateResultType(StateResult):
+    """The answer to one proposed state change (``nbflow.core.record.StateResult``)."""
 
 
 @strawberry.type
 class NewApiKey:
+    """A key just made (its secret is shown here once)."""
+
     id: str
     name: str
     role: str
@@ -248,6 +304,8 @@ class NewApiKey:
 
 @strawberry.type
 class ApiKeyInfo:
+    """A key as listed: never its secret."""
+
     id: str
     name: str
     role: str
@@ -258,6 +316,8 @@ class ApiKeyInfo:
 
 @strawberry.type
 class Me:
+    """The caller's tenant and role."""
+
     tenant_id: str
     tenant_name: str
     role: str

@@ -1,18 +1,21 @@
-"""The live feed: state changes and logs after a cursor, as engine-shaped event dicts.
+"""The live feed: a tenant's run records after a cursor, in the order they were recorded.
 
-The feed reads the history tables, so it works across server replicas; an
-in-process ``Notifier`` wakes waiters early when this process wrote something.
+The feed reads ``run_events`` by its per-tenant ``position`` (commit order, see
+``services/journal.py``), so a consumer sees each run's records in recorded
+order — never a final flow state before the task states recorded before it —
+and it works across server replicas. An in-process ``Notifier`` wakes waiters
+early when this process wrote something.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from nbflow.server.models import FlowRunState, Log, TaskRunState
+from nbflow.server.models import RunEvent
+from nbflow.server.services.journal import record_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,73 +23,32 @@ if TYPE_CHECKING:
 FEED_BATCH = 500
 
 
-@dataclass
-class Cursor:
-    flow_states: int = 0
-    task_states: int = 0
-    logs: int = 0
-
-    def encode(self) -> str:
-        return f"{self.flow_states}.{self.task_states}.{self.logs}"
-
-    @classmethod
-    def decode(cls, text: str | None) -> Cursor:
-        if not text:
-            return cls()
-        try:
-            a, b, c = (int(part) for part in text.split("."))
-        except ValueError:
-            return cls()
-        return cls(a, b, c)
+def decode_cursor(text: str | None) -> int:
+    """A cursor from ``/events?cursor=`` (the SSE ``id``); anything unreadable is the start."""
+    try:
+        return max(0, int(text or 0))
+    except ValueError:
+        return 0
 
 
-async def latest_cursor(session: AsyncSession, tenant_id: str) -> Cursor:
+async def latest_cursor(session: AsyncSession, tenant_id: str) -> int:
     """Where "from now on" starts for a tenant."""
-    from sqlalchemy import func
-
-    values = []
-    for table in (FlowRunState, TaskRunState, Log):
-        values.append(
-            (
-                await session.execute(select(func.max(table.id)).where(table.tenant_id == tenant_id))
-            ).scalar_one()
-            or 0
-        )
-    return Cursor(*values)
+    query = select(func.max(RunEvent.position)).where(RunEvent.tenant_id == tenant_id)
+    return (await session.execute(query)).scalar_one() or 0
 
 
 async def events_since(
-    session: AsyncSession, tenant_id: str, cursor: Cursor, *, flow_run_id: str | None = None
-) -> tuple[list[dict], Cursor]:
-    events: list[dict] = []
-    q = select(FlowRunState).where(FlowRunState.tenant_id == tenant_id, FlowRunState.id > cursor.flow_states)
+    session: AsyncSession, tenant_id: str, cursor: int, *, flow_run_id: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Up to ``FEED_BATCH`` records after ``cursor`` as wire dicts (each with its
+    ``position``), and the cursor to continue from."""
+    query = select(RunEvent).where(RunEvent.tenant_id == tenant_id, RunEvent.position > cursor)
     if flow_run_id:
-        q = q.where(FlowRunState.flow_run_id == flow_run_id)
-    for row in (await session.execute(q.order_by(FlowRunState.id).limit(FEED_BATCH))).scalars():
-        cursor.flow_states = row.id
-        events.append(
-            {"kind": "state", "flow_run_id": row.flow_run_id, "task_run_id": None, "task": None,
-             "state": row.state, "message": row.message, "attempt": 0, "timestamp": row.timestamp}
-        )  # fmt: skip
-    q2 = select(TaskRunState).where(TaskRunState.tenant_id == tenant_id, TaskRunState.id > cursor.task_states)
-    if flow_run_id:
-        q2 = q2.where(TaskRunState.flow_run_id == flow_run_id)
-    for row in (await session.execute(q2.order_by(TaskRunState.id).limit(FEED_BATCH))).scalars():
-        cursor.task_states = row.id
-        events.append(
-            {"kind": "state", "flow_run_id": row.flow_run_id, "task_run_id": row.task_run_id, "task": row.task_slug,
-             "state": row.state, "message": row.message, "attempt": row.attempt, "timestamp": row.timestamp}
-        )  # fmt: skip
-    q3 = select(Log).where(Log.tenant_id == tenant_id, Log.id > cursor.logs)
-    if flow_run_id:
-        q3 = q3.where(Log.flow_run_id == flow_run_id)
-    for row in (await session.execute(q3.order_by(Log.id).limit(FEED_BATCH))).scalars():
-        cursor.logs = row.id
-        events.append(
-            {"kind": "log", "flow_run_id": row.flow_run_id, "task_run_id": row.task_run_id, "task": row.task_slug,
-             "level": row.level, "message": row.message, "timestamp": row.timestamp}
-        )  # fmt: skip
-    events.sort(key=lambda e: e["timestamp"])
+        query = query.where(RunEvent.flow_run_id == flow_run_id)
+    events = []
+    for row in (await session.execute(query.order_by(RunEvent.position).limit(FEED_BATCH))).scalars():
+        cursor = row.position
+        events.append({**record_of(row).to_wire(), "position": row.position})
     return events, cursor
 
 
@@ -97,10 +59,12 @@ class Notifier:
         self._event = asyncio.Event()
 
     def notify(self) -> None:
+        """Wake everyone waiting now."""
         self._event.set()
         self._event = asyncio.Event()
 
     async def wait(self, seconds: float) -> None:
+        """Wait until the next ``notify`` or ``seconds``, whichever comes first."""
         event = self._event
         try:
             await asyncio.wait_for(event.wait(), seconds)

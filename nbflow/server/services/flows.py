@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
-from nbflow.core.errors import NbflowError
+from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.schedules import Schedule
 from nbflow.core.states import StateType
+from nbflow.server import limits
 from nbflow.server.errors import NotFound, RequestError
 from nbflow.server.models import Flow, FlowRun, FlowVersion
 
@@ -34,11 +35,14 @@ class FlowSpec:
     labels: list[str]
     storage: dict[str, Any]
     max_resubmits: int = 0
+    private: bool = False
 
 
 def validate_spec(spec: FlowSpec) -> Schedule | None:
-    if not spec.name.strip():
-        raise RequestError("a flow needs a non-empty name")
+    """Check a registration; the parsed schedule, or ``RequestError`` naming the problem."""
+    spec.name = limits.name(spec.name, "the flow name")
+    spec.labels = limits.labels(spec.labels)
+    limits.json_value(spec.structure, "the flow's structure", largest=limits.MAX_STRUCTURE_BYTES)
     structure = spec.structure
     if not isinstance(structure, dict) or not isinstance(structure.get("tasks"), list):
         raise RequestError("structure must be a flow's structure(): an object with a list of 'tasks'")
@@ -64,14 +68,19 @@ def validate_spec(spec: FlowSpec) -> Schedule | None:
         raise RequestError("storage must give kind, location and sha256 of the flow's code")
     if not isinstance(storage["sha256"], str) or len(storage["sha256"]) != 64:
         raise RequestError("storage.sha256 must be the 64-character hex SHA-256 of the flow's code")
+    limits.name(str(storage["kind"]), "storage.kind")
+    limits.name(str(storage["location"]), "storage.location", longest=limits.MAX_LOCATION)
     if spec.max_resubmits < 0:
         raise RequestError("max_resubmits must be 0 or more")
     if spec.schedule is None:
         return None
     try:
-        return Schedule.from_dict(spec.schedule)
+        schedule = Schedule.from_dict(spec.schedule)
+        if not schedule.next(1):
+            raise ScheduleError(f"{schedule.describe()} has no run time after now (its end date has passed)")
     except (NbflowError, KeyError, TypeError, ValueError) as exc:
         raise RequestError(f"invalid schedule: {exc}") from None
+    return schedule
 
 
 def fingerprint(spec: FlowSpec) -> str:
@@ -82,6 +91,7 @@ def fingerprint(spec: FlowSpec) -> str:
         "labels": sorted(spec.labels),
         "sha256": spec.storage["sha256"],
         "max_resubmits": spec.max_resubmits,
+        "private": spec.private,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -122,6 +132,7 @@ async def register_flow(
         labels=sorted(set(spec.labels)),
         storage=spec.storage,
         max_resubmits=spec.max_resubmits,
+        private=spec.private,
     )
     session.add(version)
     await session.flush()
@@ -132,6 +143,7 @@ async def register_flow(
 
 
 async def latest_version(session: AsyncSession, flow_id: str) -> FlowVersion | None:
+    """The newest version of a flow, or ``None``."""
     return (
         await session.execute(
             select(FlowVersion)
@@ -145,6 +157,7 @@ async def latest_version(session: AsyncSession, flow_id: str) -> FlowVersion | N
 async def get_flow(
     session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
 ) -> Flow:
+    """A flow of the tenant by id or name; ``NotFound`` otherwise."""
     query = select(Flow).where(Flow.tenant_id == tenant_id)
     if flow_id is not None:
         query = query.where(Flow.id == flow_id)
@@ -161,6 +174,7 @@ async def get_flow(
 async def list_flows(
     session: AsyncSession, tenant_id: str, *, limit: int = 100, offset: int = 0
 ) -> list[Flow]:
+    """The tenant's flows by name, paginated."""
     return list(
         (
             await session.execute(
@@ -175,6 +189,7 @@ async def list_flows(
 
 
 async def versions(session: AsyncSession, flow_id: str) -> list[FlowVersion]:
+    """Every version of a flow, oldest first."""
     return list(
         (
             await session.execute(
@@ -185,6 +200,7 @@ async def versions(session: AsyncSession, flow_id: str) -> list[FlowVersion]:
 
 
 async def get_version(session: AsyncSession, tenant_id: str, version_id: str) -> FlowVersion:
+    """A version of the tenant by id; ``NotFound`` otherwise."""
     row = (
         await session.execute(
             select(FlowVersion).where(FlowVersion.id == version_id, FlowVersion.tenant_id == tenant_id)
@@ -196,6 +212,7 @@ async def get_version(session: AsyncSession, tenant_id: str, version_id: str) ->
 
 
 async def delete_future_scheduled_runs(session: AsyncSession, flow_id: str) -> int:
+    """Delete the runs a schedule made that have not started; how many."""
     result = await session.execute(
         delete(FlowRun).where(
             FlowRun.flow_id == flow_id,
@@ -208,6 +225,7 @@ async def delete_future_scheduled_runs(session: AsyncSession, flow_id: str) -> i
 
 
 async def set_schedule_active(session: AsyncSession, tenant_id: str, flow_id: str, active: bool) -> Flow:
+    """Turn a flow's schedule on or off (off deletes its future runs)."""
     flow = await get_flow(session, tenant_id, flow_id=flow_id)
     flow.schedule_active = active
     if not active:

@@ -1,74 +1,72 @@
-"""Run logs: batched writes that ignore re-delivered lines, and reads."""
+"""Run logs: batched writes that skip re-delivered lines, and reads.
+
+A line is identified by ``(flow run, execution, seq)``: a re-delivered batch is
+skipped line by line, and a resubmitted run (a new execution) keeps its own
+lines. Lines of an execution that no longer owns its run are refused.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, tuple_
 
-from nbflow.server.errors import NotFound, RequestError
-from nbflow.server.models import FlowRun, Log
+from nbflow.server.errors import Conflict, NotFound, RequestError
+from nbflow.server.models import FlowRun, RunEvent
+from nbflow.server.services import journal
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from nbflow.core.record import LogRecord
+
 MAX_LOGS_PER_CALL = 5000
-MAX_MESSAGE = 100_000
-LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
-@dataclass
-class LogLine:
-    flow_run_id: str
-    seq: int
-    level: str
-    message: str
-    timestamp: float
-    task_run_id: str | None = None
-    task_slug: str | None = None
-
-
-async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogLine]) -> int:
-    """Store lines; a line whose (flow run, seq) is stored already is skipped. Returns lines new."""
+async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogRecord]) -> int:
+    """Store lines; a line whose (flow run, execution, seq) is stored already is skipped.
+    Returns how many lines were new."""
     if len(lines) > MAX_LOGS_PER_CALL:
         raise RequestError(f"at most {MAX_LOGS_PER_CALL} log lines per call, got {len(lines)}")
     if not lines:
         return 0
     run_ids = {line.flow_run_id for line in lines}
-    owned = set(
+    executions = dict(
         (
             await session.execute(
-                select(FlowRun.id).where(FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids))
+                select(FlowRun.id, FlowRun.execution).where(
+                    FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids)
+                )
             )
-        ).scalars()
+        ).all()
     )
-    missing = run_ids - owned
+    missing = run_ids - set(executions)
     if missing:
         raise NotFound(f"no flow run {sorted(missing)[0]!r} in this tenant")
-    rows = []
-    for line in lines:
-        level = line.level.upper()
-        if level not in LEVELS:
-            raise RequestError(f"unknown log level {line.level!r}; levels: {', '.join(sorted(LEVELS))}")
-        rows.append(
-            {
-                "tenant_id": tenant_id,
-                "flow_run_id": line.flow_run_id,
-                "task_run_id": line.task_run_id,
-                "task_slug": line.task_slug,
-                "seq": line.seq,
-                "level": level,
-                "message": line.message[:MAX_MESSAGE],
-                "timestamp": line.timestamp,
-            }
+    stale = [line for line in lines if line.execution != executions[line.flow_run_id]]
+    if stale:
+        raise Conflict(
+            f"superseded execution: flow run {stale[0].flow_run_id!r} is run by execution "
+            f"{executions[stale[0].flow_run_id]} now, not {stale[0].execution}; these lines are refused"
         )
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Log).values(rows).on_conflict_do_nothing(index_elements=["flow_run_id", "seq"])
-    result = await session.execute(statement)
-    return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows)
+    keys = {(line.flow_run_id, line.execution, line.seq) for line in lines}
+    stored = set(
+        (
+            await session.execute(
+                select(RunEvent.flow_run_id, RunEvent.execution, RunEvent.seq).where(
+                    RunEvent.flow_run_id.in_(run_ids),
+                    tuple_(RunEvent.flow_run_id, RunEvent.execution, RunEvent.seq).in_(list(keys)),
+                )
+            )
+        ).all()
+    )
+    new: dict[tuple[str, int, int], LogRecord] = {}
+    for line in lines:
+        key = (line.flow_run_id, line.execution, line.seq)
+        if key not in stored:
+            new.setdefault(key, line)
+    journal.append(session, tenant_id, new.values())
+    return len(new)
 
 
 async def read_logs(
@@ -79,8 +77,14 @@ async def read_logs(
     task_slug: str | None = None,
     after_id: int = 0,
     limit: int = 1000,
-) -> list[Log]:
-    query = select(Log).where(Log.tenant_id == tenant_id, Log.flow_run_id == flow_run_id, Log.id > after_id)
+) -> list[RunEvent]:
+    """A run's log lines in recorded order, after position ``after_id``."""
+    query = select(RunEvent).where(
+        RunEvent.tenant_id == tenant_id,
+        RunEvent.flow_run_id == flow_run_id,
+        RunEvent.kind == "log",
+        RunEvent.position > after_id,
+    )
     if task_slug is not None:
-        query = query.where(Log.task_slug == task_slug)
-    return list((await session.execute(query.order_by(Log.id).limit(limit))).scalars())
+        query = query.where(RunEvent.task == task_slug)
+    return list((await session.execute(query.order_by(RunEvent.position).limit(limit))).scalars())

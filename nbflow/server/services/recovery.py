@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from nbflow.core.states import ACTIVE_TYPES, FINISHED_TYPES, StateType
-from nbflow.server.models import FlowRun, FlowVersion, TaskRun, TaskRunState
-from nbflow.server.services.runs import FlowRunStateUpdate, set_flow_run_state
+from nbflow.core.states import ACTIVE_TYPES, StateType
+from nbflow.server.models import FlowRun, FlowVersion
+from nbflow.server.services.transitions import fail_open_task_runs, server_change, set_flow_run_state
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,6 +32,7 @@ S = StateType
 
 
 async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_timeout: float) -> int:
+    """One recovery pass: fail or resubmit silent runs, release stale claims; how many changed."""
     now = datetime.now(UTC)
     changed = 0
     lost_before = now - timedelta(seconds=heartbeat_timeout)
@@ -65,7 +65,7 @@ async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_
             else:
                 target, message = S.FAILED, silent
         result = await set_flow_run_state(
-            session, run.tenant_id, FlowRunStateUpdate(run.id, run.version, target.value, message)
+            session, run.tenant_id, server_change(run, target, message), version=run.version
         )
         if not result.ok:
             continue  # the agent came back and wrote first
@@ -74,35 +74,16 @@ async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_
             await session.execute(
                 update(FlowRun).where(FlowRun.id == run.id).values(resubmits=FlowRun.resubmits + 1)
             )
-        await _fail_open_task_runs(session, run, message)
+        await fail_open_task_runs(session, run, message)
         logger.warning("flow run %s: %s -> %s (%s)", run.id, state.value, target.value, message)
     return changed
-
-
-async def _fail_open_task_runs(session: AsyncSession, run: FlowRun, message: str) -> None:
-    open_runs = (
-        await session.execute(
-            select(TaskRun).where(
-                TaskRun.flow_run_id == run.id, TaskRun.state.not_in([s.value for s in FINISHED_TYPES])
-            )
-        )
-    ).scalars()
-    for task_run in open_runs:
-        task_run.state = S.FAILED.value
-        task_run.state_message = message
-        task_run.version += 1
-        session.add(
-            TaskRunState(
-                tenant_id=task_run.tenant_id, flow_run_id=run.id, task_run_id=task_run.id, task_slug=task_run.task_slug,
-                state=S.FAILED.value, message=message, attempt=task_run.attempt, timestamp=time.time(),
-            )
-        )  # fmt: skip
 
 
 async def recovery_loop(
     sessions: async_sessionmaker[AsyncSession], settings: Any, on_change: Any = None
 ) -> None:
     # After a server outage every heartbeat looks old: give agents one timeout to check in again.
+    """Run recovery passes forever (after waiting one timeout after start)."""
     await asyncio.sleep(max(settings.heartbeat_timeout, settings.submitted_timeout))
     while True:
         try:

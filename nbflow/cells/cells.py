@@ -1,0 +1,199 @@
+"""The cell model shared by the kernel and headless runs: kinds, options, names.
+
+A cell's first line decides its kind: ``%%task [NAME] [options]`` (or
+``%%shell_task``), ``%%setup``, ``%%params``; anything else is plain code,
+which is not part of the flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nbflow.cells.analysis import CellAnalysis, analyze
+from nbflow.core.errors import NbflowError, NotebookError
+from nbflow.core.schedules import parse_duration
+from nbflow.core.triggers import TRIGGERS
+
+CellKind = Literal["task", "setup", "params", "code"]
+
+DEFAULT_CACHE = "1d"  # `--cache` without a duration
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """The options of a ``%%task`` line."""
+
+    name: str | None = None
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    cache_for: float | None = None
+    trigger: str = "all_successful"
+    tags: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    no_run: bool = False
+    shell: bool = False
+    mutates: tuple[str, ...] = ()
+
+    def engine_options(self) -> dict[str, object]:
+        """The options the engine's ``Task`` takes."""
+        return {
+            "retries": self.retries,
+            "retry_delay": self.retry_delay,
+            "timeout": self.timeout,
+            "cache_for": self.cache_for,
+            "trigger": self.trigger,
+            "tags": self.tags,
+        }
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise NotebookError(message)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
+    except NbflowError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _nonneg_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _trigger(text: str) -> str:
+    name = text.replace("-", "_")
+    if name not in TRIGGERS:
+        raise argparse.ArgumentTypeError(f"unknown trigger {text!r}; use one of: {', '.join(TRIGGERS)}")
+    return name
+
+
+def task_parser() -> argparse.ArgumentParser:
+    """The ``%%task`` argument parser."""
+    parser = _Parser(
+        prog="%%task",
+        description="Make this cell a task of the notebook's flow.",
+        add_help=False,
+        exit_on_error=False,
+    )
+    parser.add_argument("name", nargs="?", help="task name (default: the first name the cell defines)")
+    parser.add_argument("--retries", type=_nonneg_int, default=0, metavar="N")
+    parser.add_argument("--retry-delay", type=_seconds, default=0.0, metavar="SECONDS")
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS")
+    parser.add_argument(
+        "--cache", nargs="?", const=DEFAULT_CACHE, default=None, metavar="DURATION",
+        help=f"reuse a result younger than DURATION (default {DEFAULT_CACHE}) for the same code, inputs and parameters",
+    )  # fmt: skip
+    parser.add_argument("--trigger", type=_trigger, default="all_successful", metavar="|".join(TRIGGERS))
+    parser.add_argument("--tags", type=_csv, default=(), metavar="a,b")
+    parser.add_argument("--upstream", type=_csv, default=(), metavar="a,b", help="explicit upstream tasks")
+    parser.add_argument(
+        "--mutates", type=_csv, default=(), metavar="a,b",
+        help="inputs this cell changes in place (e.g. df.drop(..., inplace=True)): it then counts as defining them",
+    )  # fmt: skip
+    parser.add_argument("--no-run", action="store_true", help="define the task without running it")
+    parser.add_argument("--shell", action="store_true", help="the cell is a shell script")
+    return parser
+
+
+TASK_PARSER = task_parser()
+TASK_USAGE = TASK_PARSER.format_usage().strip()
+
+
+def parse_task_line(line: str, *, where: str, shell: bool = False) -> TaskOptions:
+    """Options of a ``%%task`` line; a bad option names ``where`` and shows the usage."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise NotebookError(f"{where}: cannot read the %%task line ({exc})") from None
+    try:
+        ns = TASK_PARSER.parse_args(argv)
+    except (NotebookError, argparse.ArgumentError) as exc:
+        raise NotebookError(f"{where}: {exc}\n{TASK_USAGE}") from None
+    bad = [n for n in ns.mutates if not n.isidentifier()]
+    if bad:
+        raise NotebookError(f"{where}: --mutates {bad[0]!r} is not a variable name\n{TASK_USAGE}")
+    if ns.name is not None and not ns.name.isidentifier():
+        raise NotebookError(
+            f"{where}: task name {ns.name!r} must be a Python identifier (letters, digits, _)\n{TASK_USAGE}"
+        )
+    cache_for = None
+    if ns.cache is not None:
+        try:
+            cache_for = parse_duration(ns.cache).total_seconds()
+        except NbflowError as exc:
+            raise NotebookError(f"{where}: --cache {exc}") from None
+    return TaskOptions(
+        name=ns.name,
+        retries=ns.retries,
+        retry_delay=ns.retry_delay,
+        timeout=ns.timeout,
+        cache_for=cache_for,
+        trigger=ns.trigger,
+        tags=ns.tags,
+        upstream=ns.upstream,
+        no_run=ns.no_run,
+        shell=shell or ns.shell,
+        mutates=ns.mutates,
+    )
+
+
+@dataclass
+class Cell:
+    """One cell of the notebook, as the flow sees it."""
+
+    kind: CellKind
+    source: str
+    options: TaskOptions = field(default_factory=TaskOptions)
+    where: str = "the cell"
+    cell_id: str | None = None
+    index: int | None = None
+    _analysis: CellAnalysis | None = field(default=None, repr=False)
+
+    @property
+    def analysis(self) -> CellAnalysis:
+        """What the cell defines and uses (analysed once)."""
+        if self._analysis is None:
+            if self.options.shell:
+                self._analysis = CellAnalysis(defines=(), uses=())
+            else:
+                self._analysis = analyze(self.source, where=self.where)
+        return self._analysis
+
+
+_MAGIC = re.compile(r"^\s*%%(task|shell_task|setup|params)\b(.*)$")
+
+
+def split_magic(source: str) -> tuple[CellKind, str, str, bool]:
+    """(kind, magic arguments, body, shell) of a cell's full source."""
+    first, _, body = source.partition("\n")
+    match = _MAGIC.match(first)
+    if match is None:
+        return "code", "", source, False
+    magic, args = match.group(1), match.group(2).strip()
+    if magic in ("task", "shell_task"):
+        return "task", args, body, magic == "shell_task"
+    return magic, args, body, False  # type: ignore[return-value]
+
+
+def cell_from_source(
+    source: str, *, where: str, cell_id: str | None = None, index: int | None = None
+) -> Cell:
+    """A cell from its full source (the magic line decides its kind)."""
+    kind, args, body, shell = split_magic(source)
+    if kind == "task":
+        options = parse_task_line(args, where=where, shell=shell)
+        return Cell("task", body, options, where=where, cell_id=cell_id, index=index)
+    return Cell(kind, body, where=where, cell_id=cell_id, index=index)

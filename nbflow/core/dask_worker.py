@@ -1,0 +1,128 @@
+"""What runs on a Dask worker: one task run, its records streamed to the driver in batches.
+
+``run_task_remote`` is what the Dask driver submits for each task. It receives its
+upstream tasks' outcomes (Dask resolves their futures on the cluster), decides the
+trigger, runs the task and returns a ``RemoteOutcome`` that stays on the cluster
+for the downstream tasks. Its records go to the driver as events of the run's
+topic (``Worker.log_event``): each worker process sends what its task runs
+recorded every ``FLUSH_EVERY`` seconds, one message per run however many tasks
+ended meanwhile, so a thousand quick tasks cost the scheduler a few messages.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from nbflow.core import capture
+from nbflow.core.states import State, StateType
+from nbflow.core.taskrun import TaskRun
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from nbflow.core.events import Event
+    from nbflow.core.taskrun import RunInfo
+    from nbflow.core.tasks import Task
+
+S = StateType
+FLUSH_EVERY = 0.05
+"""Seconds a record waits at most on the worker before it travels to the driver."""
+
+
+class RemoteOutcome:
+    """A task run's final state (with its result) as it stays on the cluster for its readers."""
+
+    __slots__ = ("state", "events")
+
+    def __init__(self, state: State, events: list[Event]) -> None:
+        self.state = state
+        self.events = events
+
+
+class _Outbox:
+    """This worker process's records on their way to the drivers, one message per run's topic
+    every ``FLUSH_EVERY`` seconds (however many tasks ended meanwhile)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, list[dict[str, Any]]] = {}
+        self.lock = threading.Lock()
+        self.worker: Any = None
+        self.thread: threading.Thread | None = None
+
+    def emitter(self, topic: str) -> Callable[[Event], None]:
+        """What a task run emits its records to."""
+        self._start()
+
+        def emit(record: Event) -> None:
+            wire = record.to_wire()
+            with self.lock:
+                self.pending.setdefault(topic, []).append(wire)
+
+        return emit
+
+    def _start(self) -> None:
+        from distributed import get_worker
+
+        with self.lock:
+            self.worker = get_worker()
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._flush_forever, name="nbflow-records", daemon=True)
+                self.thread.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_EVERY)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is pending, a message per topic."""
+        with self.lock:
+            batches, self.pending = self.pending, {}
+            worker = self.worker
+        for topic, records in batches.items():
+            worker.log_event(topic, {"records": records})
+
+
+_outbox = _Outbox()
+
+
+def residue_of(task: Task, outcome: RemoteOutcome) -> Any:
+    """What the driver keeps of a released result (``Task.residue``), computed on the cluster."""
+    return task.residue(outcome.state.result)
+
+
+def run_task_remote(
+    task: Task,
+    task_run_id: str,
+    incoming: list[tuple[str | None, str, RemoteOutcome]],
+    constants: Mapping[str, Any] | None,
+    info: RunInfo,
+    needed: frozenset[str],
+    topic: str,
+    requested: bool = False,
+) -> RemoteOutcome:
+    """One task run on a worker: trigger, cache, attempts; records to ``topic``.
+    ``needed``: the outputs downstream tasks read (they must pickle to reach them)."""
+    import cloudpickle
+
+    upstream = [(key, slug, outcome.state) for key, slug, outcome in incoming]
+    emit = _outbox.emitter(topic)
+    run = TaskRun(task, task_run_id, upstream, constants, info, emit, requested=requested, needed=needed)
+    capture.install()
+    try:
+        state = run.run()
+        if state.is_failed() and isinstance(state.result, BaseException):
+            try:
+                cloudpickle.dumps(state.result)
+            except Exception:
+                state.result = RuntimeError(state.message)
+        elif state.is_successful():
+            # What travels to other workers: leave out what cannot be pickled, and say so.
+            state.result, dropped = task.portable_result(state.result)
+            if dropped:
+                run.log("WARNING", f"outputs left on the worker (cannot be pickled): {', '.join(dropped)}")
+    finally:
+        capture.uninstall()
+    return RemoteOutcome(state, [])

@@ -1,0 +1,1 @@
+"""The kernel layer: IPython magics, the notebook session, the widget, server runs watched live."""

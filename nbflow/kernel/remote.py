@@ -1,0 +1,79 @@
+"""The notebook talking to an nbflow server: register the flow, create runs there."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from nbflow.core.errors import TransportError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from nbflow.cells.cellflow import NotebookFlow
+    from nbflow.client import Client
+    from nbflow.client_ops import FlowRunInfo, RegisteredFlow
+
+
+def client(url: str | None = None, key: str | None = None) -> Client:
+    """A client of the server at ``url`` (default: NBFLOW_API_URL or the saved config)."""
+    from nbflow.client import Client
+
+    return Client(url, key)
+
+
+def register(
+    notebook: NotebookFlow,
+    api: Client,
+    *,
+    labels: Sequence[str] = (),
+    storage_dir: str | None = None,
+    max_resubmits: int = 0,
+    private: bool = False,
+) -> RegisteredFlow:
+    """Register the notebook's flow: its code to storage, its metadata to the server."""
+    from nbflow.register import register_notebook_flow
+
+    return register_notebook_flow(
+        notebook,
+        api,
+        labels=labels,
+        storage_dir=storage_dir,
+        max_resubmits=max_resubmits,
+        private=private,
+        source="a notebook",
+    )
+
+
+def create_runs(
+    notebook: NotebookFlow,
+    api: Client,
+    parameter_sets: Sequence[dict[str, Any]],
+    *,
+    labels: Sequence[str] = (),
+    batch: str | None = None,
+) -> tuple[RegisteredFlow, list[FlowRunInfo]]:
+    """Register the current flow (the same version if nothing changed), then one run per
+    parameter set. Each run has an idempotency key made from ``batch`` (fresh for each call
+    unless given) and its position, so a request retried after a lost answer, or a call
+    repeated with the same ``batch``, returns the run already made instead of a second one."""
+    registered = register(notebook, api, labels=labels)
+    batch = batch or uuid.uuid4().hex[:12]
+    runs = [
+        _create_once(api, registered.flow_id, params, f"notebook:{batch}:{i}")
+        for i, params in enumerate(parameter_sets)
+    ]
+    return registered, runs
+
+
+def _create_once(api: Client, flow_id: str, parameters: dict[str, Any], key: str) -> FlowRunInfo:
+    # The key makes creation idempotent, so any transport failure may be retried safely.
+    for attempt in range(3):
+        try:
+            return api.create_flow_run(flow_id=flow_id, parameters=parameters, idempotency_key=key)
+        except TransportError:
+            if attempt == 2:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")

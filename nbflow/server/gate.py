@@ -1,0 +1,134 @@
+"""The gate in front of ``/graphql``: body size, body shape, API key.
+
+GraphQL sees a request only when it is a JSON object with a string ``query``
+(optional ``variables`` object and ``operationName``), within the size limit,
+nested at most ``MAX_DEPTH`` levels, and carries a valid key. Everything else
+is answered here with a JSON error and a status that says what was wrong:
+never a plain-text 500, and never a traceback in the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from nbflow.server import auth
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects a request body may have."""
+
+
+def error(status: int, message: str, code: str) -> JSONResponse:
+    """A GraphQL-shaped error response (``errors[0].extensions.code``) with an HTTP status."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
+    )
+
+
+def bearer(request: Request) -> str | None:
+    """The API key of ``Authorization: Bearer``. Only the header: a key in a URL ends up in
+    proxy logs and browser history."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return None
+
+
+def body_problem(body: bytes) -> str | None:
+    """Why ``body`` is not a GraphQL request nbflow serves, or ``None`` when it is one."""
+    try:
+        document = json.loads(body, parse_constant=_no_constant)
+    except RecursionError:
+        return f"the request body is nested more than {MAX_DEPTH} levels deep"
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        return f'the request body is not JSON ({exc}); send {{"query": "...", "variables": {{...}}}}'
+    if not isinstance(document, dict):
+        return f"the request body must be a JSON object with a 'query', got {type(document).__name__}"
+    if not isinstance(document.get("query"), str):
+        return "the request body needs a 'query' string"
+    if not isinstance(document.get("variables", {}), dict | None):
+        return "'variables' must be a JSON object"
+    if not isinstance(document.get("operationName"), str | None):
+        return "'operationName' must be a string"
+    if _depth(document) > MAX_DEPTH:
+        return f"the request body is nested more than {MAX_DEPTH} levels deep"
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend(
+                    (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+                )
+    return deepest
+
+
+class GraphQLGate:
+    """An ASGI wrapper of the GraphQL app: checks size, shape and key, then replays the body."""
+
+    def __init__(self, graphql_app: ASGIApp) -> None:
+        self.graphql_app = graphql_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response, body = await self._check(scope, receive)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.graphql_app(scope, replay, send)
+
+    async def _check(self, scope: Scope, receive: Receive) -> tuple[JSONResponse | None, bytes]:
+        if scope["type"] != "http":
+            return error(400, "websocket subscriptions are not served; use /events", "BAD_REQUEST"), b""
+        request = Request(scope, receive)
+        if request.method != "POST":
+            return error(405, "send GraphQL requests with POST", "METHOD_NOT_ALLOWED"), b""
+        limit = request.app.state.settings.max_body_bytes
+        too_large = error(
+            413, f"request body over the limit of {limit} bytes; send smaller batches", "PAYLOAD_TOO_LARGE"
+        )
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return too_large, b""
+        body = bytearray()
+        async for chunk in request.stream():  # chunked bodies have no length to check up front
+            body += chunk
+            if len(body) > limit:
+                return too_large, b""
+        key = bearer(request)
+        if not key:
+            return error(
+                401, "missing API key: send the header 'Authorization: Bearer <key>'", "UNAUTHENTICATED"
+            ), b""
+        async with request.app.state.sessions() as session:
+            principal = await auth.authenticate(session, key)
+        if principal is None:
+            return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b""
+        problem = body_problem(bytes(body))
+        if problem is not None:
+            return error(400, problem, "BAD_REQUEST"), b""
+        scope["nbflow.principal"] = principal
+        return None, bytes(body)

@@ -1,0 +1,159 @@
+"""The journal: how run records become ``run_events`` rows, in one order per tenant.
+
+Writers append records to the session's journal (``append``); when the
+transaction commits, the journal takes the tenant's counter
+(``UPDATE tenants SET feed_position = feed_position + n ... RETURNING``) and
+inserts the rows with consecutive positions. The counter's row lock is held
+from there to the commit, so a later transaction of the same tenant gets its
+positions only after this one is visible: positions follow commit order and a
+reader of ``position > cursor`` never skips a row that commits later. Taking
+the lock last, after every other write of the transaction, keeps writers from
+deadlocking on it.
+
+Rows whose transition id or ``(flow run, execution, seq)`` is stored already
+are skipped (``ON CONFLICT DO NOTHING``): a re-delivery racing its original
+leaves a gap in the positions, never a duplicate.
+
+Records appended inside a savepoint that is rolled back go with it: the journal
+remembers its length when a savepoint begins and returns to it on rollback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction
+
+from nbflow.core.record import STATE, LogRecord, StateRecord, cut
+from nbflow.server.models import RunEvent, Tenant
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from nbflow.core.record import Record
+
+_KEY = "nbflow.journal"
+_MARKS = "nbflow.journal.savepoints"
+_CHUNK = 500
+
+
+class JournalSession(Session):
+    """The server's session class: writes the journal of a transaction when it commits."""
+
+
+def append(session: AsyncSession, tenant_id: str, records: Iterable[Record]) -> None:
+    """Queue records of ``tenant_id`` to be stored when ``session`` commits, in this order."""
+    pending = session.sync_session.info.setdefault(_KEY, [])
+    pending.extend(_row(tenant_id, record) for record in records)
+
+
+def storable(text: str) -> str:
+    """``text`` within the record's message limit (NUL characters never get this far: the
+    schema's ``NoNul`` extension turns them into text at the door)."""
+    return cut(text, "the server")
+
+
+def _row(tenant_id: str, record: Record) -> dict[str, Any]:
+    common = {
+        "tenant_id": tenant_id,
+        "flow_run_id": record.flow_run_id,
+        "task_run_id": record.task_run_id,
+        "task": record.task,
+        "message": storable(record.message),
+        "timestamp": record.timestamp,
+        "execution": record.execution,
+    }
+    if isinstance(record, StateRecord):
+        return common | {
+            "kind": STATE, "state": record.state, "previous": record.previous, "level": None,
+            "attempt": record.attempt, "transition_id": record.transition_id, "seq": None,
+            "result_ref": record.result_ref, "start_time": record.start_time,
+        }  # fmt: skip
+    return common | {
+        "kind": "log", "state": None, "previous": None, "level": record.level, "attempt": 0,
+        "transition_id": None, "seq": record.seq, "result_ref": None, "start_time": None,
+    }  # fmt: skip
+
+
+def record_of(row: RunEvent) -> Record:
+    """The record a stored row holds (what the feed and the read API send)."""
+    if row.kind == STATE:
+        return StateRecord(
+            flow_run_id=row.flow_run_id, state=row.state or "", transition_id=row.transition_id or "",
+            timestamp=row.timestamp, task_run_id=row.task_run_id, task=row.task, previous=row.previous,
+            message=row.message, attempt=row.attempt, execution=row.execution, result_ref=row.result_ref,
+            start_time=row.start_time,
+        )  # fmt: skip
+    return LogRecord(
+        flow_run_id=row.flow_run_id, level=row.level or "INFO", message=row.message, timestamp=row.timestamp,
+        task_run_id=row.task_run_id, task=row.task, execution=row.execution, seq=row.seq or 0,
+    )  # fmt: skip
+
+
+@event.listens_for(JournalSession, "before_commit")
+def _write(session: Session) -> None:
+    pending: list[dict[str, Any]] = session.info.pop(_KEY, [])
+    if not pending:
+        return
+    by_tenant: dict[str, list[dict[str, Any]]] = {}
+    for row in pending:
+        by_tenant.setdefault(row["tenant_id"], []).append(row)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Tenants in a fixed order: two transactions spanning the same tenants cannot deadlock.
+    for tenant_id in sorted(by_tenant):
+        rows = by_tenant[tenant_id]
+        last = session.execute(
+            update(Tenant)
+            .where(Tenant.id == tenant_id)
+            .values(feed_position=Tenant.feed_position + len(rows))
+            .returning(Tenant.feed_position)
+        ).scalar_one()
+        first = last - len(rows) + 1
+        for offset, row in enumerate(rows):
+            row["position"] = first + offset
+        # Chunks keep each statement under both databases' bound-parameter limits.
+        for start in range(0, len(rows), _CHUNK):
+            session.execute(insert(RunEvent).values(rows[start : start + _CHUNK]).on_conflict_do_nothing())
+
+
+@event.listens_for(JournalSession, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_KEY, None)
+
+
+@event.listens_for(JournalSession, "after_transaction_create")
+def _mark(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(_KEY, []))
+
+
+@event.listens_for(JournalSession, "after_soft_rollback")
+def _undo(session: Session, transaction: SessionTransaction) -> None:
+    mark = session.info.get(_MARKS, {}).pop(id(transaction), None)
+    if transaction.nested and mark is not None and _KEY in session.info:
+        del session.info[_KEY][mark:]
+
+
+async def recorded_transitions(
+    session: AsyncSession, tenant_id: str, transition_ids: Iterable[str]
+) -> set[str]:
+    """Which of these transition ids the tenant has stored already."""
+    ids = list(dict.fromkeys(transition_ids))
+    found: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        found.update(
+            (
+                await session.execute(
+                    select(RunEvent.transition_id).where(
+                        RunEvent.tenant_id == tenant_id, RunEvent.transition_id.in_(chunk)
+                    )
+                )
+            ).scalars()  # type: ignore[arg-type]
+        )
+    return found

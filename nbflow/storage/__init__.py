@@ -1,0 +1,1 @@
+"""Where flow code lives between registration and the agent that runs it."""

@@ -1,0 +1,1 @@
+"""Terminal output: run progress, summaries and plain-text tables; headless notebook runs."""
