@@ -25,12 +25,12 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_overhead import nbflow_flow, noop  # noqa: E402
 
 CHAIN_LENGTH = 10
-
-
-def noop(x: object = None) -> None:
-    return None
 
 
 def peak_mb() -> float:
@@ -43,23 +43,6 @@ def peak_mb() -> float:
 
 
 # -- 1. overhead -------------------------------------------------------------------
-
-
-def nbflow_flow(shape: str, n: int):  # type: ignore[no-untyped-def]
-    from nbflow import Flow, Task
-
-    flow = Flow(f"{shape}-{n}")
-    if shape == "chain":
-        previous = flow.add_task(Task(noop, name="t0"))
-        for i in range(1, n):
-            task = Task(noop, name=f"t{i}")
-            flow.add_edge(previous, task, key="x")
-            previous = task
-    else:
-        root = flow.add_task(Task(noop, name="root"))
-        for i in range(n - 1):
-            flow.add_edge(root, Task(noop, name=f"t{i}"), key="x")
-    return flow
 
 
 def time_nbflow_dask(client, shape: str, n: int) -> float:  # type: ignore[no-untyped-def]

@@ -19,12 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 from nbflow.client import AsyncClient, Client
+from nbflow.core.record import StateRecord, new_id
 
 STRUCTURE = {"name": "bench", "tasks": [{"slug": f"t{i}"} for i in range(10)], "edges": [], "parameters": []}
 STORAGE = {"kind": "local", "location": "/bench.py", "sha256": "c" * 64}
@@ -59,31 +59,21 @@ def start_server(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes]
 
 
 def task_updates(run_id: str, n: int) -> list[dict]:
-    """n state changes: Running then Success for n/2 task runs."""
+    """n state changes in wire form: Running then Success for n/2 task runs."""
     out = []
     now = time.time()
     for i in range(n // 2):
-        tid = str(uuid.uuid4())
-        out.append(
-            {
-                "taskRunId": tid,
-                "flowRunId": run_id,
-                "taskSlug": f"t{i % 10}",
-                "version": 0,
-                "state": "Running",
-                "timestamp": now,
-            }
-        )
-        out.append(
-            {
-                "taskRunId": tid,
-                "flowRunId": run_id,
-                "taskSlug": f"t{i % 10}",
-                "version": 1,
-                "state": "Success",
-                "timestamp": now + 1,
-            }
-        )
+        tid = new_id()
+        for offset, state in enumerate(("Running", "Success")):
+            record = StateRecord(
+                flow_run_id=run_id,
+                state=state,
+                transition_id=new_id(),
+                timestamp=now + offset,
+                task_run_id=tid,
+                task=f"t{i % 10}",
+            )
+            out.append(record.to_wire())
     return out
 
 
@@ -151,7 +141,7 @@ def main() -> None:
                 import psycopg
                 from sqlalchemy.engine import make_url
 
-                dbname = f"nbflow_bench_{uuid.uuid4().hex[:8]}"
+                dbname = f"nbflow_bench_{new_id()[:8]}"
                 admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
                 with psycopg.connect(admin, autocommit=True) as conn:
                     conn.execute(f'CREATE DATABASE "{dbname}"')

@@ -18,9 +18,29 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from nbflow.core.record import LogRecord, StateRecord, new_id
+from nbflow.core.states import FINISHED_TYPES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# The state names a finished run can have, from the engine's own definition.
+FINISHED = frozenset(t.value for t in FINISHED_TYPES)
+
+# A registered flow's structure as the API takes it: two tasks, one edge, one parameter.
+ETL_STRUCTURE: dict[str, Any] = {
+    "name": "etl",
+    "tasks": [{"slug": "extract"}, {"slug": "load"}],
+    "edges": [{"upstream": "extract", "downstream": "load", "key": "rows"}],
+    "parameters": [{"name": "day", "default": "2024-01-01", "required": False}],
+}
+# The smallest structure with a parameter, and a storage reference the server accepts.
+ONE_TASK_STRUCTURE: dict[str, Any] = {
+    "name": "etl",
+    "tasks": [{"slug": "a", "name": "a"}],
+    "edges": [],
+    "parameters": [{"name": "p", "default": 1}],
+}
+ONE_TASK_STORAGE = {"kind": "local", "location": "/tmp/etl.py", "sha256": "0" * 64}
 
 
 def flow_change(
@@ -261,3 +281,16 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sqlite_server(home: Path, folder: Path, **options: float) -> Iterator[ServerProcess]:
+    """A started server on a SQLite file under ``folder``, stopped afterwards (for fixtures)."""
+    proc = ServerProcess(home, f"sqlite+aiosqlite:///{folder / 'server' / 'nbflow.db'}", **options).start()
+    yield proc
+    proc.stop()
+
+
+def agent_key(server: ServerProcess) -> str:
+    """A new key with the agent role on ``server``."""
+    with server.client() as client:
+        return client.create_api_key("agent").key

@@ -26,10 +26,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import AgentProcess, ServerProcess, fresh_postgres_database, postgres_url, wait_for  # noqa: E402
+from server_helpers import (  # noqa: E402
+    FINISHED,
+    AgentProcess,
+    ServerProcess,
+    fresh_postgres_database,
+    postgres_url,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
-FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed"}
 LINES = 24  # per chatty task in the first wave; every fifth is 20 KB
 LONG = 100  # per chatty task in the second wave, which runs through the outage
 HEARTBEAT_TIMEOUT = 4

@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ServerProcess, fresh_postgres_database, log_line, postgres_url, task_change  # noqa: E402
+from server_helpers import ONE_TASK_STORAGE as STORAGE  # noqa: E402
+from server_helpers import ONE_TASK_STRUCTURE as STRUCTURE
+from server_helpers import ServerProcess, fresh_postgres_database, log_line, postgres_url, task_change
 
 from nbflow.server.schema import build_schema  # noqa: E402
 
@@ -34,13 +36,6 @@ FIELDS = [
     for f in [*build_schema()._schema.query_type.fields, *build_schema()._schema.mutation_type.fields]  # type: ignore[union-attr]
     if f != "getRunsInQueue"
 ]
-STRUCTURE = {
-    "name": "etl",
-    "tasks": [{"slug": "a", "name": "a"}],
-    "edges": [],
-    "parameters": [{"name": "p", "default": 1}],
-}
-STORAGE = {"kind": "local", "location": "/tmp/etl.py", "sha256": "0" * 64}
 
 
 def _value_node(value: object) -> graphql.ValueNode:

@@ -11,29 +11,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import AgentProcess, ServerProcess, wait_for  # noqa: E402
+from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, sqlite_server, wait_for  # noqa: E402
 
 from nbflow.storage.code import sha256_text  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed"}
 
 
 @pytest.fixture
 def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    proc = ServerProcess(
-        nbflow_home,
-        f"sqlite+aiosqlite:///{tmp_path / 'server' / 'nbflow.db'}",
-        heartbeat_timeout=3,
-        submitted_timeout=3,
-    ).start()
-    yield proc
-    proc.stop()
-
-
-def agent_key(server: ServerProcess) -> str:
-    with server.client() as client:
-        return client.create_api_key("agent").key
+    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
 
 
 def register(server: ServerProcess, notebook: Path, *extra: str) -> None:

@@ -12,10 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import AgentProcess, ServerProcess, wait_for  # noqa: E402
+from server_helpers import FINISHED, AgentProcess, ServerProcess, sqlite_server, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-FINISHED = {"Success", "Failed", "Cancelled", "TimedOut", "TriggerFailed"}
 
 # Each run first writes what it finds, then dirties everything it can.
 DIRTY = """%%task dirty
@@ -46,9 +45,7 @@ CRASH = "%%task crash\nimport os\nos.abort()"
 
 @pytest.fixture
 def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    proc = ServerProcess(nbflow_home, f"sqlite+aiosqlite:///{tmp_path / 'server' / 'nbflow.db'}").start()
-    yield proc
-    proc.stop()
+    yield from sqlite_server(nbflow_home, tmp_path)
 
 
 def run_to_end(server: ServerProcess, flow: str) -> object:

@@ -13,16 +13,11 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ServerProcess, flow_change, log_line, task_change  # noqa: E402, TC002
+from server_helpers import ETL_STRUCTURE as STRUCTURE  # noqa: E402, TC002
+from server_helpers import ServerProcess, flow_change, log_line, task_change
 
 pytestmark = pytest.mark.integration
 
-STRUCTURE = {
-    "name": "etl",
-    "tasks": [{"slug": "extract"}, {"slug": "load"}],
-    "edges": [{"upstream": "extract", "downstream": "load", "key": "rows"}],
-    "parameters": [],
-}
 STORAGE = {"kind": "local", "location": "/srv/etl.py", "sha256": "c" * 64}
 
 DASHBOARD = """{ dashboard(hours: 24, buckets: 4) {

@@ -17,18 +17,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import ServerProcess, log_line, task_change, wait_for  # noqa: E402
+from server_helpers import ONE_TASK_STORAGE as STORAGE  # noqa: E402
+from server_helpers import ONE_TASK_STRUCTURE as STRUCTURE
+from server_helpers import ServerProcess, log_line, task_change, wait_for
 
 from nbflow.core.errors import APIError, AuthError  # noqa: E402
 
 pytestmark = pytest.mark.integration
-STRUCTURE = {
-    "name": "etl",
-    "tasks": [{"slug": "a", "name": "a"}],
-    "edges": [],
-    "parameters": [{"name": "p", "default": 1}],
-}
-STORAGE = {"kind": "local", "location": "/tmp/etl.py", "sha256": "0" * 64}
 
 
 def post(server: ServerProcess, body: bytes, key: str | None = None) -> httpx.Response:

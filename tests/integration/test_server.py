@@ -16,18 +16,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import ServerProcess, flow_change, log_line, task_change  # noqa: E402
+from server_helpers import ETL_STRUCTURE as STRUCTURE  # noqa: E402
+from server_helpers import ServerProcess, flow_change, log_line, task_change
 
 from nbflow.core.errors import APIError  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-STRUCTURE = {
-    "name": "etl",
-    "tasks": [{"slug": "extract"}, {"slug": "load"}],
-    "edges": [{"upstream": "extract", "downstream": "load", "key": "rows"}],
-    "parameters": [{"name": "day", "default": "2024-01-01", "required": False}],
-}
 STORAGE = {"kind": "local", "location": "/srv/flows/etl.py", "sha256": "a" * 64}
 
 
