@@ -112,8 +112,25 @@ TASK_PARSER = task_parser()
 TASK_USAGE = TASK_PARSER.format_usage().strip()
 
 
+# Parsed lines, by (line, shell): a notebook re-runs the same few lines, and argparse costs
+# more than the rest of a small task's run. TaskOptions is frozen, so sharing one is safe.
+_PARSED: dict[tuple[str, bool], TaskOptions] = {}
+_PARSED_MAX = 4096
+
+
 def parse_task_line(line: str, *, where: str, shell: bool = False) -> TaskOptions:
     """Options of a ``%%task`` line; a bad option names ``where`` and shows the usage."""
+    known = _PARSED.get((line, shell))
+    if known is not None:
+        return known
+    options = _parse_task_line(line, where=where, shell=shell)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[(line, shell)] = options
+    return options
+
+
+def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
     try:
         argv = shlex.split(line)
     except ValueError as exc:

@@ -87,6 +87,32 @@ def _register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+# Compiled cells by (filename, source): re-running a cell in the kernel makes a new task
+# for the same code, and compiling costs more than the rest of a small task's run.
+_COMPILED: dict[tuple[str, str], tuple[Any, Any]] = {}
+_COMPILED_MAX = 1024
+
+
+def _compile_cell(filename: str, python: str) -> tuple[Any, Any]:
+    known = _COMPILED.get((filename, python))
+    if known is not None:
+        return known
+    module = ast.parse(python)
+    last = None
+    # A trailing bare expression is shown like Jupyter shows it, unless it ends with ';'.
+    if module.body and isinstance(module.body[-1], ast.Expr) and not python.rstrip().endswith(";"):
+        tail_statement = module.body.pop()
+        assert isinstance(tail_statement, ast.Expr)
+        last = ast.Expression(tail_statement.value)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # `await` at the top of a cell, as in Jupyter
+    body = compile(module, filename, "exec", flags=flags)
+    tail = compile(last, filename, "eval", flags=flags) if last is not None else None
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+    _COMPILED[(filename, python)] = (body, tail)
+    return body, tail
+
+
 class SetupCode:
     """The ``%%setup`` cells: run once per flow run in each process, before its first task."""
 
@@ -181,21 +207,7 @@ class CellTask(Task):
         """The cell compiled once per process: its body, and its last bare expression if any."""
         if self._compiled is None:
             _register_source(self.filename, self.python)
-            module = ast.parse(self.python)
-            last = None
-            # A trailing bare expression is shown like Jupyter shows it, unless it ends with ';'.
-            if (
-                module.body
-                and isinstance(module.body[-1], ast.Expr)
-                and not self.python.rstrip().endswith(";")
-            ):
-                tail_statement = module.body.pop()
-                assert isinstance(tail_statement, ast.Expr)
-                last = ast.Expression(tail_statement.value)
-            flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT  # `await` at the top of a cell, as in Jupyter
-            body = compile(module, self.filename, "exec", flags=flags)
-            tail = compile(last, self.filename, "eval", flags=flags) if last is not None else None
-            self._compiled = (body, tail)
+            self._compiled = _compile_cell(self.filename, self.python)
         return self._compiled
 
     def run(self, **inputs: Any) -> CellOutputs:

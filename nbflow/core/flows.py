@@ -104,25 +104,34 @@ class Flow:
 
     def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
         """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds."""
-        self.add_task(upstream)
-        self.add_task(downstream)
+        tasks = self._tasks
+        if upstream not in tasks:
+            self.add_task(upstream)
+        if downstream not in tasks:
+            self.add_task(downstream)
         if upstream is downstream:
             raise CycleError(
                 f"flow {self.name!r}: task {upstream.slug!r} cannot depend on itself",
                 cycle=[upstream.slug or "", upstream.slug or ""],
             )
-        if key is not None:
-            for edge in self._upstream.get(downstream, _NO_EDGES):
+        feeding = self._upstream.get(downstream)
+        if key is not None and feeding:
+            for edge in feeding:
                 if edge.key == key and edge.upstream is not upstream:
                     raise GraphError(
                         f"flow {self.name!r}: input {key!r} of task {downstream.slug!r} is already "
                         f"fed by {edge.upstream.slug!r}; an input takes one upstream task"
                     )
         edge = Edge(upstream, downstream, key)
-        if edge not in self._edges:
-            self._edges[edge] = None
+        edges = self._edges
+        count = len(edges)
+        edges[edge] = None
+        if len(edges) != count:  # new: one hash instead of a lookup and an insert
             # Edge lists are made on first use: most tasks of a large flow have one or none.
-            self._upstream.setdefault(downstream, []).append(edge)
+            if feeding is None:
+                self._upstream[downstream] = [edge]
+            else:
+                feeding.append(edge)
             self._downstream.setdefault(upstream, []).append(edge)
             self._sorted = None
         return edge

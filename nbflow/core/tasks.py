@@ -16,9 +16,8 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 from nbflow.core import triggers as _triggers
 from nbflow.core.errors import GraphError, NbflowError, ParameterError
@@ -33,9 +32,10 @@ StateHandler = Callable[["Task", "State | None", "State"], Any]
 active_flow: contextvars.ContextVar[Flow | None] = contextvars.ContextVar("nbflow_active_flow", default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds."""
+class Edge(NamedTuple):
+    """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds.
+
+    A named tuple: hashing and comparing one is done in C, and a large flow makes many."""
 
     upstream: Task
     downstream: Task
