@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -23,6 +24,22 @@ from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
 
 MAX_DEPTH = 8
+MAX_ALIASES = 30
+
+# The limits' validation rules, made once. The validation cache is keyed by the rule
+# classes, and the limiters make a new class per instance: built per request, they made
+# every request miss the cache and validate its document again (most of a write's cost).
+_LIMIT_RULES = [
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+]
+
+
+class QueryLimits(AddValidationRules):
+    """Depth and alias limits, with the same rule classes for every request."""
+
+    def __init__(self) -> None:
+        super().__init__(_LIMIT_RULES)
 
 
 def _mask(error: GraphQLError) -> bool:
@@ -95,9 +112,8 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             lambda: ParserCache(maxsize=512),
             lambda: ValidationCache(maxsize=512),
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            QueryLimits,
             lambda: MaxTokensLimiter(max_token_count=20_000),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
             lambda: MaskErrors(
                 should_mask_error=_mask, error_message="internal error: the server logged the details"
             ),

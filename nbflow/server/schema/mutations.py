@@ -89,6 +89,7 @@ class Mutation:
             parameters = input.parameters
             if parameters is not None and not isinstance(parameters, dict):
                 raise RequestError("parameters must be a JSON object of name: value")
+            version = await flow_service.latest_version(session, flow.id)
             run, created = await run_service.create_flow_run(
                 session,
                 c.tenant_id,
@@ -97,8 +98,13 @@ class Mutation:
                 idempotency_key=input.idempotency_key,
                 scheduled_start_time=input.scheduled_start_time,
                 labels=input.labels,
+                version=version,
             )
-            result = CreatedFlowRun(flow_run=FlowRunType.from_row(run), created=created)
+            if run.flow_version_id != (version.id if version else None):
+                version = None  # an earlier call's run (same idempotency key): its own version
+            result = CreatedFlowRun(
+                flow_run=FlowRunType.from_row(run, flow=flow, version=version), created=created
+            )
         c.notifier.notify()
         return result
 

@@ -181,21 +181,30 @@ class FlowRunType:
     agent_id: str | None
     resubmits: int
     execution: int = strawberry.field(description="The claim (execution) that runs it now; 0 before any.")
+    # What the resolver that made this object had loaded already (saves a query each).
+    known_flow: strawberry.Private[FlowType | None] = None
+    known_version: strawberry.Private[FlowVersionType | None] = None
 
     @classmethod
-    def from_row(cls, row: FlowRun) -> FlowRunType:
-        """The GraphQL object of a stored flow run."""
+    def from_row(
+        cls, row: FlowRun, *, flow: Flow | None = None, version: FlowVersion | None = None
+    ) -> FlowRunType:
+        """The GraphQL object of a stored flow run (with its flow and version when at hand)."""
         return cls(
             id=row.id, flow_id=row.flow_id, flow_version_id=row.flow_version_id, parameters=row.parameters,
             labels=list(row.labels), idempotency_key=row.idempotency_key, state=row.state,
             message=row.state_message, version=row.version, scheduled_start_time=row.scheduled_start_time,
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, resubmits=row.resubmits,
             execution=row.execution,
+            known_flow=FlowType.from_row(flow) if flow is not None else None,
+            known_version=FlowVersionType.from_row(version) if version is not None else None,
         )  # fmt: skip
 
     @strawberry.field
     async def flow(self, info: strawberry.Info) -> FlowType:
         """The run's flow."""
+        if self.known_flow is not None:
+            return self.known_flow
         c = ctx(info)
         async with c.sessions() as session:
             return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
@@ -203,6 +212,8 @@ class FlowRunType:
     @strawberry.field
     async def flow_version(self, info: strawberry.Info) -> FlowVersionType:
         """The flow version the run runs."""
+        if self.known_version is not None:
+            return self.known_version
         c = ctx(info)
         async with c.sessions() as session:
             return FlowVersionType.from_row(

@@ -64,17 +64,22 @@ async def create_flow_run(
         state=S.SCHEDULED.value,
         state_message=f"scheduled for {when.isoformat(timespec='seconds')}",
         version=1,
+        execution=0,  # set here, not by the column default: the journal entry below reads it
+        resubmits=0,
         scheduled_start_time=when,
     )
-    try:
-        async with session.begin_nested():
-            session.add(run)
-    except IntegrityError:
-        # Another writer (a second scheduler replica) made it first: theirs is the run.
-        existing = await _by_idempotency_key(session, flow.id, idempotency_key or "")
-        if existing is None:
-            raise
-        return existing, False
+    if idempotency_key is None:  # nothing can collide: no savepoint (two round trips) needed
+        session.add(run)
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(run)
+        except IntegrityError:
+            # Another writer (a second scheduler replica) made it first: theirs is the run.
+            existing = await _by_idempotency_key(session, flow.id, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
     session.add_all(FlowRunLabel(flow_run_id=run.id, label=label) for label in run.labels)
     # Only now, outside the savepoint: a rolled-back savepoint must not leave a journal entry.
     change = server_change(run, S.SCHEDULED, run.state_message)

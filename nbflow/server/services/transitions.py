@@ -165,7 +165,9 @@ async def set_task_run_states(
         return []
     runs = await _runs(session, tenant_id, {c.flow_run_id for c in changes})
     rows = await _task_rows(session, {c.task_run_id or "" for c in changes})
-    recorded = await journal.recorded_transitions(session, tenant_id, (c.transition_id for c in changes))
+    # Only a change to an existing task run can be a re-delivery: a recorded change made its row.
+    again = [c.transition_id for c in changes if c.task_run_id in rows]
+    recorded = await journal.recorded_transitions(session, tenant_id, again) if again else set()
     inserted: dict[str, dict[str, Any]] = {}
     changed: set[str] = set()
     accepted: list[StateRecord] = []
@@ -194,7 +196,7 @@ async def set_task_run_states(
 def _apply_task_change(
     change: StateRecord,
     tenant_id: str,
-    runs: dict[str, FlowRun],
+    runs: dict[str, Any],
     rows: dict[str, dict[str, Any]],
     recorded: set[str],
     inserted: dict[str, dict[str, Any]],
@@ -244,9 +246,12 @@ def _apply_task_change(
     return StateResult(task_run_id, True, row["version"], row["state"])
 
 
-async def _runs(session: AsyncSession, tenant_id: str, run_ids: set[str]) -> dict[str, FlowRun]:
-    query = select(FlowRun).where(FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids))
-    return {run.id: run for run in (await session.execute(query)).scalars()}
+async def _runs(session: AsyncSession, tenant_id: str, run_ids: set[str]) -> dict[str, Any]:
+    # Only what the rule needs (the owning execution): no ORM objects to build per write.
+    query = select(FlowRun.id, FlowRun.execution).where(
+        FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids)
+    )
+    return {run.id: run for run in (await session.execute(query)).all()}
 
 
 async def _task_rows(session: AsyncSession, ids: set[str]) -> dict[str, dict[str, Any]]:
