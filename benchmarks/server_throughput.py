@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -20,11 +21,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from nbflow.client import AsyncClient, Client
 from nbflow.core.record import StateRecord, new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 STRUCTURE = {"name": "bench", "tasks": [{"slug": f"t{i}"} for i in range(10)], "edges": [], "parameters": []}
 STORAGE = {"kind": "local", "location": "/bench.py", "sha256": "c" * 64}
@@ -36,12 +41,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(home: Path, database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     log = home / "server.log"
     env = {**os.environ, "NBFLOW_HOME": str(home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "nbflow.cli", "server", "start", "--db", database_url, "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "nbflow.cli",
+            "server",
+            "start",
+            "--db",
+            database_url,
+            "--port",
+            str(port),
+            *extra,
+        ],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -56,6 +72,27 @@ def start_server(home: Path, database_url: str) -> tuple[subprocess.Popen[bytes]
     key = re.search(r"^\s+(nbf_\S+)$", log.read_text(), re.MULTILINE)
     assert key, log.read_text()
     return proc, url, key.group(1)
+
+
+@contextlib.contextmanager
+def database(base: str | None, home: Path) -> Iterator[str]:
+    """A database URL: a SQLite file under ``home``, or a fresh PostgreSQL database made
+    beside ``base`` (dropped afterwards)."""
+    if base is None:
+        yield f"sqlite+aiosqlite:///{home / 'nbflow.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dbname = f"nbflow_bench_{new_id()[:8]}"
+    admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    try:
+        yield make_url(base).set(database=dbname).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
 def task_updates(run_id: str, n: int) -> list[dict]:
@@ -132,33 +169,13 @@ def main() -> None:
         backends.append(("PostgreSQL", pg))
     table: dict[str, dict[str, float]] = {}
     for name, base in backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            home = Path(tmp)
-            if base is None:
-                url = f"sqlite+aiosqlite:///{home / 'nbflow.db'}"
-                cleanup = None
-            else:
-                import psycopg
-                from sqlalchemy.engine import make_url
-
-                dbname = f"nbflow_bench_{new_id()[:8]}"
-                admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'CREATE DATABASE "{dbname}"')
-                url = make_url(base).set(database=dbname).render_as_string(hide_password=False)
-
-                def cleanup(admin: str = admin, dbname: str = dbname) -> None:
-                    with psycopg.connect(admin, autocommit=True) as conn:
-                        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-
-            proc, server_url, key = start_server(home, url)
+        with tempfile.TemporaryDirectory() as tmp, database(base, Path(tmp)) as url:
+            proc, server_url, key = start_server(Path(tmp), url)
             try:
                 table[name] = measure(server_url, key, args.updates, args.batch, args.runs)
             finally:
                 proc.terminate()
                 proc.wait(10)
-                if cleanup:
-                    cleanup()
         print(name, {k: round(v) for k, v in table[name].items()}, flush=True)
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")

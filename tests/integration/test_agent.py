@@ -82,8 +82,13 @@ def test_labels_route_runs_to_the_right_agent(server: ServerProcess, tmp_path: P
         done = [wait_for(lambda r=r: finished(server, r.id)) for r in runs]
         assert all(r.state == "Success" for r in done)
         for run in done:
-            expected = gpu if run.flow_name == "gpu_flow" else cpu
-            assert run.id in expected.log(), f"{run.flow_name} ran on the wrong agent"
+            expected, other = (gpu, cpu) if run.flow_name == "gpu_flow" else (cpu, gpu)
+            # The agent logs a run once its flow process has started, which on a busy machine
+            # can be after that process has finished the run: wait for the line.
+            wait_for(
+                lambda run=run, agent=expected: run.id in agent.log(), what=f"{run.flow_name} in its log"
+            )
+            assert run.id not in other.log(), f"{run.flow_name} ran on the wrong agent"
     finally:
         gpu.stop()
         cpu.stop()
@@ -182,7 +187,7 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
     try:
         done = wait_for(lambda: finished(server, sturdy.id), timeout=60)
         assert done.state == "Success", (done.message, rescuer.log())
-        assert sturdy.id in rescuer.log()
+        wait_for(lambda: sturdy.id in rescuer.log(), what="the rescuer's log to name the run")
         with server.client() as client:
             logs = client.run_logs(sturdy.id)
             execution = client.graphql(

@@ -173,7 +173,7 @@ class DashboardQuery:
         async with c.sessions() as session:
             counts = await service.run_counts(session, c.tenant_id, since, until)
             slices = await service.run_buckets(session, c.tenant_id, since, until, buckets)
-            upcoming = await service.upcoming_runs(session, c.tenant_id)
+            upcoming = await FlowRunType.many(session, await service.upcoming_runs(session, c.tenant_id))
             failing = await service.failing_flows(session, c.tenant_id, since)
             stranded = await service.stranded_runs(session, c.tenant_id, online_after=_online_after(info))
         return Dashboard(
@@ -181,7 +181,7 @@ class DashboardQuery:
             until=until,
             counts=_counts(counts),
             buckets=[RunBucket(start=b.start, counts=_counts(b.counts)) for b in slices],
-            upcoming=[FlowRunType.from_row(r) for r in upcoming],
+            upcoming=upcoming,
             failing_flows=[
                 FailingFlowType(
                     flow=FlowType.from_row(f.flow), failed=f.failed, runs=f.runs, last_failure=f.last_failure

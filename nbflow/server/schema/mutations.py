@@ -186,9 +186,10 @@ class Mutation:
         while True:
             async with c.sessions() as session:
                 runs = await run_service.runs_in_queue(session, c.tenant_id, list(labels or []), limit=limit)
+                found = await FlowRunType.many(session, runs)
             remaining = deadline - time.monotonic()
-            if runs or remaining <= 0:
-                return [FlowRunType.from_row(r) for r in runs]
+            if found or remaining <= 0:
+                return found
             # Woken at once by a run made in this process; other replicas' runs within 0.25 s.
             await c.notifier.wait(min(0.25, remaining))
             await asyncio.sleep(0)

@@ -61,7 +61,10 @@ class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard
         """One flow run by id."""
         c = ctx(info)
         async with c.sessions() as session:
-            return FlowRunType.from_row(await run_service.get_flow_run(session, c.tenant_id, id))
+            (run,) = await FlowRunType.many(
+                session, [await run_service.get_flow_run(session, c.tenant_id, id)]
+            )
+            return run
 
     @strawberry.field(
         permission_classes=[CanRead], description="Newest first; filter by flow, states and time."
@@ -85,10 +88,9 @@ class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard
             rows, total = await run_service.list_flow_runs(
                 session, c.tenant_id, filters, limit=limit, offset=offset
             )
+            items = await FlowRunType.many(session, rows)
         next_offset = offset + len(rows) if offset + len(rows) < total else None
-        return FlowRunPage(
-            items=[FlowRunType.from_row(r) for r in rows], total=total, next_offset=next_offset
-        )
+        return FlowRunPage(items=items, total=total, next_offset=next_offset)
 
     @strawberry.field(permission_classes=[IsAdmin])
     async def api_keys(self, info: strawberry.Info) -> list[ApiKeyInfo]:
