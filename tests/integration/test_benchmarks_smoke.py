@@ -23,12 +23,31 @@ CASES = {
     "magic_overhead": ["--repeat", "20"],
     "server_throughput": ["--updates", "40", "--batch", "10", "--runs", "5"],
     "agent_latency": ["--runs", "3", "--burst", "3", "--concurrency", "1"],
+    "scale": [  # fmt: skip
+        "--runs",
+        "50",
+        "--tasks",
+        "3",
+        "--schedules",
+        "5",
+        "--agents",
+        "3",
+        "--subscribers",
+        "3",
+        "--poll-seconds",
+        "1",
+        "--repeat",
+        "1",
+    ],
 }
+NEEDS_POSTGRES = {"scale"}
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_runs_at_a_tiny_size(name: str, tmp_path: Path) -> None:
+    if name in NEEDS_POSTGRES and not os.environ.get("NBFLOW_TEST_POSTGRES_URL"):
+        pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set: this benchmark seeds a PostgreSQL database")
     env = {**os.environ, "NBFLOW_HOME": str(tmp_path / "home")}
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *CASES[name]],
