@@ -204,6 +204,32 @@ def time_prefect(specs: list[tuple[str, int]]) -> tuple[dict[tuple[str, int], fl
     return results, version
 
 
+# -- building a large flow ---------------------------------------------------------
+
+
+def time_build(shape: str, n: int, repeat: int) -> dict[str, float]:
+    """Seconds to build and validate an n-task flow, and to build the same dask graph dict
+    and order it (``dask.order``, what dask does before running one), median of ``repeat``."""
+    import gc
+
+    from dask.order import order
+
+    nbflow_times, dask_times = [], []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        flow = nbflow_flow(shape, n)
+        flow.validate()
+        nbflow_times.append(time.perf_counter() - start)
+        del flow
+        gc.collect()
+        start = time.perf_counter()
+        graph, _ = dask_graph(shape, n)
+        order(graph)
+        dask_times.append(time.perf_counter() - start)
+    return {"nbflow": statistics.median(nbflow_times), "dask dict + order": statistics.median(dask_times)}
+
+
 # -- report ------------------------------------------------------------------------
 
 
@@ -214,6 +240,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=3, help="runs per nbflow/dask case (median)")
     parser.add_argument("--skip-prefect", action="store_true")
+    parser.add_argument("--build-size", type=int, default=100_000, help="tasks in the build+validate case")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     specs = [(shape, n) for shape in ("chain", "fan") for n in sizes]
@@ -255,9 +282,9 @@ def main() -> None:
     print(
         "| shape | tasks | "
         + " | ".join(f"{p} (us/task)" for p in peers)
-        + " | prefect / nbflow local | dask / nbflow local |"
+        + " | prefect / nbflow local | dask / nbflow local | threads over local (us/task) |"
     )
-    print("|---|---:|" + "---:|" * len(peers) + "---:|---:|")
+    print("|---|---:|" + "---:|" * len(peers) + "---:|---:|---:|")
     for (shape, n), row in results.items():
         local = row["nbflow local"] / n * 1e6
         cells = []
@@ -267,7 +294,19 @@ def main() -> None:
         prefect = row.get("prefect 3")
         prefect_ratio = f"{prefect / n * 1e6 / local:.0f}x" if isinstance(prefect, float) else "-"
         dask_ratio = f"{row['dask.threaded.get'] / n * 1e6 / local:.2f}x"
-        print(f"| {shape} | {n:,} | {' | '.join(cells)} | {prefect_ratio} | {dask_ratio} |")
+        threads_over = (row["nbflow threads"] - row["nbflow local"]) / n * 1e6
+        print(
+            f"| {shape} | {n:,} | {' | '.join(cells)} | {prefect_ratio} | {dask_ratio} "
+            f"| {threads_over:+.1f} |"
+        )
+
+    print(f"\nBuilding and validating a flow of {args.build_size:,} tasks (median of {args.repeat}):\n")
+    print("| shape | nbflow (s) | dask graph dict + dask.order (s) | nbflow / dask |")
+    print("|---|---:|---:|---:|")
+    for shape in ("chain", "fan"):
+        built = time_build(shape, args.build_size, args.repeat)
+        ratio = built["nbflow"] / built["dask dict + order"]
+        print(f"| {shape} | {built['nbflow']:.3f} | {built['dask dict + order']:.3f} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
