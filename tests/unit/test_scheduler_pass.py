@@ -4,6 +4,7 @@ a pass over schedules that need nothing costs a fixed number of statements, howe
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,10 @@ def scenario(tmp_path: Path, flows: int) -> dict[str, object]:
         await engine.dispose()
         return out
 
-    return asyncio.run(go())
+    # A thread of its own: the browser tests' Playwright (sync API) keeps an event loop running
+    # in the main thread for the rest of the session, where asyncio.run() would refuse to start.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def test_a_pass_makes_the_missing_runs_and_a_quiet_pass_costs_two_statements(tmp_path: Path) -> None:
