@@ -198,27 +198,11 @@ class Flow:
 
     def ancestors(self, targets: Iterable[Task]) -> set[Task]:
         """The targets and every task they (transitively) depend on."""
-        seen: set[Task] = set()
-        stack = list(targets)
-        while stack:
-            task = stack.pop()
-            if task in seen:
-                continue
-            seen.add(task)
-            stack.extend(e.upstream for e in self._upstream.get(task, _NO_EDGES))
-        return seen
+        return _reachable(targets, lambda task: (e.upstream for e in self._upstream.get(task, _NO_EDGES)))
 
     def descendants(self, sources: Iterable[Task]) -> set[Task]:
         """The sources and every task that (transitively) depends on them."""
-        seen: set[Task] = set()
-        stack = list(sources)
-        while stack:
-            task = stack.pop()
-            if task in seen:
-                continue
-            seen.add(task)
-            stack.extend(e.downstream for e in self._downstream.get(task, _NO_EDGES))
-        return seen
+        return _reachable(sources, lambda task: (e.downstream for e in self._downstream.get(task, _NO_EDGES)))
 
     def sorted_tasks(self) -> list[Task]:
         """Topological order; ties keep the order tasks were added. Raises ``CycleError``.
@@ -362,3 +346,16 @@ def _slugify(name: str) -> str:
     if name.isascii() and name.isidentifier():  # already a slug (most names): no regex
         return name
     return _SLUG_BAD.sub("-", name).strip("-") or "task"
+
+
+def _reachable(start: Iterable[Task], neighbours: Callable[[Task], Iterable[Task]]) -> set[Task]:
+    """``start`` and every task reached from it by following ``neighbours``."""
+    seen: set[Task] = set()
+    stack = list(start)
+    while stack:
+        task = stack.pop()
+        if task in seen:
+            continue
+        seen.add(task)
+        stack.extend(neighbours(task))
+    return seen

@@ -168,11 +168,9 @@ def test_rerun_failed_reruns_a_released_task_only_when_something_reads_it(k: Ker
     assert k.ns["n"] == 2
 
 
-def test_headless_figures_survive_their_values(tmp_path: Path) -> None:
-    from nbflow.cells.ipynb import flow_from_notebook
-    from nbflow.terminal.headless import run_notebook_flow
-
-    path = write_notebook(
+def figures_notebook(tmp_path: Path) -> Path:
+    """A notebook whose task ``plot`` draws a figure from ``data`` that ``after`` reads."""
+    return write_notebook(
         tmp_path / "figs.ipynb",
         [
             "%%setup\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt",
@@ -180,6 +178,13 @@ def test_headless_figures_survive_their_values(tmp_path: Path) -> None:
             "%%task after\ntotal = sum(data)",
         ],
     )
+
+
+def test_headless_figures_survive_their_values(tmp_path: Path) -> None:
+    from nbflow.cells.ipynb import flow_from_notebook
+    from nbflow.terminal.headless import run_notebook_flow
+
+    path = figures_notebook(tmp_path)
     code, state = run_notebook_flow(
         flow_from_notebook(path), quiet=True, keep="none", output_dir=str(tmp_path / "out")
     )
@@ -194,14 +199,7 @@ def test_on_dask_released_results_stay_on_the_cluster_but_their_figures_come_bac
     from nbflow.cells.ipynb import flow_from_notebook
     from nbflow.terminal.headless import run_notebook_flow
 
-    path = write_notebook(
-        tmp_path / "figs.ipynb",
-        [
-            "%%setup\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt",
-            "%%task plot\ndata = list(range(5))\nplt.plot(data)\nplt.show()",
-            "%%task after\ntotal = sum(data)",
-        ],
-    )
+    path = figures_notebook(tmp_path)
     code, state = run_notebook_flow(
         flow_from_notebook(path), executor="dask", quiet=True, keep="none", output_dir=str(tmp_path / "out")
     )

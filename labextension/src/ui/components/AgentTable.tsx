@@ -1,7 +1,7 @@
 /** Agents with their labels, last heartbeat and the runs they have in hand. */
 import { formatTime, relativeTime } from "../format";
 import type { AgentRow } from "../queries";
-import { Empty, Labels } from "./common";
+import { Empty, Labels, Table } from "./common";
 
 export function AgentTable({ agents, now }: { agents: readonly AgentRow[]; now: number }) {
   if (!agents.length) {
@@ -12,30 +12,20 @@ export function AgentTable({ agents, now }: { agents: readonly AgentRow[]; now: 
     );
   }
   return (
-    <table class="ui-table" aria-label="Agents">
-      <thead>
-        <tr>
-          <th scope="col">Agent</th>
-          <th scope="col">Labels</th>
-          <th scope="col">Last heartbeat</th>
-          <th scope="col">Runs</th>
+    <Table label="Agents" columns={["Agent", "Labels", "Last heartbeat", "Runs"]}>
+      {agents.map((a) => (
+        <tr key={a.id} data-agent={a.name}>
+          <td class="ui-nowrap">
+            <span class={`ui-dot ${a.online ? "ui-online" : "ui-offline"}`} title={a.online ? "online" : "offline"} />
+            {a.name} <span class="ui-sr">{a.online ? "online" : "offline"}</span>
+          </td>
+          <td>
+            <Labels labels={a.labels} />
+          </td>
+          <td title={formatTime(a.lastSeen)}>{relativeTime(a.lastSeen, now)}</td>
+          <td title="flow runs this agent is running now">{a.activeRuns}</td>
         </tr>
-      </thead>
-      <tbody>
-        {agents.map((a) => (
-          <tr key={a.id} data-agent={a.name}>
-            <td class="ui-nowrap">
-              <span class={`ui-dot ${a.online ? "ui-online" : "ui-offline"}`} title={a.online ? "online" : "offline"} />
-              {a.name} <span class="ui-sr">{a.online ? "online" : "offline"}</span>
-            </td>
-            <td>
-              <Labels labels={a.labels} />
-            </td>
-            <td title={formatTime(a.lastSeen)}>{relativeTime(a.lastSeen, now)}</td>
-            <td title="flow runs this agent is running now">{a.activeRuns}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }

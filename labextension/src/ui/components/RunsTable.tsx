@@ -4,7 +4,7 @@ import { durationBetween, formatTime, relativeTime, shortId } from "../format";
 import { useLiveQuery } from "../hooks";
 import { FLOW_RUNS, type FlowRunsData } from "../queries";
 import { setQuery } from "../router";
-import { Empty, ErrorBox, Link, Loading, StateBadge, showValue } from "./common";
+import { Empty, ErrorBox, Link, Loading, showValue, StateBadge, Table } from "./common";
 
 const PAGE = 25;
 
@@ -49,40 +49,28 @@ export function RunsTable({ flowId, state, page }: { flowId: string; state: stri
 function RunRows({ runs }: { runs: FlowRunsData["flowRuns"]["items"] }) {
   const now = Date.now();
   return (
-    <table class="ui-table" aria-label="Runs">
-      <thead>
-        <tr>
-          <th scope="col">Run</th>
-          <th scope="col">State</th>
-          <th scope="col">Scheduled</th>
-          <th scope="col">Duration</th>
-          <th scope="col">Parameters</th>
-          <th scope="col">Version</th>
+    <Table label="Runs" columns={["Run", "State", "Scheduled", "Duration", "Parameters", "Version"]}>
+      {runs.map((r) => (
+        <tr key={r.id} data-run={r.id} data-state={r.state}>
+          <td>
+            <Link to={{ page: "run", id: r.id }} class="ui-mono">
+              {shortId(r.id)}
+            </Link>
+          </td>
+          <td>
+            <StateBadge state={r.state} />
+          </td>
+          <td title={formatTime(r.scheduledStartTime)}>{relativeTime(r.scheduledStartTime, now)}</td>
+          <td>{r.startTime ? durationBetween(r.startTime, r.endTime, now) : ""}</td>
+          <td class="ui-params">
+            {Object.entries(r.parameters)
+              .map(([k, v]) => `${k}=${showValue(v)}`)
+              .join(", ")}
+          </td>
+          <td>v{r.flowVersion.version}</td>
         </tr>
-      </thead>
-      <tbody>
-        {runs.map((r) => (
-          <tr key={r.id} data-run={r.id} data-state={r.state}>
-            <td>
-              <Link to={{ page: "run", id: r.id }} class="ui-mono">
-                {shortId(r.id)}
-              </Link>
-            </td>
-            <td>
-              <StateBadge state={r.state} />
-            </td>
-            <td title={formatTime(r.scheduledStartTime)}>{relativeTime(r.scheduledStartTime, now)}</td>
-            <td>{r.startTime ? durationBetween(r.startTime, r.endTime, now) : ""}</td>
-            <td class="ui-params">
-              {Object.entries(r.parameters)
-                .map(([k, v]) => `${k}=${showValue(v)}`)
-                .join(", ")}
-            </td>
-            <td>v{r.flowVersion.version}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }
 

@@ -89,3 +89,34 @@ export function Card({ title, children, class: className, actions }: {
 /** JSON values for parameters: strings unquoted when that is unambiguous. */
 export const showValue = (value: unknown): string =>
   typeof value === "string" ? value : JSON.stringify(value) ?? "null";
+
+/** A column heading: its text, or a text kept for screen readers only (an actions column). */
+export type Column = string | { hidden: string };
+
+/** Every data table of the UI: one labelled table, a header row of column headings, the rows. */
+export function Table({
+  label,
+  columns,
+  extraClass,
+  children,
+}: {
+  label: string;
+  columns: readonly Column[];
+  extraClass?: string;
+  children: ComponentChildren;
+}) {
+  return (
+    <table class={extraClass ? `ui-table ${extraClass}` : "ui-table"} aria-label={label}>
+      <thead>
+        <tr>
+          {columns.map((c) => (
+            <th scope="col" key={typeof c === "string" ? c : c.hidden}>
+              {typeof c === "string" ? c : <span class="ui-sr">{c.hidden}</span>}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>{children}</tbody>
+    </table>
+  );
+}

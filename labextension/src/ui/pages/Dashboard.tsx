@@ -7,7 +7,7 @@
 import { useEffect } from "preact/hooks";
 import { STATE_NAMES } from "../../dag/states";
 import { AgentTable } from "../components/AgentTable";
-import { Card, Empty, ErrorBox, Labels, Link, Loading, StateBadge } from "../components/common";
+import { Card, Empty, ErrorBox, Labels, Link, Loading, StateBadge, Table } from "../components/common";
 import { formatTime, relativeTime } from "../format";
 import { useLiveQuery, useNow, useTitle } from "../hooks";
 import { DASHBOARD, type DashboardData, type StateCount } from "../queries";
@@ -75,28 +75,19 @@ function Upcoming({ runs, now }: { runs: DashboardData["dashboard"]["upcoming"];
       {runs.length === 0 ? (
         <Empty>No scheduled runs ahead.</Empty>
       ) : (
-        <table class="ui-table" aria-label="Upcoming runs">
-          <thead>
-            <tr>
-              <th scope="col">Flow</th>
-              <th scope="col">Starts</th>
-              <th scope="col">Labels</th>
+        <Table label="Upcoming runs" columns={["Flow", "Starts", "Labels"]}>
+          {runs.map((r) => (
+            <tr key={r.id} data-run={r.id}>
+              <td>
+                <Link to={{ page: "run", id: r.id }}>{r.flow?.name}</Link>
+              </td>
+              <td title={formatTime(r.scheduledStartTime)}>{relativeTime(r.scheduledStartTime, now)}</td>
+              <td>
+                <Labels labels={r.labels} empty="" />
+              </td>
             </tr>
-          </thead>
-          <tbody>
-            {runs.map((r) => (
-              <tr key={r.id} data-run={r.id}>
-                <td>
-                  <Link to={{ page: "run", id: r.id }}>{r.flow?.name}</Link>
-                </td>
-                <td title={formatTime(r.scheduledStartTime)}>{relativeTime(r.scheduledStartTime, now)}</td>
-                <td>
-                  <Labels labels={r.labels} empty="" />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
     </Card>
   );
@@ -108,30 +99,21 @@ function Failing({ flows, now }: { flows: DashboardData["dashboard"]["failingFlo
       {flows.length === 0 ? (
         <Empty>No failed runs in the last {HOURS} hours.</Empty>
       ) : (
-        <table class="ui-table" aria-label="Failing flows">
-          <thead>
-            <tr>
-              <th scope="col">Flow</th>
-              <th scope="col">Failed</th>
-              <th scope="col">Last failure</th>
+        <Table label="Failing flows" columns={["Flow", "Failed", "Last failure"]}>
+          {flows.map((f) => (
+            <tr key={f.flow.name}>
+              <td>
+                <Link to={{ page: "flow", name: f.flow.name }} query={{ state: "Failed" }}>
+                  {f.flow.name}
+                </Link>
+              </td>
+              <td>
+                {f.failed} of {f.runs}
+              </td>
+              <td title={formatTime(f.lastFailure)}>{relativeTime(f.lastFailure, now)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {flows.map((f) => (
-              <tr key={f.flow.name}>
-                <td>
-                  <Link to={{ page: "flow", name: f.flow.name }} query={{ state: "Failed" }}>
-                    {f.flow.name}
-                  </Link>
-                </td>
-                <td>
-                  {f.failed} of {f.runs}
-                </td>
-                <td title={formatTime(f.lastFailure)}>{relativeTime(f.lastFailure, now)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
     </Card>
   );

@@ -4,7 +4,7 @@
  * runs with a state filter. `?version=N` shows an older version.
  */
 import { useState } from "preact/hooks";
-import { Card, Empty, ErrorBox, Labels, Link, Loading, showValue } from "../components/common";
+import { Card, Empty, ErrorBox, Labels, Link, Loading, showValue, Table } from "../components/common";
 import { DagPanel } from "../components/DagPanel";
 import { RunForm } from "../components/RunForm";
 import { RunsTable } from "../components/RunsTable";
@@ -105,22 +105,14 @@ function Parameters({ params }: { params: Parameter[] }) {
       {params.length === 0 ? (
         <Empty>No parameters.</Empty>
       ) : (
-        <table class="ui-table" aria-label="Parameters">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Default</th>
+        <Table label="Parameters" columns={["Name", "Default"]}>
+          {params.map((p) => (
+            <tr key={p.name}>
+              <td class="ui-mono">{p.name}</td>
+              <td class="ui-mono">{p.required ? <em>required</em> : showValue(p.default)}</td>
             </tr>
-          </thead>
-          <tbody>
-            {params.map((p) => (
-              <tr key={p.name}>
-                <td class="ui-mono">{p.name}</td>
-                <td class="ui-mono">{p.required ? <em>required</em> : showValue(p.default)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+          ))}
+        </Table>
       )}
     </Card>
   );

@@ -1,6 +1,6 @@
 /** Every flow: latest version, schedule on/off, labels and its latest runs as a colour strip. */
 import { useRef } from "preact/hooks";
-import { Empty, ErrorBox, Labels, Link, Loading } from "../components/common";
+import { Empty, ErrorBox, Labels, Link, Loading, Table } from "../components/common";
 import { RunStrip } from "../components/RunStrip";
 import { ScheduleToggle } from "../components/ScheduleToggle";
 import { formatTime } from "../format";
@@ -26,22 +26,11 @@ export function FlowsPage() {
         </Empty>
       ) : (
         <section class="ui-card" aria-label="Every flow">
-        <table class="ui-table ui-flows" aria-label="Flows">
-          <thead>
-            <tr>
-              <th scope="col">Flow</th>
-              <th scope="col">Version</th>
-              <th scope="col">Schedule</th>
-              <th scope="col">Labels</th>
-              <th scope="col">Latest runs</th>
-            </tr>
-          </thead>
-          <tbody>
-            {flows.data.flows.map((f) => (
-              <FlowRow key={f.id} flow={f} runs={strips.get(f.id) ?? []} onChanged={flows.reload} />
-            ))}
-          </tbody>
-        </table>
+        <Table label="Flows" columns={["Flow", "Version", "Schedule", "Labels", "Latest runs"]} extraClass="ui-flows">
+          {flows.data.flows.map((f) => (
+            <FlowRow key={f.id} flow={f} runs={strips.get(f.id) ?? []} onChanged={flows.reload} />
+          ))}
+        </Table>
         </section>
       )}
     </div>

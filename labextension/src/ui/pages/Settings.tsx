@@ -1,6 +1,6 @@
 /** Settings for admins: the tenant, and API keys with their roles (create, revoke). */
 import { useState } from "preact/hooks";
-import { Card, ErrorBox, Loading } from "../components/common";
+import { Card, ErrorBox, Loading, Table } from "../components/common";
 import { formatTime } from "../format";
 import { useQuery, useSession, useTitle } from "../hooks";
 import { API_KEYS, type ApiKeyRow, CREATE_KEY, type Me, REVOKE_KEY } from "../queries";
@@ -130,37 +130,23 @@ function CreateKeyForm({ onCreate }: { onCreate: (role: string, name: string) =>
 
 function KeyTable({ keys, onRevoke }: { keys: ApiKeyRow[]; onRevoke: (key: ApiKeyRow) => void }) {
   return (
-    <table class="ui-table" aria-label="API keys">
-      <thead>
-        <tr>
-          <th scope="col">Name</th>
-          <th scope="col">Role</th>
-          <th scope="col">Prefix</th>
-          <th scope="col">Created</th>
-          <th scope="col">Status</th>
-          <th scope="col">
-            <span class="ui-sr">Actions</span>
-          </th>
+    <Table label="API keys" columns={["Name", "Role", "Prefix", "Created", "Status", { hidden: "Actions" }]}>
+      {keys.map((k) => (
+        <tr key={k.id} data-key={k.prefix}>
+          <td>{k.name}</td>
+          <td>{k.role}</td>
+          <td class="ui-mono">{k.prefix}</td>
+          <td>{formatTime(k.created)}</td>
+          <td>{k.revoked ? "revoked" : "active"}</td>
+          <td>
+            {!k.revoked && (
+              <button type="button" class="ui-link-button" onClick={() => onRevoke(k)} aria-label={`Revoke ${k.name}`}>
+                Revoke
+              </button>
+            )}
+          </td>
         </tr>
-      </thead>
-      <tbody>
-        {keys.map((k) => (
-          <tr key={k.id} data-key={k.prefix}>
-            <td>{k.name}</td>
-            <td>{k.role}</td>
-            <td class="ui-mono">{k.prefix}</td>
-            <td>{formatTime(k.created)}</td>
-            <td>{k.revoked ? "revoked" : "active"}</td>
-            <td>
-              {!k.revoked && (
-                <button type="button" class="ui-link-button" onClick={() => onRevoke(k)} aria-label={`Revoke ${k.name}`}>
-                  Revoke
-                </button>
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
+      ))}
+    </Table>
   );
 }
