@@ -136,6 +136,8 @@ class FlowRun(Base):
         UniqueConstraint("flow_id", "idempotency_key"),
         Index("ix_flow_runs_queue", "tenant_id", "state", "scheduled_start_time"),
         Index("ix_flow_runs_flow_time", "flow_id", "scheduled_start_time"),
+        # Lists of runs, newest first, and their keyset pages (services/runs.py: list_flow_runs).
+        Index("ix_flow_runs_tenant_time", "tenant_id", "scheduled_start_time", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)

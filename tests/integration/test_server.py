@@ -153,6 +153,33 @@ def test_pagination_and_filters(server: ServerProcess) -> None:
         assert client.flow_runs(states=["Failed"])[1] == 0
 
 
+KEYSET_PAGE = """query($after: String) { flowRuns(flowName: "etl", limit: 10, after: $after) {
+    total nextCursor items { id scheduledStartTime } } }"""
+
+
+def test_pages_by_key_stay_put_when_newer_runs_arrive(server: ServerProcess) -> None:
+    with server.client() as client:
+        register(client)
+        base = datetime(2024, 1, 1, tzinfo=UTC)
+        for i in range(25):  # pairs share a scheduled time: the id breaks the tie
+            client.create_flow_run(flow_name="etl", scheduled_start_time=base + timedelta(hours=i // 2))
+        by_offset, _ = client.flow_runs(flow_name="etl", limit=100)
+        seen: list[str] = []
+        after = None
+        while True:
+            page = client.graphql(KEYSET_PAGE, {"after": after})["flowRuns"]
+            seen += [r["id"] for r in page["items"]]
+            if len(seen) == 10:  # a newer run between two pages shifts offsets, never keys
+                client.create_flow_run(flow_name="etl", scheduled_start_time=base + timedelta(days=30))
+            after = page["nextCursor"]
+            if after is None:
+                break
+        assert seen == [r.id for r in by_offset]  # every run once, in the same order as by offset
+        assert page["total"] == 26 and len(page["items"]) == 5
+        with pytest.raises(APIError, match="after: 'yesterday' is not a cursor"):
+            client.graphql(KEYSET_PAGE, {"after": "yesterday"})
+
+
 def test_scheduler_keeps_the_next_10_runs_and_stops_when_turned_off(server: ServerProcess) -> None:
     with server.client() as client:
         registered = register(client, schedule={"type": "interval", "interval": 3600})

@@ -67,7 +67,9 @@ class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard
             return run
 
     @strawberry.field(
-        permission_classes=[CanRead], description="Newest first; filter by flow, states and time."
+        permission_classes=[CanRead],
+        description="Newest first; filter by flow, states and time. Page by `offset`, or at any depth "
+        "by key: pass a page's `nextCursor` as `after`.",
     )
     async def flow_runs(
         self,
@@ -79,18 +81,24 @@ class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard
         scheduled_before: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: str | None = None,
     ) -> FlowRunPage:
-        """Flow runs, newest first, filtered and paginated."""
+        """Flow runs, newest first, filtered; a page by offset or after a cursor (``nextCursor``)."""
         c = ctx(info)
         limit, offset = _page(limit, offset)
+        cursor = run_service.RunCursor.decode(after) if after is not None else None
         filters = run_service.RunFilter(flow_id, flow_name, states, scheduled_after, scheduled_before)
         async with c.sessions() as session:
             rows, total = await run_service.list_flow_runs(
-                session, c.tenant_id, filters, limit=limit, offset=offset
+                session, c.tenant_id, filters, limit=limit, offset=offset, after=cursor
             )
             items = await FlowRunType.many(session, rows)
-        next_offset = offset + len(rows) if offset + len(rows) < total else None
-        return FlowRunPage(items=items, total=total, next_offset=next_offset)
+        full = len(rows) == limit
+        next_offset = offset + len(rows) if cursor is None and offset + len(rows) < total else None
+        last = run_service.RunCursor(rows[-1].scheduled_start_time, rows[-1].id) if full else None
+        return FlowRunPage(
+            items=items, total=total, next_offset=next_offset, next_cursor=last.encode() if last else None
+        )
 
     @strawberry.field(permission_classes=[IsAdmin])
     async def api_keys(self, info: strawberry.Info) -> list[ApiKeyInfo]:

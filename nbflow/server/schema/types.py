@@ -302,11 +302,13 @@ class RunStatusType:
 
 @strawberry.type
 class FlowRunPage:
-    """A page of flow runs, the total, and where the next page starts."""
+    """A page of flow runs, the total, and where the next page starts (by offset, or by key:
+    ``nextCursor`` is null on a page that was not full)."""
 
     items: list[FlowRunType]
     total: int
     next_offset: int | None
+    next_cursor: str | None
 
 
 @strawberry.type

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from nbflow.core.states import FINISHED_TYPES, StateType, state_types
 from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
-from nbflow.server.errors import Conflict, NotFound
+from nbflow.server.errors import Conflict, NotFound, RequestError
 from nbflow.server.models import Agent, Flow, FlowRun, FlowRunLabel, FlowVersion, RunEvent, TaskRun, utcnow
 from nbflow.server.services import journal
 from nbflow.server.services.flows import latest_version
@@ -201,10 +201,42 @@ class RunFilter:
     scheduled_before: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RunCursor:
+    """Where a page of runs ends: the last run's scheduled time and id (runs are listed newest
+    first, ties by id). The next page starts strictly after it, however many runs came since."""
+
+    scheduled_start_time: datetime
+    run_id: str
+
+    def encode(self) -> str:
+        """The opaque text a client passes back as ``after``."""
+        return f"{self.scheduled_start_time.isoformat()}|{self.run_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> RunCursor:
+        """A cursor from ``encode``'s text, or a ``RequestError`` saying what to pass."""
+        when, sep, run_id = text.partition("|")
+        try:
+            moment = datetime.fromisoformat(when)
+        except ValueError:
+            moment = None
+        if not sep or not run_id or moment is None or moment.tzinfo is None:
+            raise RequestError(f"after: {text[:80]!r} is not a cursor; pass a page's nextCursor as it came")
+        return cls(moment, run_id)
+
+
 async def list_flow_runs(
-    session: AsyncSession, tenant_id: str, filters: RunFilter, *, limit: int = 50, offset: int = 0
+    session: AsyncSession,
+    tenant_id: str,
+    filters: RunFilter,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    after: RunCursor | None = None,
 ) -> tuple[list[FlowRun], int]:
-    """(runs, total): newest first, filtered, paginated."""
+    """(runs, total): newest first (ties by id), filtered; a page by ``offset`` or, cheaper at
+    any depth, by key: the runs after ``after`` (the total counts every run that matches)."""
     query = select(FlowRun).where(FlowRun.tenant_id == tenant_id)
     if filters.flow_name is not None:
         query = query.join(Flow, Flow.id == FlowRun.flow_id).where(Flow.name == filters.flow_name)
@@ -217,11 +249,14 @@ async def list_flow_runs(
     if filters.scheduled_before is not None:
         query = query.where(FlowRun.scheduled_start_time < filters.scheduled_before)
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (
-        await session.execute(
-            query.order_by(FlowRun.scheduled_start_time.desc(), FlowRun.id).limit(limit).offset(offset)
+    if after is not None:
+        # One row comparison: the (tenant, time, id) index walks straight to the page.
+        query = query.where(
+            tuple_(FlowRun.scheduled_start_time, FlowRun.id)
+            < tuple_(after.scheduled_start_time, after.run_id)
         )
-    ).scalars()
+    newest_first = query.order_by(FlowRun.scheduled_start_time.desc(), FlowRun.id.desc())
+    rows = (await session.execute(newest_first.limit(limit).offset(offset))).scalars()
     return list(rows), total
 
 

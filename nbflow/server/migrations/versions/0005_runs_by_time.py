@@ -1,0 +1,25 @@
+"""runs listed newest first by key: an index on (tenant, scheduled time, id)
+
+Without it a tenant's list of runs sorts every run it has on each page; with it
+the first page and every keyset page (``flowRuns(after:)``) read only their rows.
+
+Revision ID: 0005
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0005"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_flow_runs_tenant_time", "flow_runs", ["tenant_id", "scheduled_start_time", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_flow_runs_tenant_time", table_name="flow_runs")
