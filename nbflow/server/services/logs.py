@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, tuple_
 
 from nbflow.server.errors import Conflict, NotFound, RequestError
-from nbflow.server.models import FlowRun, RunEvent
+from nbflow.server.models import RunEvent
 from nbflow.server.services import journal
+from nbflow.server.services.transitions import owning_executions
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,15 +32,7 @@ async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogRecor
     if not lines:
         return 0
     run_ids = {line.flow_run_id for line in lines}
-    executions = dict(
-        (
-            await session.execute(
-                select(FlowRun.id, FlowRun.execution).where(
-                    FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids)
-                )
-            )
-        ).all()
-    )
+    executions = dict((await session.execute(owning_executions(tenant_id, run_ids))).all())
     missing = run_ids - set(executions)
     if missing:
         raise NotFound(f"no flow run {sorted(missing)[0]!r} in this tenant")

@@ -42,6 +42,7 @@ async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_
             select(FlowRun, FlowVersion.max_resubmits)
             .join(FlowVersion, FlowVersion.id == FlowRun.flow_version_id)
             .where(FlowRun.state.in_([s.value for s in ACTIVE_TYPES]))
+            .order_by(FlowRun.id)  # the order writers share-lock runs in: no deadlock between them
         )
     ).all()
     for run, max_resubmits in rows:

@@ -31,6 +31,7 @@ from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import journal
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 S = StateType
@@ -248,10 +249,20 @@ def _apply_task_change(
 
 async def _runs(session: AsyncSession, tenant_id: str, run_ids: set[str]) -> dict[str, Any]:
     # Only what the rule needs (the owning execution): no ORM objects to build per write.
-    query = select(FlowRun.id, FlowRun.execution).where(
-        FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids)
+    return {run.id: run for run in (await session.execute(owning_executions(tenant_id, run_ids))).all()}
+
+
+def owning_executions(tenant_id: str, run_ids: set[str]) -> Select[tuple[str, int]]:
+    """The query for each run's owning execution, for a write that records under it. The rows
+    stay share-locked to the commit (PostgreSQL's FOR SHARE; SQLite has one writer anyway): a
+    claim or release of the run waits, so it never commits between this check and the write,
+    and the feed never shows a superseded execution's record after the change that superseded it."""
+    return (
+        select(FlowRun.id, FlowRun.execution)
+        .where(FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids))
+        .order_by(FlowRun.id)
+        .with_for_update(read=True)
     )
-    return {run.id: run for run in (await session.execute(query)).all()}
 
 
 async def _task_rows(session: AsyncSession, ids: set[str]) -> dict[str, dict[str, Any]]:
