@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
-from nbflow.core.context import _date_values, task_logger
+from nbflow.core.context import _date_values, reset_context, set_context, task_logger
 from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.events import Event, EventStream
@@ -190,12 +190,14 @@ class FlowRunner:
         run against the kernel's values. Its trigger is not asked (it was asked for)."""
         info = self._run_info(dict(parameters or self.parameters))
         self.task_run_ids[task] = run_id = new_id()
+        unsubscribe = self._attach_handlers([task])
         capture.install()
         try:
             state = run_task(task, run_id, [], inputs, info, self.stream.emitter(), check_trigger=False)
         finally:
             capture.uninstall()
             self.stream.flush()
+            unsubscribe()
         self.states[task] = state
         return state
 
@@ -334,30 +336,38 @@ class FlowRunner:
         summary = ", ".join(f"{n} {name.lower()}" for name, n in counts.items())
         return State(S.SUCCESS, f"all {len(tasks)} tasks finished: {summary}", result=states)
 
-    def _attach_handlers(self) -> Any:
-        """State and log handlers are observers of the event stream, like every other."""
+    def _attach_handlers(self, tasks: Iterable[Task] | None = None) -> Any:
+        """State and log handlers are observers of the event stream, like every other. They are
+        called with ``nbflow.context`` set to this run (a handler may read its run's values)."""
         flow = self.flow
-        by_slug = {t.slug: t for t in self.order if t.state_handlers}
+        by_slug = {t.slug: t for t in (self.order if tasks is None else tasks) if t.state_handlers}
         if not (by_slug or flow.state_handlers or flow.log_handlers):
             return lambda: None
         last: dict[str | None, State | None] = {}
+        run_context = run_base_context(
+            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time
+        )
 
         def observe(batch: list[Event]) -> None:
-            for event in batch:
-                if not isinstance(event, StateRecord):
-                    for log_handler in flow.log_handlers:
-                        log_handler(event)
-                    continue
-                new = event.to_state()
-                old = last.get(event.task)
-                last[event.task] = new
-                if event.task is None:
-                    for flow_handler in flow.state_handlers:
-                        flow_handler(flow, old, new)  # type: ignore[arg-type]
-                elif event.task in by_slug:
-                    task = by_slug[event.task]
-                    for task_handler in task.state_handlers:
-                        task_handler(task, old, new)
+            token = set_context(run_context)
+            try:
+                for event in batch:
+                    if not isinstance(event, StateRecord):
+                        for log_handler in flow.log_handlers:
+                            log_handler(event)
+                        continue
+                    new = event.to_state()
+                    old = last.get(event.task)
+                    last[event.task] = new
+                    if event.task is None:
+                        for flow_handler in flow.state_handlers:
+                            flow_handler(flow, old, new)  # type: ignore[arg-type]
+                    elif event.task in by_slug:
+                        task = by_slug[event.task]
+                        for task_handler in task.state_handlers:
+                            task_handler(task, old, new)
+            finally:
+                reset_context(token)
 
         return self.stream.subscribe(observe)
 

@@ -242,6 +242,18 @@ class TaskRun:
                 )
             )
 
+    def report(self, level: str, message: str) -> None:
+        """An engine-made log line: into the task run's log and to the ``nbflow.task`` logger."""
+        self.log(level, message)
+        capture.forward(
+            level,
+            f"task {self.slug!r}: {message}",
+            flow_name=self.info.flow_name,
+            flow_run_id=self.info.flow_run_id,
+            task_run_id=self.task_run_id,
+            task_slug=self.slug,
+        )
+
     def inputs(self) -> dict[str, Any]:
         """The task's keyword inputs: upstream results, then constants bound in the flow."""
         inputs = self.task.collect_inputs(self.incoming)
@@ -331,10 +343,10 @@ class TaskRun:
         task = self.task
         if isinstance(exc, _DeadlineExceeded):
             final_type, message = S.TIMED_OUT, f"timed out after {task.timeout:g}s"
-            self.log("ERROR", f"attempt {attempt} {message}")
+            self.report("ERROR", f"attempt {attempt} {message}")
         else:
             final_type, message = S.FAILED, f"{type(exc).__name__}: {exc}"
-            self.log("ERROR", _user_traceback(exc))
+            self.report("ERROR", _user_traceback(exc))
         if attempt > task.retries:
             result = exc if final_type is S.FAILED else None
             return self.advance(State(final_type, message, result=result, attempt=attempt))
@@ -360,10 +372,10 @@ class TaskRun:
             return None
         stored, dropped = self.task.portable_result(value)
         if dropped:
-            self.log("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
+            self.report("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
         problem = self.store.put(self.cache_key, stored)
         if problem is not None:
-            self.log("WARNING", f"result not cached: {problem}")
+            self.report("WARNING", f"result not cached: {problem}")
             return None
         return self.cache_key
 

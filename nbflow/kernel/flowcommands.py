@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.cells.cellflow import PARAM, SETUP
 from nbflow.cells.export import export_module
 from nbflow.cells.guard import mutation_message
+from nbflow.cells.handlers import EVENTS_HELP
 from nbflow.cells.params import expand_backfill, parse_parameters
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.executors import resolve_executor
@@ -113,6 +114,11 @@ def _add_editing(sub: argparse._SubParsersAction) -> None:
     order.add_argument("names")
     remove = sub.add_parser("remove", help="remove a task from the flow")
     remove.add_argument("task")
+    on = sub.add_parser("on", help="call a %%setup function when the flow run fails, succeeds, ...")
+    on.add_argument("event", nargs="?", metavar=EVENTS_HELP)
+    on.add_argument(
+        "function", nargs="?", help="a function defined in %%setup: f(flow, old_state, new_state)"
+    )
 
 
 def _flow_parser() -> argparse.ArgumentParser:
@@ -382,6 +388,22 @@ class FlowCommands:
             print(f"warning: {warning}")
 
     # -- changing it ----------------------------------------------------------------
+
+    def cmd_on(self, args: argparse.Namespace) -> None:
+        """``%flow on EVENT FUNCTION``: a flow-level handler; ``%flow on`` lists them."""
+        flow = self.session.flow
+        if args.event is None or args.function is None:
+            if args.event is not None:
+                raise NotebookError(f"%flow on {args.event}: name the %%setup function to call")
+            if not flow.flow_handlers:
+                print(f"flow {flow.name!r} has no handlers; add one: %flow on failed notify")
+            for event, name in flow.flow_handlers:
+                print(f"on {event}: {name}")
+            return
+        flow.on(args.event, args.function, where=self.session.where())
+        defined = {n for c in flow.setup_cells for n in c.analysis.defines}
+        later = "" if args.function in defined else " (define it in a %%setup cell before running)"
+        print(f"flow {flow.name!r}: on {args.event.lower()}, call {args.function}{later}")
 
     def cmd_schedule(self, args: argparse.Namespace) -> None:
         """``%flow schedule``."""

@@ -18,6 +18,7 @@ from nbflow.cells.cellflow import NotebookFlow, Resolution
 from nbflow.cells.cells import Cell, TaskOptions
 from nbflow.cells.celltasks import EMPTY_SETUP, CellTask, ShellTask
 from nbflow.cells.guard import refuse_parallel
+from nbflow.cells.handlers import MappingSource, handlers_for
 from nbflow.core.errors import NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import Executor, resolve_executor
@@ -114,6 +115,10 @@ class NotebookSession:
         task: Task = ShellTask(cell, name) if cell.options.shell else CellTask(cell, name, setup=EMPTY_SETUP)
         task.slug = name
         ns = self.user_ns
+        # Its handlers are the kernel's functions: %%setup ran in the kernel's namespace.
+        task.state_handlers = tuple(
+            handlers_for(cell.options.handlers, MappingSource(ns), owner=f"task {name!r}")
+        )
         inputs = {n: ns[n] for n in [*cell.analysis.uses, *cell.analysis.weak_uses] if n in ns}
         params = {n: ns[n] for c in self.flow.params_cells for n in c.analysis.defines if n in ns}
         runner = FlowRunner(Flow(self.flow.name), stream=self.stream, echo=True)
