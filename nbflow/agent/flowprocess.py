@@ -84,6 +84,7 @@ class FlowProcess:
         return FlowRunner(
             flow,
             parameters=spec.get("parameters") or {},
+            context=spec.get("context") or {},
             executor=executor,
             stream=self.stream,
             echo=False,

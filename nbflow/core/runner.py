@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
-from nbflow.core.context import _date_values, reset_context, set_context, task_logger
+from nbflow.core.context import (
+    VALUES_KEY,
+    _date_values,
+    check_values,
+    reset_context,
+    set_context,
+    task_logger,
+)
 from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.events import Event, EventStream
@@ -54,11 +61,17 @@ class TaskStates(dict):  # type: ignore[type-arg]
 
 
 def run_base_context(
-    flow_name: str, flow_run_id: str, parameters: Mapping[str, Any], start: datetime | None = None
+    flow_name: str,
+    flow_run_id: str,
+    parameters: Mapping[str, Any],
+    start: datetime | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The context every task run of one flow run starts from (see ``nbflow.context``)."""
+    """The context every task run of one flow run starts from (see ``nbflow.context``);
+    ``values`` are the run's own (``-c key=value``)."""
     start = start or datetime.now(UTC)
     return {
+        VALUES_KEY: dict(values or {}),
         "flow_name": flow_name,
         "flow_run_id": flow_run_id,
         "parameters": dict(parameters),
@@ -87,8 +100,11 @@ class FlowRunner:
         cache_root: str | None = None,
         execution: int = 0,
         keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
+        context: Mapping[str, Any] | None = None,
     ) -> None:
         self.flow = flow
+        #: the run's own ``nbflow.context`` values (``-c key=value``), checked
+        self.context = check_values(dict(context) if context is not None else None)
         order = flow.sorted_tasks()  # raises CycleError before anything runs
         self.parameters = parameter_values(flow.parameters(), parameters)
         self.requested: set[Task] = set()
@@ -169,7 +185,7 @@ class FlowRunner:
 
     def _run_info(self, parameters: Mapping[str, Any]) -> RunInfo:
         base_context = run_base_context(
-            self.flow.name, self.flow_run_id, parameters, self.scheduled_start_time
+            self.flow.name, self.flow_run_id, parameters, self.scheduled_start_time, self.context
         )
         return RunInfo(
             flow_name=self.flow.name,
@@ -345,7 +361,7 @@ class FlowRunner:
             return lambda: None
         last: dict[str | None, State | None] = {}
         run_context = run_base_context(
-            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time
+            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time, self.context
         )
 
         def observe(batch: list[Event]) -> None:

@@ -12,7 +12,7 @@ from nbflow.cells.cellflow import PARAM, SETUP
 from nbflow.cells.export import export_module
 from nbflow.cells.guard import mutation_message
 from nbflow.cells.handlers import EVENTS_HELP
-from nbflow.cells.params import expand_backfill, parse_parameters
+from nbflow.cells.params import expand_backfill, parse_context, parse_parameters
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.executors import resolve_executor
 from nbflow.core.schedules import CronSchedule, IntervalSchedule
@@ -34,6 +34,8 @@ PRIVATE_HELP = "agents keep log lines and failure details; the server gets state
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Options every command that runs the flow takes (``run``, ``backfill``)."""
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                   help="a value tasks read as nbflow.context.KEY")  # fmt: skip
     # Sequential by default: the values of a top-to-bottom run (README, "fidelity").
     p.add_argument("--executor", choices=["local", "threads", "dask"], default="local")
     p.add_argument("--dask-address", metavar="ADDRESS")
@@ -176,8 +178,9 @@ class FlowCommands:
 
         with remote.client(args.server or None, args.key) as api:
             registered, runs = remote.create_runs(
-                self.session.flow, api, parameter_sets, labels=self._labels(args)
-            )
+                self.session.flow, api, parameter_sets, labels=self._labels(args),
+                context=parse_context(args.context),
+            )  # fmt: skip
         if len(runs) == 1 and not getattr(args, "quiet", False):
             self._watch(api.url, args.key, runs[0].id)
         print(f"flow {self.session.flow.name!r} version {registered.version} on {api.url}:")
@@ -237,6 +240,7 @@ class FlowCommands:
             targets=[args.to] if args.to else None,
             rerun_failed=args.rerun_failed,
             background=args.background,
+            context=parse_context(args.context),
         )
         if args.background:
             print(
@@ -266,6 +270,7 @@ class FlowCommands:
                 executor=resolve_executor(args.executor, dask_address=args.dask_address),
                 cache=not args.no_cache,
                 runs=args.runs,
+                context=parse_context(args.context),
             )
         except KeyboardInterrupt:
             print("stopped waiting for the schedule")
@@ -285,12 +290,14 @@ class FlowCommands:
         combos = expand_backfill(args.param)
         if args.server is not None:
             return self._server_runs(args, combos)
+        context = parse_context(args.context)
         rows = []
         for number, params in enumerate(combos, start=1):
             _, state = session.start_run(
                 params,
                 executor=resolve_executor(args.executor, dask_address=args.dask_address),
                 cache=not args.no_cache,
+                context=context,
             )
             assert state is not None
             rows.append([number, *params.values(), state.type.value, shorten(state.message, 60)])

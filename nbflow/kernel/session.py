@@ -148,6 +148,7 @@ class NotebookSession:
         targets: Iterable[str] | None = None,
         rerun_failed: bool = False,
         background: bool = False,
+        context: Mapping[str, Any] | None = None,
     ) -> tuple[FlowRunner, State | None]:
         """Run the flow (in the background if asked); the runner and, if it ran, its state."""
         with self._lock:
@@ -166,6 +167,7 @@ class NotebookSession:
                 initial_states=initial,
                 stream=self.stream,
                 echo=False,
+                context=context,
             )
             self.runner = runner
         self.refresh_widget(flow)
@@ -178,7 +180,13 @@ class NotebookSession:
         return runner, self._run(runner)
 
     def run_on_schedule(
-        self, parameters: Mapping[str, Any] | None, *, executor: Executor, cache: bool, runs: int | None
+        self,
+        parameters: Mapping[str, Any] | None,
+        *,
+        executor: Executor,
+        cache: bool,
+        runs: int | None,
+        context: Mapping[str, Any] | None = None,
     ) -> State:
         """The local convenience scheduler, with outputs written back after each run."""
         flow, _ = self.build(executor=executor)
@@ -191,6 +199,7 @@ class NotebookSession:
             stream=self.stream,
             echo=False,
             execute=self._run,
+            context=context,
         )
 
     def _run(self, runner: FlowRunner) -> State:

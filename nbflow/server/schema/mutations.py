@@ -99,6 +99,7 @@ class Mutation:
                 scheduled_start_time=input.scheduled_start_time,
                 labels=input.labels,
                 version=version,
+                context=input.context,  # type: ignore[arg-type]
             )
             if run.flow_version_id != (version.id if version else None):
                 version = None  # an earlier call's run (same idempotency key): its own version
