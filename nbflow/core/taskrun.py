@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.core import capture
+from nbflow.core import capture, secrets
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
 from nbflow.core.record import LogRecord, state_change
@@ -214,6 +214,8 @@ class TaskRun:
 
     def advance(self, new: State) -> State:
         """Move to ``new`` (checked against the transition table) and emit the change."""
+        if new.message:
+            new.message = secrets.mask(new.message)  # an error's text may hold a secret's value
         record = state_change(
             self.info.flow_run_id,
             self.task_run_id,
@@ -234,7 +236,7 @@ class TaskRun:
                 LogRecord(
                     self.info.flow_run_id,
                     level,
-                    message,
+                    secrets.mask(message),
                     time.time(),
                     task_run_id=self.task_run_id,
                     task=self.slug,
@@ -247,7 +249,7 @@ class TaskRun:
         self.log(level, message)
         capture.forward(
             level,
-            f"task {self.slug!r}: {message}",
+            secrets.mask(f"task {self.slug!r}: {message}"),
             flow_name=self.info.flow_name,
             flow_run_id=self.info.flow_run_id,
             task_run_id=self.task_run_id,

@@ -19,6 +19,7 @@ from nbflow.server.schema.inputs import (
     RegisterFlowInput,
     TaskRunStateInput,
 )
+from nbflow.server.schema.team import TeamMutation
 from nbflow.server.schema.types import (
     CreatedFlowRun,
     FlowRunType,
@@ -48,7 +49,7 @@ def _state_record(given: StateWire) -> StateRecord:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     """The write side: each mutation is one transaction, and an error writes nothing."""
 
     @strawberry.mutation(

@@ -1,0 +1,18 @@
+"""Running flows as a team: the secrets, hooks and concurrency-limit parts of the schema,
+merged into ``Query`` and ``Mutation`` (each part lives in its own module)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from nbflow.server.schema.secrets import SecretsMutation, SecretsQuery
+
+
+@strawberry.type
+class TeamQuery(SecretsQuery):
+    """Secrets (names), hooks and their deliveries, concurrency limits."""
+
+
+@strawberry.type
+class TeamMutation(SecretsMutation):
+    """Secrets, hooks and concurrency limits and slots."""
