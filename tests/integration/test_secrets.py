@@ -33,7 +33,9 @@ def db_bytes(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("nbflow.db"))
 
 
-def set_secret(server: ServerProcess, name: str, value: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+def set_secret(
+    server: ServerProcess, name: str, value: str, key: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**server.env(), "NBFLOW_API_URL": server.url, "NBFLOW_API_KEY": key or server.admin_key or ""}
     return subprocess.run(
         [sys.executable, "-m", "nbflow.cli", "secrets", "set", name],

@@ -4,7 +4,7 @@ the task's log lines and state messages; the server's key file and encryption.""
 from __future__ import annotations
 
 import stat
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +14,9 @@ from nbflow.core.flows import Flow
 from nbflow.core.runner import FlowRunner
 from nbflow.core.secrets import SecretError
 from nbflow.core.tasks import task
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_secret_from_environment_then_file_and_a_clear_error(
