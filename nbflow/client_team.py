@@ -35,3 +35,56 @@ def run_secret(flow_run_id: str, name: str) -> Operation[str | None]:
     """A secret's value for a running run (agents and the run's own token only)."""
     query = "query($run: String!, $name: String!) { runSecret(flowRunId: $run, name: $name) }"
     return Operation(query, {"run": flow_run_id, "name": name}, lambda d: d["runSecret"])
+
+
+# -- hooks -------------------------------------------------------------------------------
+
+HOOK_FIELDS = "id name kind target scope states flowName lateMinutes created"
+DELIVERY_FIELDS = (
+    "id hookId hookName eventKey flowRunId taskSlug state status attempts lastError payload created delivered"
+)
+
+
+def hooks() -> Operation[list[dict[str, Any]]]:
+    """The tenant's hooks."""
+    return Operation(f"{{ hooks {{ {HOOK_FIELDS} }} }}", {}, lambda d: d["hooks"])
+
+
+def hook_deliveries(hook: str | None = None, *, limit: int = 50) -> Operation[list[dict[str, Any]]]:
+    """Recent deliveries (of one hook, by id or name), newest first."""
+    query = f"query($hook: String, $limit: Int!) {{ hookDeliveries(hook: $hook, limit: $limit) {{ {DELIVERY_FIELDS} }} }}"
+    return Operation(query, {"hook": hook, "limit": limit}, lambda d: d["hookDeliveries"])
+
+
+def add_hook(
+    name: str,
+    kind: str,
+    target: str,
+    *,
+    states: list[str] | None = None,
+    scope: str = "flow_run",
+    flow_name: str | None = None,
+    late_minutes: int | None = None,
+) -> Operation[dict[str, Any]]:
+    """A new hook: ``kind`` webhook (``target`` a URL) or email (addresses)."""
+    query = f"mutation($input: AddHookInput!) {{ addHook(input: $input) {{ {HOOK_FIELDS} }} }}"
+    variables = {
+        "input": {
+            "name": name, "kind": kind, "target": target, "states": states or ["Failed"], "scope": scope,
+            "flowName": flow_name, "lateMinutes": late_minutes,
+        }
+    }  # fmt: skip
+    return Operation(query, variables, lambda d: d["addHook"])
+
+
+def remove_hook(hook: str) -> Operation[bool]:
+    """Remove a hook by id or name."""
+    return Operation(
+        "mutation($hook: String!) { removeHook(hook: $hook) }", {"hook": hook}, lambda d: d["removeHook"]
+    )
+
+
+def test_hook(hook: str) -> Operation[dict[str, Any]]:
+    """Send a test message through a hook now; its delivery."""
+    query = f"mutation($hook: String!) {{ testHook(hook: $hook) {{ {DELIVERY_FIELDS} }} }}"
+    return Operation(query, {"hook": hook}, lambda d: d["testHook"])

@@ -61,6 +61,77 @@ def cmd_secrets_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hooks_add(args: argparse.Namespace) -> int:
+    """``nbflow hooks add NAME (--webhook URL | --email ADDRESSES) [--flow F] [--on S,...]``."""
+    kind, target = ("webhook", args.webhook) if args.webhook else ("email", args.email)
+    states = [s.strip() for s in args.on.split(",") if s.strip()]
+    with client_from(args) as client:
+        hook = client.execute(
+            team.add_hook(
+                args.name, kind, target, states=states, scope="task_run" if args.task_runs else "flow_run",
+                flow_name=args.flow, late_minutes=args.late_minutes,
+            )
+        )  # fmt: skip
+    if args.json:
+        emit_json(hook)
+    else:
+        print(f"hook {hook['name']!r} ({hook['id']}) added: {_describe(hook)}")
+    return 0
+
+
+def _describe(hook: dict[str, Any]) -> str:
+    runs = "task runs" if hook["scope"] == "task_run" else "flow runs"
+    flow = f"flow {hook['flowName']!r}" if hook["flowName"] else "every flow"
+    late = f" ({hook['lateMinutes']} min)" if hook.get("lateMinutes") else ""
+    return f"{runs} of {flow} on {', '.join(hook['states'])}{late} -> {hook['kind']} {hook['target']}"
+
+
+def cmd_hooks_list(args: argparse.Namespace) -> int:
+    """``nbflow hooks list [--deliveries]``: the hooks, and their recent deliveries."""
+    with client_from(args) as client:
+        rows = client.execute(team.hooks())
+        deliveries = (
+            client.execute(team.hook_deliveries(args.hook, limit=args.limit)) if args.deliveries else []
+        )
+    if args.json:
+        emit_json({"hooks": rows, "deliveries": deliveries})
+        return 0
+    print(
+        table(["hook", "id", "fires on"], [[h["name"], h["id"], _describe(h)] for h in rows])
+        if rows
+        else "no hooks"
+    )
+    if args.deliveries:
+        lines = [
+            [d["hookName"], d["state"], d["flowRunId"], d["status"], d["attempts"], d["lastError"][:60]]
+            for d in deliveries
+        ]
+        headers = ["hook", "state", "run", "status", "attempts", "last error"]
+        print(table(headers, lines) if lines else "no deliveries")
+    return 0
+
+
+def cmd_hooks_remove(args: argparse.Namespace) -> int:
+    """``nbflow hooks remove HOOK``."""
+    with client_from(args) as client:
+        client.execute(team.remove_hook(args.hook))
+    print(f"hook {args.hook!r} removed")
+    return 0
+
+
+def cmd_hooks_test(args: argparse.Namespace) -> int:
+    """``nbflow hooks test HOOK``: send a test message now; exit 1 if it did not arrive."""
+    with client_from(args) as client:
+        delivery = client.execute(team.test_hook(args.hook))
+    if args.json:
+        emit_json(delivery)
+    elif delivery["status"] == "delivered":
+        print(f"hook {delivery['hookName']!r}: test message delivered")
+    else:
+        print(f"hook {delivery['hookName']!r}: not delivered ({delivery['lastError']}); it will be retried")
+    return 0 if delivery["status"] == "delivered" else 1
+
+
 def _command(
     group: argparse._SubParsersAction, name: str, help: str, handler: Any
 ) -> argparse.ArgumentParser:
@@ -80,6 +151,34 @@ def _add_secrets(sub: argparse._SubParsersAction) -> None:
     deleter.add_argument("name")
 
 
+def _add_hooks(sub: argparse._SubParsersAction) -> None:
+    hooks = sub.add_parser("hooks", help="webhooks and email the server sends on run states")
+    group = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
+    add = _command(group, "add", "add a hook", cmd_hooks_add)
+    add.add_argument("name")
+    target = add.add_mutually_exclusive_group(required=True)
+    target.add_argument("--webhook", metavar="URL", help="POST a JSON body (Slack-compatible `text`) to URL")
+    target.add_argument("--email", metavar="ADDRESSES", help="send email (the server needs --smtp-host)")
+    add.add_argument("--flow", metavar="NAME", help="only runs of this flow (default: every flow)")
+    add.add_argument("--on", default="Failed", metavar="STATES",
+                     help="comma-separated states (Failed, TimedOut, Cancelled, Success, ..., Late)")  # fmt: skip
+    add.add_argument(
+        "--task-runs", action="store_true", help="fire on task-run states instead of flow-run states"
+    )
+    add.add_argument(
+        "--late-minutes", type=int, metavar="N", help="for Late: a run not started N minutes after its time"
+    )
+    listing = _command(group, "list", "list the hooks (and their deliveries)", cmd_hooks_list)
+    listing.add_argument("--deliveries", action="store_true", help="show recent deliveries too")
+    listing.add_argument("--hook", metavar="HOOK", help="deliveries of this hook only")
+    listing.add_argument("--limit", type=int, default=20)
+    remove = _command(group, "remove", "remove a hook (by id or name)", cmd_hooks_remove)
+    remove.add_argument("hook")
+    test = _command(group, "test", "send a test message through a hook now", cmd_hooks_test)
+    test.add_argument("hook")
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     """The team commands: secrets, hooks, limits."""
     _add_secrets(sub)
+    _add_hooks(sub)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import strawberry
 
+from nbflow.server.schema.hooks import HooksMutation, HooksQuery
 from nbflow.server.schema.secrets import SecretsMutation, SecretsQuery
 
 
 @strawberry.type
-class TeamQuery(SecretsQuery):
+class TeamQuery(SecretsQuery, HooksQuery):
     """Secrets (names), hooks and their deliveries, concurrency limits."""
 
 
 @strawberry.type
-class TeamMutation(SecretsMutation):
+class TeamMutation(SecretsMutation, HooksMutation):
     """Secrets, hooks and concurrency limits and slots."""
