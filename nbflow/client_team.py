@@ -88,3 +88,45 @@ def test_hook(hook: str) -> Operation[dict[str, Any]]:
     """Send a test message through a hook now; its delivery."""
     query = f"mutation($hook: String!) {{ testHook(hook: $hook) {{ {DELIVERY_FIELDS} }} }}"
     return Operation(query, {"hook": hook}, lambda d: d["testHook"])
+
+
+# -- concurrency limits ----------------------------------------------------------------
+
+
+def concurrency_limits() -> Operation[list[dict[str, Any]]]:
+    """The tenant's tag limits and who holds their slots now."""
+    query = "{ concurrencyLimits { tag limit inUse holders { flowRunId taskSlug taskRunId acquired } } }"
+    return Operation(query, {}, lambda d: d["concurrencyLimits"])
+
+
+def set_concurrency_limit(tag: str, limit: int) -> Operation[dict[str, Any]]:
+    """Create or change a tag's limit."""
+    query = "mutation($tag: String!, $limit: Int!) { setConcurrencyLimit(tag: $tag, limit: $limit) { tag limit } }"
+    return Operation(query, {"tag": tag, "limit": limit}, lambda d: d["setConcurrencyLimit"])
+
+
+def delete_concurrency_limit(tag: str) -> Operation[bool]:
+    """Remove a tag's limit."""
+    query = "mutation($tag: String!) { deleteConcurrencyLimit(tag: $tag) }"
+    return Operation(query, {"tag": tag}, lambda d: d["deleteConcurrencyLimit"])
+
+
+def acquire_slots(
+    flow_run_id: str, task_run_id: str, task_slug: str, tags: list[str]
+) -> Operation[tuple[bool, str]]:
+    """A slot of every limited tag for a task run about to run: (granted, why not)."""
+    query = """mutation($run: String!, $task: String!, $slug: String!, $tags: [String!]!) {
+        acquireConcurrencySlots(flowRunId: $run, taskRunId: $task, taskSlug: $slug, tags: $tags) { granted reason } }"""
+    variables = {"run": flow_run_id, "task": task_run_id, "slug": task_slug, "tags": tags}
+
+    def parse(d: dict[str, Any]) -> tuple[bool, str]:
+        answer = d["acquireConcurrencySlots"]
+        return bool(answer["granted"]), answer["reason"]
+
+    return Operation(query, variables, parse)
+
+
+def release_slots(flow_run_id: str, task_run_id: str) -> Operation[int]:
+    """Give back a task run's slots."""
+    query = "mutation($run: String!, $task: String!) { releaseConcurrencySlots(flowRunId: $run, taskRunId: $task) }"
+    return Operation(query, {"run": flow_run_id, "task": task_run_id}, lambda d: d["releaseConcurrencySlots"])

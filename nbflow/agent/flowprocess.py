@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nbflow.agent.reporter import ServerReporter, make_sender
+from nbflow.agent.slots import ServerGate
 from nbflow.agent.spool import Spool, SpoolSender
 from nbflow.core import secrets
 from nbflow.core.errors import NbflowError
@@ -86,6 +87,7 @@ class FlowProcess:
             flow,
             parameters=spec.get("parameters") or {},
             context=spec.get("context") or {},
+            gate=ServerGate(self.client, self.run_id),  # tagged tasks wait for the server's slots
             executor=executor,
             stream=self.stream,
             echo=False,

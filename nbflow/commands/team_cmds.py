@@ -132,6 +132,42 @@ def cmd_hooks_test(args: argparse.Namespace) -> int:
     return 0 if delivery["status"] == "delivered" else 1
 
 
+def cmd_limits_set(args: argparse.Namespace) -> int:
+    """``nbflow limits set TAG N``."""
+    with client_from(args) as client:
+        row = client.execute(team.set_concurrency_limit(args.tag, args.limit))
+    print(f"at most {row['limit']} task runs tagged {row['tag']!r} run at once (across all agents)")
+    return 0
+
+
+def cmd_limits_list(args: argparse.Namespace) -> int:
+    """``nbflow limits list``: each limit, its slots in use and who holds them."""
+    with client_from(args) as client:
+        rows = client.execute(team.concurrency_limits())
+    if args.json:
+        emit_json(rows)
+        return 0
+    lines = [
+        [
+            r["tag"],
+            r["limit"],
+            r["inUse"],
+            ", ".join(f"{h['taskSlug']} ({h['flowRunId'][:8]})" for h in r["holders"]),
+        ]
+        for r in rows
+    ]
+    print(table(["tag", "limit", "in use", "held by"], lines) if lines else "no concurrency limits")
+    return 0
+
+
+def cmd_limits_delete(args: argparse.Namespace) -> int:
+    """``nbflow limits delete TAG``."""
+    with client_from(args) as client:
+        client.execute(team.delete_concurrency_limit(args.tag))
+    print(f"tag {args.tag!r} has no limit now")
+    return 0
+
+
 def _command(
     group: argparse._SubParsersAction, name: str, help: str, handler: Any
 ) -> argparse.ArgumentParser:
@@ -178,7 +214,19 @@ def _add_hooks(sub: argparse._SubParsersAction) -> None:
     test.add_argument("hook")
 
 
+def _add_limits(sub: argparse._SubParsersAction) -> None:
+    limits = sub.add_parser("limits", help="tag concurrency limits across all agents")
+    group = limits.add_subparsers(dest="limits_command", metavar="COMMAND", required=True)
+    setter = _command(group, "set", "at most N task runs with TAG run at once", cmd_limits_set)
+    setter.add_argument("tag")
+    setter.add_argument("limit", type=int, metavar="N")
+    _command(group, "list", "the limits and the slots in use", cmd_limits_list)
+    deleter = _command(group, "delete", "remove a tag's limit", cmd_limits_delete)
+    deleter.add_argument("tag")
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     """The team commands: secrets, hooks, limits."""
     _add_secrets(sub)
     _add_hooks(sub)
+    _add_limits(sub)

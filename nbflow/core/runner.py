@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from nbflow.core.flows import Flow
+    from nbflow.core.slots import SlotGate
 
 S = StateType
 
@@ -101,8 +102,11 @@ class FlowRunner:
         execution: int = 0,
         keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
         context: Mapping[str, Any] | None = None,
+        gate: SlotGate | None = None,
     ) -> None:
         self.flow = flow
+        #: where tagged tasks get concurrency slots (the agent's flow process sets one)
+        self.gate = gate
         #: the run's own ``nbflow.context`` values (``-c key=value``), checked
         self.context = check_values(dict(context) if context is not None else None)
         order = flow.sorted_tasks()  # raises CycleError before anything runs
@@ -197,6 +201,7 @@ class FlowRunner:
             echo=self.echo,
             execution=self.execution,
             cancel_event=self.cancel_event,
+            gate=self.gate,
         )
 
     def run_task_now(

@@ -21,6 +21,7 @@ from nbflow.core import capture, secrets
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
 from nbflow.core.record import LogRecord, state_change
+from nbflow.core.slots import SlotGate, release_slots, wait_for_slots
 from nbflow.core.states import State, StateType
 from nbflow.core.triggers import all_successful, manual_only, trigger_name
 
@@ -50,6 +51,7 @@ class RunInfo:
         "echo",
         "execution",
         "cancel_event",
+        "gate",
     )
 
     def __init__(
@@ -64,6 +66,7 @@ class RunInfo:
         echo: bool = True,
         execution: int = 0,
         cancel_event: threading.Event | None = None,
+        gate: SlotGate | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.flow_run_id = flow_run_id
@@ -74,14 +77,18 @@ class RunInfo:
         self.echo = echo
         self.execution = execution
         self.cancel_event = cancel_event
+        #: where tagged tasks get concurrency slots (the agent's flow process); None: no limits
+        self.gate = gate
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "cancel_event"}
+        # The cancel event and the gate (a server client) stay in the process that made them.
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("cancel_event", "gate")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
         self.cancel_event = None
+        self.gate = None
 
     def cancelled(self) -> bool:
         """True once the flow run was asked to stop."""
@@ -210,7 +217,22 @@ class TaskRun:
         cached = self.read_cache(inputs)
         if cached is not None:
             return self.advance(cached)
-        return self.attempts(inputs)
+        gate = self.info.gate
+        if gate is None or not self.task.tags:
+            return self.attempts(inputs)
+        if not wait_for_slots(
+            gate,
+            self.task_run_id,
+            self.slug,
+            tuple(self.task.tags),
+            waiting=lambda reason: self.advance(State(S.SCHEDULED, reason)),
+            cancel_event=self.info.cancel_event,
+        ):
+            return self.advance(State(S.CANCELLED, "the run was cancelled while this task waited for a slot"))
+        try:
+            return self.attempts(inputs)
+        finally:
+            release_slots(gate, self.task_run_id)
 
     def advance(self, new: State) -> State:
         """Move to ``new`` (checked against the transition table) and emit the change."""

@@ -1,0 +1,196 @@
+"""Tag concurrency limits: at most N task runs with a tag run at once, across all agents.
+
+A flow process asks ``acquire`` before a tagged task runs; the slots it gets are leased
+to the task run *and* the execution of its flow run. A slot is stale, and is taken back
+by the next ``acquire`` of its tag, when that execution no longer runs the run: the run
+finished, was claimed again, or its heartbeats stopped for ``heartbeat_timeout`` (a
+killed agent). ``acquire`` first bumps each limit row it needs (in tag order): that write
+locks the row (PostgreSQL) or the database (SQLite), so two acquirers of one tag count
+and insert one after the other and never both take the last slot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, or_, select, update
+
+from nbflow.core.states import ACTIVE_TYPES
+from nbflow.server import limits
+from nbflow.server.errors import Conflict, NotFound, RequestError
+from nbflow.server.models import FlowRun, utcnow
+from nbflow.server.teammodels import ConcurrencyLimit, ConcurrencySlot
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+_ACTIVE = tuple(s.value for s in ACTIVE_TYPES)
+MAX_LIMIT = 100_000
+
+
+async def set_limit(session: AsyncSession, tenant_id: str, tag: str, limit: int) -> ConcurrencyLimit:
+    """Create or change the limit of ``tag``."""
+    tag = limits.name(tag, "the tag")
+    if not 0 <= limit <= MAX_LIMIT:
+        raise RequestError(f"a limit is a whole number from 0 to {MAX_LIMIT}, got {limit}")
+    row = await _get(session, tenant_id, tag)
+    if row is None:
+        row = ConcurrencyLimit(id=str(uuid.uuid4()), tenant_id=tenant_id, tag=tag, limit=limit, turns=0)
+        session.add(row)
+    else:
+        row.limit = limit
+    await session.flush()
+    return row
+
+
+async def delete_limit(session: AsyncSession, tenant_id: str, tag: str) -> None:
+    """Remove the limit of ``tag`` (its slots go with it)."""
+    row = await _get(session, tenant_id, tag)
+    if row is None:
+        raise NotFound(f"no concurrency limit on tag {tag!r}; `nbflow limits list` shows them")
+    await session.delete(row)
+
+
+async def list_limits(
+    session: AsyncSession, tenant_id: str, *, heartbeat_timeout: float
+) -> list[tuple[ConcurrencyLimit, list[ConcurrencySlot]]]:
+    """Every limit with the slots held now (stale ones left out)."""
+    rows = list(
+        (
+            await session.execute(
+                select(ConcurrencyLimit)
+                .where(ConcurrencyLimit.tenant_id == tenant_id)
+                .order_by(ConcurrencyLimit.tag)
+            )
+        ).scalars()
+    )
+    held: dict[str, list[ConcurrencySlot]] = {row.id: [] for row in rows}
+    if rows:
+        query = (
+            select(ConcurrencySlot)
+            .join(FlowRun, FlowRun.id == ConcurrencySlot.flow_run_id)
+            .where(ConcurrencySlot.limit_id.in_(held), ~_stale(heartbeat_timeout))
+            .order_by(ConcurrencySlot.acquired)
+        )
+        for slot in (await session.execute(query)).scalars():
+            held[slot.limit_id].append(slot)
+    return [(row, held[row.id]) for row in rows]
+
+
+def _stale(heartbeat_timeout: float):  # type: ignore[no-untyped-def]
+    """SQL: the slot's execution no longer runs its run (the query joins ``flow_runs``)."""
+    return or_(
+        FlowRun.state.not_in(_ACTIVE),
+        FlowRun.execution != ConcurrencySlot.execution,
+        FlowRun.heartbeat < utcnow() - timedelta(seconds=heartbeat_timeout),
+    )
+
+
+async def acquire(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    flow_run_id: str,
+    task_run_id: str,
+    task_slug: str,
+    tags: list[str],
+    heartbeat_timeout: float,
+) -> tuple[bool, str]:
+    """(granted, why not): a slot of every limited tag in ``tags`` for the task run, or none."""
+    run = (
+        await session.execute(
+            select(FlowRun).where(FlowRun.id == flow_run_id, FlowRun.tenant_id == tenant_id)
+        )
+    ).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"no flow run {flow_run_id!r} in this tenant")
+    if run.state not in _ACTIVE:
+        raise Conflict(f"flow run {flow_run_id} is {run.state}: only running runs take slots")
+    wanted = sorted({limits.name(t, "a tag") for t in tags})
+    if not wanted:
+        return True, ""
+    for tag in wanted:  # one at a time, in tag order: two acquirers never lock in opposite orders
+        await session.execute(
+            update(ConcurrencyLimit)
+            .where(ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag == tag)
+            .values(turns=ConcurrencyLimit.turns + 1)
+        )
+    rows = list(
+        (
+            await session.execute(
+                select(ConcurrencyLimit).where(
+                    ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag.in_(wanted)
+                )
+            )
+        ).scalars()
+    )
+    if not rows:
+        return True, ""
+    ids = [row.id for row in rows]
+    stale = (
+        select(ConcurrencySlot.id)
+        .join(FlowRun, FlowRun.id == ConcurrencySlot.flow_run_id)
+        .where(ConcurrencySlot.limit_id.in_(ids), _stale(heartbeat_timeout))
+    )
+    await session.execute(delete(ConcurrencySlot).where(ConcurrencySlot.id.in_(stale)))
+    counts = dict(
+        (
+            await session.execute(
+                select(ConcurrencySlot.limit_id, func.count())
+                .where(ConcurrencySlot.limit_id.in_(ids))
+                .group_by(ConcurrencySlot.limit_id)
+            )
+        ).all()
+    )
+    mine = set(
+        (
+            await session.execute(
+                select(ConcurrencySlot.limit_id).where(
+                    ConcurrencySlot.limit_id.in_(ids), ConcurrencySlot.task_run_id == task_run_id
+                )
+            )
+        ).scalars()
+    )
+    full = [row for row in rows if row.id not in mine and counts.get(row.id, 0) >= row.limit]
+    if full:
+        return False, "; ".join(
+            f"tag {row.tag!r} has {counts.get(row.id, 0)} of {row.limit} slots in use" for row in full
+        )
+    now = utcnow()
+    for row in rows:
+        if row.id not in mine:
+            session.add(
+                ConcurrencySlot(
+                    id=str(uuid.uuid4()),
+                    tenant_id=tenant_id,
+                    limit_id=row.id,
+                    flow_run_id=flow_run_id,
+                    execution=run.execution,
+                    task_run_id=task_run_id,
+                    task_slug=task_slug,
+                    acquired=now,
+                )  # fmt: skip
+            )
+    await session.flush()
+    return True, ""
+
+
+async def release(session: AsyncSession, tenant_id: str, *, flow_run_id: str, task_run_id: str) -> int:
+    """Give back the task run's slots; how many."""
+    done = await session.execute(
+        delete(ConcurrencySlot).where(
+            ConcurrencySlot.tenant_id == tenant_id,
+            ConcurrencySlot.flow_run_id == flow_run_id,
+            ConcurrencySlot.task_run_id == task_run_id,
+        )
+    )
+    return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def _get(session: AsyncSession, tenant_id: str, tag: str) -> ConcurrencyLimit | None:
+    query = select(ConcurrencyLimit).where(
+        ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag == tag
+    )
+    return (await session.execute(query)).scalar_one_or_none()
