@@ -109,50 +109,10 @@ async def acquire(
     if run.state not in _ACTIVE:
         raise Conflict(f"flow run {flow_run_id} is {run.state}: only running runs take slots")
     wanted = sorted({limits.name(t, "a tag") for t in tags})
-    if not wanted:
-        return True, ""
-    for tag in wanted:  # one at a time, in tag order: two acquirers never lock in opposite orders
-        await session.execute(
-            update(ConcurrencyLimit)
-            .where(ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag == tag)
-            .values(turns=ConcurrencyLimit.turns + 1)
-        )
-    rows = list(
-        (
-            await session.execute(
-                select(ConcurrencyLimit).where(
-                    ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag.in_(wanted)
-                )
-            )
-        ).scalars()
-    )
+    rows = await _lock_limits(session, tenant_id, wanted)
     if not rows:
         return True, ""
-    ids = [row.id for row in rows]
-    stale = (
-        select(ConcurrencySlot.id)
-        .join(FlowRun, FlowRun.id == ConcurrencySlot.flow_run_id)
-        .where(ConcurrencySlot.limit_id.in_(ids), _stale(heartbeat_timeout))
-    )
-    await session.execute(delete(ConcurrencySlot).where(ConcurrencySlot.id.in_(stale)))
-    counts = dict(
-        (
-            await session.execute(
-                select(ConcurrencySlot.limit_id, func.count())
-                .where(ConcurrencySlot.limit_id.in_(ids))
-                .group_by(ConcurrencySlot.limit_id)
-            )
-        ).all()
-    )
-    mine = set(
-        (
-            await session.execute(
-                select(ConcurrencySlot.limit_id).where(
-                    ConcurrencySlot.limit_id.in_(ids), ConcurrencySlot.task_run_id == task_run_id
-                )
-            )
-        ).scalars()
-    )
+    counts, mine = await _in_use(session, rows, task_run_id, heartbeat_timeout)
     full = [row for row in rows if row.id not in mine and counts.get(row.id, 0) >= row.limit]
     if full:
         return False, "; ".join(
@@ -175,6 +135,46 @@ async def acquire(
             )
     await session.flush()
     return True, ""
+
+
+async def _lock_limits(session: AsyncSession, tenant_id: str, tags: list[str]) -> list[ConcurrencyLimit]:
+    """The limits of ``tags``, each row written first: the lock that serialises their acquirers."""
+    if not tags:
+        return []
+    for tag in tags:  # one at a time, in tag order: two acquirers never lock in opposite orders
+        await session.execute(
+            update(ConcurrencyLimit)
+            .where(ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag == tag)
+            .values(turns=ConcurrencyLimit.turns + 1)
+        )
+    query = select(ConcurrencyLimit).where(
+        ConcurrencyLimit.tenant_id == tenant_id, ConcurrencyLimit.tag.in_(tags)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def _in_use(
+    session: AsyncSession, rows: list[ConcurrencyLimit], task_run_id: str, heartbeat_timeout: float
+) -> tuple[dict[str, int], set[str]]:
+    """After freeing stale slots: slots in use per limit, and the limits this task run holds."""
+    ids = [row.id for row in rows]
+    stale = (
+        select(ConcurrencySlot.id)
+        .join(FlowRun, FlowRun.id == ConcurrencySlot.flow_run_id)
+        .where(ConcurrencySlot.limit_id.in_(ids), _stale(heartbeat_timeout))
+    )
+    await session.execute(delete(ConcurrencySlot).where(ConcurrencySlot.id.in_(stale)))
+    counted = await session.execute(
+        select(ConcurrencySlot.limit_id, func.count())
+        .where(ConcurrencySlot.limit_id.in_(ids))
+        .group_by(ConcurrencySlot.limit_id)
+    )
+    held = await session.execute(
+        select(ConcurrencySlot.limit_id).where(
+            ConcurrencySlot.limit_id.in_(ids), ConcurrencySlot.task_run_id == task_run_id
+        )
+    )
+    return {limit_id: count for limit_id, count in counted.all()}, set(held.scalars())
 
 
 async def release(session: AsyncSession, tenant_id: str, *, flow_run_id: str, task_run_id: str) -> int:

@@ -40,8 +40,7 @@ async def create_flow_run(
     version: FlowVersion | None = None,
     context: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool]:
-    """(run, created). The same idempotency key for the same flow returns the same run;
-    ``context``: the values its tasks read as ``nbflow.context.KEY``."""
+    """(run, created). The same idempotency key for the same flow returns the same run."""
     if idempotency_key is not None:
         idempotency_key = limits.name(idempotency_key, "the idempotency key")
         existing = await _by_idempotency_key(session, flow.id, idempotency_key)
@@ -52,7 +51,6 @@ async def create_flow_run(
         raise NotFound(f"flow {flow.name!r} has no registered version")
     values = parameter_values(version.parameters, parameters, require_json=True)
     limits.json_value(values, "the run's parameters", largest=limits.MAX_PARAMETERS_BYTES)
-    own = limits.context_values(context)
     when = scheduled_start_time or utcnow()
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -62,7 +60,7 @@ async def create_flow_run(
         flow_id=flow.id,
         flow_version_id=version.id,
         parameters=values,
-        context=own or None,
+        context=limits.context_values(context) or None,  # nbflow.context.KEY in its tasks
         labels=limits.labels([*version.labels, *(labels or [])]),
         idempotency_key=idempotency_key,
         state=S.SCHEDULED.value,
