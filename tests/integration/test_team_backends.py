@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,5 +85,19 @@ def test_secrets_hooks_and_slots_on_each_backend(server: ServerProcess) -> None:
             admin.execute(team.delete_secret("TOKEN"))
             with pytest.raises(APIError, match="no secret 'TOKEN'"):
                 admin.execute(team.delete_secret("TOKEN"))
+
+            # A run still not started long after its scheduled time is Late, once.
+            admin.execute(team.add_hook("late", "webhook", receiver.url, states=["Late"], late_minutes=5))
+            overdue = admin.create_flow_run(
+                flow_name="etl", scheduled_start_time=datetime.now(UTC) - timedelta(minutes=30)
+            )
+            wait_for(lambda: len(receiver.bodies) == 2, what="the Late hook")
+            late = receiver.bodies[1]
+            assert (late["state"], late["flow_run_id"]) == ("Late", overdue.id)
+            assert late["text"].startswith(
+                f"nbflow: flow run {overdue.id} of flow 'etl' is Late: not started 30 minutes"
+            )
+            with pytest.raises(APIError, match="a Late hook needs late_minutes"):
+                admin.execute(team.add_hook("bad", "webhook", receiver.url, states=["Late"]))
     finally:
         receiver.close()
