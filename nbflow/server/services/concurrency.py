@@ -108,7 +108,7 @@ async def acquire(
         raise NotFound(f"no flow run {flow_run_id!r} in this tenant")
     if run.state not in _ACTIVE:
         raise Conflict(f"flow run {flow_run_id} is {run.state}: only running runs take slots")
-    wanted = sorted({limits.name(t, "a tag") for t in tags})
+    wanted = limits.labels(tags, "tags")  # clean, unique, sorted, at most MAX_LABELS
     rows = await _lock_limits(session, tenant_id, wanted)
     if not rows:
         return True, ""

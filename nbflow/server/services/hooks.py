@@ -36,6 +36,7 @@ LATE = "Late"
 _STATES = {s.value.lower(): s.value for s in StateType} | {LATE.lower(): LATE}
 _NOT_STARTED = (StateType.SCHEDULED.value, StateType.PENDING.value)
 BATCH = 1000
+MAX_LATE_MINUTES = 60 * 24 * 366
 
 
 def _states(values: list[str], scope: str, late_minutes: int | None) -> list[str]:
@@ -50,8 +51,10 @@ def _states(values: list[str], scope: str, late_minutes: int | None) -> list[str
     if LATE in chosen:
         if scope != "flow_run":
             raise RequestError("Late is a state of flow runs: a task-run hook cannot use it")
-        if not late_minutes or late_minutes < 1:
-            raise RequestError("a Late hook needs late_minutes (>= 1): how late a run may be")
+        if not late_minutes or not 1 <= late_minutes <= MAX_LATE_MINUTES:
+            raise RequestError(
+                f"a Late hook needs late_minutes from 1 to {MAX_LATE_MINUTES}: how late a run may be"
+            )
     return sorted(set(chosen))
 
 
@@ -87,6 +90,7 @@ async def add_hook(
         raise RequestError(f"unknown hook kind {kind!r}; use {' or '.join(KINDS)}")
     if scope not in SCOPES:
         raise RequestError(f"unknown hook scope {scope!r}; use {' or '.join(SCOPES)}")
+    chosen = _states(states, scope, late_minutes)
     flow = await get_flow(session, tenant_id, name=flow_name) if flow_name else None
     position = (
         await session.execute(select(Tenant.feed_position).where(Tenant.id == tenant_id))
@@ -99,8 +103,8 @@ async def add_hook(
         kind=kind,
         target=_target(kind, target, smtp_host),
         scope=scope,
-        states=_states(states, scope, late_minutes),
-        late_minutes=late_minutes,
+        states=chosen,
+        late_minutes=late_minutes if LATE in chosen else None,
         since_position=position,
     )
     session.add(hook)
