@@ -115,7 +115,9 @@ def forward(level: str, message: str, **fields: object) -> None:
 
     logger = task_logger()
     levelno = logging.getLevelName(level)
-    if isinstance(levelno, int) and logger.isEnabledFor(levelno):
+    # Without a handler anywhere, logging would print it through its last resort (stderr):
+    # the line is in the task's log already, so it goes only to handlers someone set up.
+    if isinstance(levelno, int) and logger.isEnabledFor(levelno) and logger.hasHandlers():
         logger.log(levelno, message, extra={FORWARDED: True, **fields})
 
 

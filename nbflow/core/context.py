@@ -29,9 +29,6 @@ TASK_LOGGER_NAME = "nbflow.task"
 _task_logger = logging.getLogger(TASK_LOGGER_NAME)
 # Task loggers speak at INFO even when the root logger stays at WARNING.
 _task_logger.setLevel(logging.INFO)
-# Engine lines forwarded here (capture.forward) must not reach logging's last-resort stderr
-# handler when nobody configured logging: they are in the task's log already.
-_task_logger.addHandler(logging.NullHandler())
 
 _KEYS = (
     "flow_name",
