@@ -95,20 +95,22 @@ def test_hook(hook: str) -> Operation[dict[str, Any]]:
 
 def concurrency_limits() -> Operation[list[dict[str, Any]]]:
     """The tenant's tag limits and who holds their slots now."""
-    query = "{ concurrencyLimits { tag limit inUse holders { flowRunId taskSlug taskRunId acquired } } }"
+    query = "{ concurrencyLimits { kind tag limit inUse holders { flowRunId taskSlug taskRunId acquired } } }"
     return Operation(query, {}, lambda d: d["concurrencyLimits"])
 
 
-def set_concurrency_limit(tag: str, limit: int) -> Operation[dict[str, Any]]:
-    """Create or change a tag's limit."""
-    query = "mutation($tag: String!, $limit: Int!) { setConcurrencyLimit(tag: $tag, limit: $limit) { tag limit } }"
-    return Operation(query, {"tag": tag, "limit": limit}, lambda d: d["setConcurrencyLimit"])
+def set_concurrency_limit(tag: str, limit: int, *, kind: str = "tag") -> Operation[dict[str, Any]]:
+    """Create or change a limit: of running task runs with a tag, or (``kind="label"``) of
+    active flow runs with a label."""
+    query = """mutation($tag: String!, $limit: Int!, $kind: String!) {
+        setConcurrencyLimit(tag: $tag, limit: $limit, kind: $kind) { kind tag limit } }"""
+    return Operation(query, {"tag": tag, "limit": limit, "kind": kind}, lambda d: d["setConcurrencyLimit"])
 
 
-def delete_concurrency_limit(tag: str) -> Operation[bool]:
-    """Remove a tag's limit."""
-    query = "mutation($tag: String!) { deleteConcurrencyLimit(tag: $tag) }"
-    return Operation(query, {"tag": tag}, lambda d: d["deleteConcurrencyLimit"])
+def delete_concurrency_limit(tag: str, *, kind: str = "tag") -> Operation[bool]:
+    """Remove a tag's (or a label's) limit."""
+    query = "mutation($tag: String!, $kind: String!) { deleteConcurrencyLimit(tag: $tag, kind: $kind) }"
+    return Operation(query, {"tag": tag, "kind": kind}, lambda d: d["deleteConcurrencyLimit"])
 
 
 def acquire_slots(

@@ -133,10 +133,14 @@ def cmd_hooks_test(args: argparse.Namespace) -> int:
 
 
 def cmd_limits_set(args: argparse.Namespace) -> int:
-    """``nbflow limits set TAG N``."""
+    """``nbflow limits set TAG N`` (``--label``: flow runs with the label LABEL)."""
+    kind = "label" if args.label else "tag"
     with client_from(args) as client:
-        row = client.execute(team.set_concurrency_limit(args.tag, args.limit))
-    print(f"at most {row['limit']} task runs tagged {row['tag']!r} run at once (across all agents)")
+        row = client.execute(team.set_concurrency_limit(args.tag, args.limit, kind=kind))
+    if kind == "label":
+        print(f"at most {row['limit']} flow runs with label {row['tag']!r} are active at once")
+    else:
+        print(f"at most {row['limit']} task runs tagged {row['tag']!r} run at once (across all agents)")
     return 0
 
 
@@ -149,6 +153,7 @@ def cmd_limits_list(args: argparse.Namespace) -> int:
         return 0
     lines = [
         [
+            r["kind"],
             r["tag"],
             r["limit"],
             r["inUse"],
@@ -156,15 +161,16 @@ def cmd_limits_list(args: argparse.Namespace) -> int:
         ]
         for r in rows
     ]
-    print(table(["tag", "limit", "in use", "held by"], lines) if lines else "no concurrency limits")
+    print(table(["on", "name", "limit", "in use", "held by"], lines) if lines else "no concurrency limits")
     return 0
 
 
 def cmd_limits_delete(args: argparse.Namespace) -> int:
     """``nbflow limits delete TAG``."""
+    kind = "label" if args.label else "tag"
     with client_from(args) as client:
-        client.execute(team.delete_concurrency_limit(args.tag))
-    print(f"tag {args.tag!r} has no limit now")
+        client.execute(team.delete_concurrency_limit(args.tag, kind=kind))
+    print(f"{kind} {args.tag!r} has no limit now")
     return 0
 
 
@@ -218,11 +224,15 @@ def _add_limits(sub: argparse._SubParsersAction) -> None:
     limits = sub.add_parser("limits", help="tag concurrency limits across all agents")
     group = limits.add_subparsers(dest="limits_command", metavar="COMMAND", required=True)
     setter = _command(group, "set", "at most N task runs with TAG run at once", cmd_limits_set)
-    setter.add_argument("tag")
+    setter.add_argument("tag", metavar="TAG")
     setter.add_argument("limit", type=int, metavar="N")
+    setter.add_argument(
+        "--label", action="store_true", help="TAG is a run label: at most N active flow runs with it"
+    )
     _command(group, "list", "the limits and the slots in use", cmd_limits_list)
     deleter = _command(group, "delete", "remove a tag's limit", cmd_limits_delete)
-    deleter.add_argument("tag")
+    deleter.add_argument("tag", metavar="TAG")
+    deleter.add_argument("--label", action="store_true", help="TAG is a run label")
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -78,12 +78,14 @@ class HookDelivery(Base):
 
 
 class ConcurrencyLimit(Base):
-    """At most ``limit`` task runs with ``tag`` run at once, across all agents of the tenant."""
+    """``kind`` tag: at most ``limit`` task runs with ``tag`` run at once, across all agents of
+    the tenant; ``kind`` label: at most ``limit`` flow runs with the label ``tag`` are active."""
 
     __tablename__ = "concurrency_limits"
-    __table_args__ = (UniqueConstraint("tenant_id", "tag"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "tag"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="tag")  # tag | label
     tag: Mapped[str] = mapped_column(String(200))
     limit: Mapped[int] = mapped_column(Integer)
     # Bumped by every acquire: the row lock that serialises acquirers of one tag.

@@ -58,7 +58,7 @@ def test_team_page_shows_hooks_deliveries_limits_and_secret_names(page: Page, st
         expect(delivery).to_contain_text("Failed")
         expect(delivery).to_contain_text("delivered (1 attempt)")
         expect(delivery.locator(f"a[href='/runs/{run_id}']")).to_be_visible()
-        expect(page.locator("table.ui-limits tr[data-tag='warehouse']")).to_contain_text("0 of 2")
+        expect(page.locator("table.ui-limits tr[data-tag='warehouse']")).to_contain_text("0 of 2 task runs")
         expect(page.locator("ul.ui-secrets")).to_contain_text("WAREHOUSE_PASSWORD")
         assert SECRET not in page.content()
         assert page.url == stack.url + "/team"

@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
+    # A generous heartbeat timeout: a loaded 2-core machine must not look like a dead agent.
+    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=8, submitted_timeout=8)
 
 
 def tagged_notebook(path: Path, tag: str, record: Path) -> Path:
@@ -111,3 +112,30 @@ def test_killing_an_agent_mid_task_frees_its_slot(server: ServerProcess, tmp_pat
         doomed.stop()
         if rescuer is not None:
             rescuer.stop()
+
+
+def test_a_label_limit_caps_active_flow_runs_and_other_runs_pass_them(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    record = tmp_path / "intervals.txt"
+    server.cli("register", str(tagged_notebook(tmp_path / "gpu_job.ipynb", "gpu", record)), "--labels", "gpu")
+    server.cli("register", str(write_notebook(tmp_path / "quick.ipynb", ["%%task\nx = 1"])))
+    server.cli("limits", "set", "gpu", "1", "--label")
+    agent = AgentProcess(server, agent_key(server), labels="gpu", concurrency=4).start()
+    try:
+        with server.client() as client:
+            gpu_runs = [client.create_flow_run(flow_name="gpu_job").id for _ in range(3)]
+            quick = client.create_flow_run(flow_name="quick").id
+            # The runs behind the limit wait in the queue; a run without the label passes them.
+            wait_for(lambda: client.flow_run(quick).state == "Success", timeout=60, what="the unlimited run")
+            assert any(client.flow_run(r).state == "Scheduled" for r in gpu_runs)
+            shown = server.cli("limits", "list").stdout
+            assert "label" in shown and "gpu" in shown
+            runs = [
+                wait_for(lambda r=r: (x := client.flow_run(r)).state in FINISHED and x, timeout=120)
+                for r in gpu_runs
+            ]
+        assert all(r.state == "Success" for r in runs), agent.log()
+        assert most_at_once(record) == 1
+    finally:
+        agent.stop()

@@ -183,7 +183,7 @@ export const REVOKE_KEY = `mutation Revoke($id: String!) { revokeApiKey(id: $id)
 /** The team page: hooks and their recent deliveries, tag limits and their holders, secret names. */
 export const TEAM = `{ hooks { id name kind target scope states flowName lateMinutes }
   hookDeliveries(limit: 50) { id hookName state flowRunId taskSlug status attempts lastError created }
-  concurrencyLimits { tag limit inUse holders { flowRunId taskSlug } }
+  concurrencyLimits { kind tag limit inUse holders { flowRunId taskSlug } }
   secrets { name updated } }`;
 
 export interface HookRow {
@@ -210,6 +210,7 @@ export interface DeliveryRow {
 }
 
 export interface LimitRow {
+  kind: string;
   tag: string;
   limit: number;
   inUse: number;

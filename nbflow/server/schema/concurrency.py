@@ -24,8 +24,9 @@ class SlotHolder:
 
 @strawberry.type
 class ConcurrencyLimitType:
-    """A tag's limit and the task runs holding its slots now."""
+    """A tag's limit and the task runs holding its slots now (or a label's limit of active flow runs)."""
 
+    kind: str = strawberry.field(description="tag (task runs) or label (flow runs)")
     tag: str
     limit: int
     in_use: int
@@ -54,9 +55,10 @@ class ConcurrencyQuery:
             )
         return [
             ConcurrencyLimitType(
+                kind=row.kind,
                 tag=row.tag,
                 limit=row.limit,
-                in_use=len(slots),
+                in_use=in_use,
                 holders=[
                     SlotHolder(
                         flow_run_id=s.flow_run_id,
@@ -66,8 +68,8 @@ class ConcurrencyQuery:
                     )
                     for s in slots
                 ],
-            )  # fmt: skip
-            for row, slots in rows
+            )
+            for row, slots, in_use in rows
         ]
 
 
@@ -75,22 +77,27 @@ class ConcurrencyQuery:
 class ConcurrencyMutation:
     """Limits and slots on the write side."""
 
-    @strawberry.mutation(permission_classes=[CanManageFlows], description="Set the limit of a tag.")
+    @strawberry.mutation(
+        permission_classes=[CanManageFlows],
+        description="Set the limit of a tag (running task runs) or, with kind label, a label (active flow runs).",
+    )
     async def set_concurrency_limit(
-        self, info: strawberry.Info, tag: str, limit: int
+        self, info: strawberry.Info, tag: str, limit: int, kind: str = "tag"
     ) -> ConcurrencyLimitType:
-        """Create or change a tag's limit."""
+        """Create or change a limit."""
         c = ctx(info)
         async with c.sessions.begin() as session:
-            row = await concurrency.set_limit(session, c.tenant_id, tag, limit)
-            return ConcurrencyLimitType(tag=row.tag, limit=row.limit, in_use=0, holders=[])
+            row = await concurrency.set_limit(session, c.tenant_id, tag, limit, kind=kind)
+            return ConcurrencyLimitType(kind=row.kind, tag=row.tag, limit=row.limit, in_use=0, holders=[])
 
-    @strawberry.mutation(permission_classes=[CanManageFlows], description="Remove the limit of a tag.")
-    async def delete_concurrency_limit(self, info: strawberry.Info, tag: str) -> bool:
-        """Remove a tag's limit."""
+    @strawberry.mutation(
+        permission_classes=[CanManageFlows], description="Remove the limit of a tag or label."
+    )
+    async def delete_concurrency_limit(self, info: strawberry.Info, tag: str, kind: str = "tag") -> bool:
+        """Remove a limit."""
         c = ctx(info)
         async with c.sessions.begin() as session:
-            await concurrency.delete_limit(session, c.tenant_id, tag)
+            await concurrency.delete_limit(session, c.tenant_id, tag, kind=kind)
         return True
 
     @strawberry.mutation(

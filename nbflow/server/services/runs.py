@@ -18,7 +18,7 @@ from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
 from nbflow.server.errors import Conflict, NotFound
 from nbflow.server.models import Agent, Flow, FlowRun, FlowRunLabel, FlowVersion, RunEvent, TaskRun, utcnow
-from nbflow.server.services import journal
+from nbflow.server.services import concurrency, journal
 from nbflow.server.services.flows import latest_version
 from nbflow.server.services.transitions import server_change, set_flow_run_state
 
@@ -132,6 +132,12 @@ async def runs_in_queue(
         .order_by(FlowRun.scheduled_start_time, FlowRun.id)
         .limit(limit)
     )
+    full = await concurrency.full_labels(session, tenant_id)  # labels at their limit of active runs
+    if full:
+        blocked = select(FlowRunLabel.flow_run_id).where(
+            FlowRunLabel.flow_run_id == FlowRun.id, FlowRunLabel.label.in_(full)
+        )
+        query = query.where(~blocked.exists())
     return list((await session.execute(query)).scalars())
 
 

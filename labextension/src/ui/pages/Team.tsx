@@ -107,17 +107,19 @@ export function TeamPage() {
               <table class="ui-table ui-limits" aria-label="Concurrency limits">
                 <thead>
                   <tr>
-                    <th scope="col">Tag</th>
+                    <th scope="col">Limit on</th>
                     <th scope="col">In use</th>
                     <th scope="col">Held by</th>
                   </tr>
                 </thead>
                 <tbody>
                   {data.concurrencyLimits.map((l) => (
-                    <tr key={l.tag} data-tag={l.tag}>
-                      <td>{l.tag}</td>
+                    <tr key={l.kind + l.tag} data-tag={l.tag} data-kind={l.kind}>
                       <td>
-                        {l.inUse} of {l.limit}
+                        {l.kind} {l.tag}
+                      </td>
+                      <td>
+                        {l.inUse} of {l.limit} {l.kind === "label" ? "flow runs" : "task runs"}
                       </td>
                       <td>
                         {l.holders.map((h) => (
@@ -132,7 +134,8 @@ export function TeamPage() {
               </table>
             ) : (
               <Empty>
-                No limits. <code>nbflow limits set TAG N</code> caps the running tasks with that tag.
+                No limits. <code>nbflow limits set TAG N</code> caps the running tasks with that tag;{" "}
+                <code>--label</code> caps the active flow runs with a label.
               </Empty>
             )}
           </Card>

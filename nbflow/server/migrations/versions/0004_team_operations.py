@@ -4,7 +4,7 @@
 ``secrets``: values encrypted with the server's Fernet key; ``hooks``,
 ``hook_cursors``, ``hook_deliveries``: notifications on run states and each
 delivery's record; ``concurrency_limits``, ``concurrency_slots``: tag limits
-and the slots leased to running task runs.
+(and flow-run limits per label) and the slots leased to running task runs.
 
 Revision ID: 0004
 Revises: 0002 (the lead re-chains it after 0003 at merge)
@@ -92,11 +92,12 @@ def upgrade() -> None:
         "concurrency_limits",
         sa.Column("id", sa.String(36), primary_key=True),
         _tenant(),
+        sa.Column("kind", sa.String(10), nullable=False, server_default="tag"),
         sa.Column("tag", sa.String(200), nullable=False),
         sa.Column("limit", sa.Integer(), nullable=False),
         sa.Column("turns", sa.BigInteger(), nullable=False, server_default="0"),
         _when("created"),
-        sa.UniqueConstraint("tenant_id", "tag"),
+        sa.UniqueConstraint("tenant_id", "kind", "tag"),
     )
     op.create_index("ix_concurrency_limits_tenant_id", "concurrency_limits", ["tenant_id"])
     op.create_table(
