@@ -9,6 +9,7 @@ from datetime import datetime
 import strawberry
 from strawberry.scalars import JSON
 
+from nbflow.server.errors import NotFound
 from nbflow.server.schema.context import CanManageFlows, CanRead, ctx
 from nbflow.server.services import hooks as hook_service
 from nbflow.server.services.hookloop import attempt
@@ -139,5 +140,6 @@ class HooksMutation:
         await attempt(c.sessions, delivery_id, c.settings)
         async with c.sessions() as session:
             delivery = await session.get(HookDelivery, delivery_id)
-            assert delivery is not None
-            return HookDeliveryType.from_row(delivery, name)
+        if delivery is None:  # the hook was removed meanwhile (its deliveries go with it)
+            raise NotFound(f"hook {hook!r} was removed while its test message was sent")
+        return HookDeliveryType.from_row(delivery, name)
