@@ -26,6 +26,7 @@ from nbflow.core.flows import Flow
 from nbflow.core.record import LogRecord, StateRecord
 from nbflow.core.runner import FlowRunner
 from nbflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
+from nbflow.core.secrets import secret
 from nbflow.core.states import State, StateType
 from nbflow.core.tasks import Edge, Parameter, Task, task
 
@@ -60,6 +61,7 @@ __all__ = [
     "ThreadExecutor",
     "__version__",
     "context",
+    "secret",
     "task",
     "triggers",
 ]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``nbflow`` argument parser with every subcommand."""
-    from nbflow.commands import agent_cmds, api_cmds, convert_cmd, notebook_cmds, server_cmds
+    from nbflow.commands import agent_cmds, api_cmds, convert_cmd, notebook_cmds, server_cmds, team_cmds
 
     parser = argparse.ArgumentParser(
         prog="nbflow", description="Workflow orchestration that lives in the notebook."
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     server_cmds.add(sub)
     api_cmds.add(sub)
     agent_cmds.add(sub)
+    team_cmds.add(sub)
     return parser
 
 

@@ -84,6 +84,8 @@ class FlowRunInfo:
     private: bool = False
     task_runs: list[TaskRunInfo] = field(default_factory=list)
     created: bool | None = None
+    #: the run's own ``nbflow.context`` values (``-c key=value``)
+    context: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> FlowRunInfo:
@@ -96,6 +98,7 @@ class FlowRunInfo:
             message=d.get("message") or "",
             version=d["version"],
             parameters=d.get("parameters") or {},
+            context=d.get("context") or {},
             labels=list(d.get("labels") or []),
             scheduled_start_time=datetime.fromisoformat(d["scheduledStartTime"]),
             flow_version_id=d.get("flowVersionId", ""),
@@ -130,7 +133,7 @@ class NewKey:
     key: str
 
 
-RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime
+RUN_FIELDS = """id flowId flowVersionId state message version parameters context labels scheduledStartTime
   flow { name } flowVersion { version storage private }"""
 RUN_DETAIL = RUN_FIELDS + " taskRuns { id taskSlug state message attempt version }"
 
@@ -186,8 +189,10 @@ def create_flow_run(
     idempotency_key: str | None = None,
     scheduled_start_time: datetime | None = None,
     labels: Sequence[str] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Operation[FlowRunInfo]:
-    """A run of a flow by id or name (an idempotency key makes retries safe)."""
+    """A run of a flow by id or name (an idempotency key makes retries safe); ``context``:
+    the values its tasks read as ``nbflow.context.KEY``."""
     query = f"""mutation($input: CreateFlowRunInput!) {{ createFlowRun(input: $input) {{
         created flowRun {{ {RUN_FIELDS} }} }} }}"""
     variables = {
@@ -198,6 +203,7 @@ def create_flow_run(
             "idempotencyKey": idempotency_key,
             "scheduledStartTime": scheduled_start_time.isoformat() if scheduled_start_time else None,
             "labels": list(labels) if labels is not None else None,
+            "context": context,
         }
     }
 

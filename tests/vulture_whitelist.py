@@ -18,7 +18,7 @@ NotebookModule  # imported by the modules `%flow export` / `nbflow export` write
 # Called by name.
 _.cmd_show, _.cmd_watch, _.cmd_cancel, _.cmd_backfill, _.cmd_status, _.cmd_logs, _.cmd_check
 _.cmd_schedule, _.cmd_cache, _.cmd_reset, _.cmd_name, _.cmd_order, _.cmd_remove  # FlowCommands.dispatch
-_.cmd_adopt  # FlowCommands.dispatch
+_.cmd_adopt, _.cmd_on  # FlowCommands.dispatch
 _.shell_task  # an IPython cell magic
 _._render_traceback_  # IPython shows a TaskFailed through it
 get_session  # tests and extensions reach a shell's session through it
@@ -34,3 +34,4 @@ _write, _forget, _mark, _undo  # SQLAlchemy session events (journal.py)
 last_seen, revoked, tenant_name  # columns and GraphQL fields read by clients
 _.run_log_rows, _.run_history_rows, last_id  # GraphQL queries and field the web UI reads (schema/dashboard.py)
 signum, frame  # signal handler signature
+in_use, holders, _.acquire_concurrency_slots, _.release_concurrency_slots  # GraphQL fields (schema/concurrency.py)

@@ -10,6 +10,7 @@ describe("routes", () => {
     ["/flows/daily%20sales", { page: "flow", name: "daily sales" }],
     ["/runs/3f2a", { page: "run", id: "3f2a" }],
     ["/agents", { page: "agents" }],
+    ["/team", { page: "team" }],
     ["/settings", { page: "settings" }],
     ["/flows/a/b", { page: "not-found", path: "/flows/a/b" }],
     ["/runs", { page: "not-found", path: "/runs" }],
@@ -26,6 +27,7 @@ describe("routes", () => {
       { page: "flow", name: "etl/v2 & more?" },
       { page: "run", id: "abc-123" },
       { page: "agents" },
+      { page: "team" },
       { page: "settings" },
     ];
     for (const route of routes) expect(parseRoute(routePath(route))).toEqual(route);

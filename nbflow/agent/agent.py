@@ -214,6 +214,7 @@ class Agent:
             "storage": storage,
             "storage_roots": [str(root) for root in self.storage_roots],
             "parameters": run.parameters,
+            "context": run.context,
             "scheduled_start_time": run.scheduled_start_time.isoformat(),
             "executor": self.executor,
             "dask_address": self.dask_address,

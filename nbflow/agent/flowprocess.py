@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from nbflow.agent.reporter import ServerReporter, make_sender
+from nbflow.agent.slots import ServerGate
 from nbflow.agent.spool import Spool, SpoolSender
+from nbflow.core import secrets
 from nbflow.core.errors import NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
@@ -84,6 +86,8 @@ class FlowProcess:
         return FlowRunner(
             flow,
             parameters=spec.get("parameters") or {},
+            context=spec.get("context") or {},
+            gate=ServerGate(self.client, self.run_id),  # tagged tasks wait for the server's slots
             executor=executor,
             stream=self.stream,
             echo=False,
@@ -92,6 +96,12 @@ class FlowProcess:
             execution=self.reporter.execution,
             keep="none",  # the flow process ends with the run: results go after their last reader
         )
+
+    def resolve_secret(self, name: str) -> str | None:
+        """A secret's value from the server, for this run (``nbflow.secret`` asks here first)."""
+        from nbflow import client_team
+
+        return self.client.execute(client_team.run_secret(self.run_id, name))
 
     def finish(self, timeout: float) -> bool:
         """Deliver what is spooled (within ``timeout``); the spool goes once delivered."""
@@ -144,6 +154,8 @@ class FlowProcess:
             print(f"nbflow flow process: not running {self.run_id}: {problem}", file=sys.stderr)
             self.sender.close(timeout=5)
             return 4
+        # nbflow.secret("NAME") in a task asks the server, with this run's token.
+        secrets.set_resolver(self.resolve_secret)
         self.stream.subscribe(self.reporter.observe)
         # The run's log file on the agent keeps every line (a private run's only copy).
         self.stream.subscribe(TerminalProgress(sys.stdout, show_logs=self.reporter.private).observe)

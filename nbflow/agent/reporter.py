@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from nbflow.agent.spool import FLOW_STATE, LOG, TASK_STATE, Spool
+from nbflow.core import secrets
 from nbflow.core.errors import APIError, TransportError
 from nbflow.core.record import StateRecord, cut, new_id, state_change
 from nbflow.core.states import State, StateType
@@ -30,8 +31,9 @@ S = StateType
 
 
 def fit(text: str) -> str:
-    """``text`` within the record's message limit, with a marker saying how much went."""
-    return cut(text, "the agent")
+    """``text`` with secret values masked, within the record's message limit (with a marker
+    saying how much went): every message leaves for the server through here."""
+    return cut(secrets.mask(text), "the agent")
 
 
 class ServerReporter:

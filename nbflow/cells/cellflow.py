@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbflow.cells.celltasks import CellTask, SetupCode, ShellTask
 from nbflow.cells.guard import Detections
+from nbflow.cells.handlers import check_defined, check_handler_name, event_states, handlers_for
 from nbflow.cells.naming import derive_task_name, unique_name
 from nbflow.core.errors import CycleError, HiddenDependencyError, NotebookError
 from nbflow.core.flows import Flow
@@ -87,8 +88,17 @@ class NotebookFlow:
         self.detections = Detections()
         #: What the last ``define_task`` did that the user should hear about (or None).
         self.last_note: str | None = None
+        #: flow-level handlers, (event, function name): ``%flow on failed notify``
+        self.flow_handlers: list[tuple[str, str]] = []
 
     # -- cells ----------------------------------------------------------------
+
+    def on(self, event: str, name: str, *, where: str = "%flow on") -> None:
+        """Call the ``%%setup`` function ``name`` when the flow run reaches ``event`` (once per pair)."""
+        event_states(event, where=where)
+        pair = (event.lower(), check_handler_name(name, where=where))
+        if pair not in self.flow_handlers:
+            self.flow_handlers.append(pair)
 
     def add(self, cell: Cell) -> str | None:
         """Add a cell of any kind; the task name for a task cell."""
@@ -302,6 +312,13 @@ class NotebookFlow:
                 changes[var] = how
         return changes
 
+    def _check_handlers(self) -> None:
+        """Every handler a cell names is a name a ``%%setup`` cell defines."""
+        defined = [n for c in self._setup.values() for n in c.analysis.defines]
+        check_defined(self.flow_handlers, defined, where=f"flow {self.name!r} (%flow on)")
+        for cell in self._tasks.values():
+            check_defined(cell.options.handlers, defined, where=cell.where)
+
     def _param_names(self) -> set[str]:
         return {n for c in self._params.values() for n in c.analysis.defines}
 
@@ -338,7 +355,12 @@ class NotebookFlow:
         resolution = self.resolve(defaults)
         if resolution.hidden and not allow_hidden:
             raise HiddenDependencyError(self.hidden_message(resolution.hidden), hidden=resolution.hidden)
-        flow = Flow(self.name, schedule=self.schedule)
+        self._check_handlers()
+        flow = Flow(
+            self.name,
+            schedule=self.schedule,
+            state_handlers=handlers_for(self.flow_handlers, setup, owner=f"flow {self.name!r}"),
+        )
         parameters = {name: Parameter(name, default=value) for name, value in defaults.items()}
         for p in parameters.values():
             flow.add_task(p)
@@ -352,6 +374,7 @@ class NotebookFlow:
                 task = CellTask(cell, name, setup=setup, parameter_names=parameters, changes=changes)
                 task.hidden = tuple(resolution.hidden.get(name, ()))
                 task.undeclared_mutations = tuple(resolution.undeclared(name))
+            task.state_handlers = tuple(handlers_for(cell.options.handlers, setup, owner=f"task {name!r}"))
             tasks[name] = flow.add_task(task)
         for name, inputs in resolution.inputs.items():
             for used, source in inputs.items():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nbflow.cells.analysis import CellAnalysis, analyze
+from nbflow.cells.handlers import check_handler_name
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.schedules import parse_duration
 from nbflow.core.triggers import TRIGGERS
@@ -38,6 +39,8 @@ class TaskOptions:
     no_run: bool = False
     shell: bool = False
     mutates: tuple[str, ...] = ()
+    #: (event, function name) pairs from --on-failure / --on-success / --on-state (``cells/handlers.py``)
+    handlers: tuple[tuple[str, str], ...] = ()
 
     def engine_options(self) -> dict[str, object]:
         """The options the engine's ``Task`` takes."""
@@ -80,6 +83,9 @@ def _trigger(text: str) -> str:
     return name
 
 
+_HANDLER_FLAGS = (("--on-failure", "failed"), ("--on-success", "success"), ("--on-state", "state"))
+
+
 def task_parser() -> argparse.ArgumentParser:
     """The ``%%task`` argument parser."""
     parser = _Parser(
@@ -103,6 +109,11 @@ def task_parser() -> argparse.ArgumentParser:
         "--mutates", type=_csv, default=(), metavar="a,b",
         help="inputs this cell changes in place (e.g. df.drop(..., inplace=True)): it then counts as defining them",
     )  # fmt: skip
+    for flag, event in _HANDLER_FLAGS:
+        parser.add_argument(
+            flag, action="append", default=[], metavar="FUNCTION", dest=f"on_{event}",
+            help=f"call FUNCTION(task, old_state, new_state), defined in %%%%setup, on {event} (repeatable)",
+        )  # fmt: skip
     parser.add_argument("--no-run", action="store_true", help="define the task without running it")
     parser.add_argument("--shell", action="store_true", help="the cell is a shell script")
     return parser
@@ -146,6 +157,11 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         raise NotebookError(
             f"{where}: task name {ns.name!r} must be a Python identifier (letters, digits, _)\n{TASK_USAGE}"
         )
+    handlers = tuple(
+        (event, check_handler_name(name, where=where))
+        for _, event in _HANDLER_FLAGS
+        for name in getattr(ns, f"on_{event}")
+    )
     cache_for = None
     if ns.cache is not None:
         try:
@@ -164,6 +180,7 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         no_run=ns.no_run,
         shell=shell or ns.shell,
         mutates=ns.mutates,
+        handlers=handlers,
     )
 
 

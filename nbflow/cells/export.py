@@ -44,6 +44,8 @@ def _options(options: TaskOptions) -> str:
         parts.append(f"upstream={list(options.upstream)!r}")
     if options.mutates:
         parts.append(f"mutates={list(options.mutates)!r}")
+    if options.handlers:
+        parts.append(f"handlers={[list(pair) for pair in options.handlers]!r}")
     return "".join(f", {p}" for p in parts)
 
 
@@ -64,6 +66,8 @@ def export_module(flow: NotebookFlow, *, source: str = "a notebook") -> str:
         lines.append(f"nb.schedule({flow.schedule.to_dict()!r})")
     for cell in flow.setup_cells:
         lines += ["", f"nb.setup({_literal(cell.source)})"]
+    for event, handler in flow.flow_handlers:
+        lines.append(f"nb.on({event!r}, {handler!r})")
     for cell in flow.params_cells:
         lines += ["", f"nb.params({_literal(cell.source)})"]
     for name in flow.task_names:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nbflow.cells.cellflow import NotebookFlow
 from nbflow.cells.cells import cell_from_source
+from nbflow.cells.handlers import flow_handler_lines
 from nbflow.core.errors import NotebookError
 
 
@@ -58,6 +59,9 @@ def flow_from_notebook(path: str | Path, *, name: str | None = None) -> Notebook
     flow.reserved = {c.options.name for c in parsed_cells if c.kind == "task" and c.options.name}
     for parsed in parsed_cells:
         if parsed.kind == "code":
+            # `%flow on failed notify` in a plain cell: headless runs read it without running it.
+            for event, handler in flow_handler_lines(parsed.source, where=parsed.where):
+                flow.on(event, handler, where=parsed.where)
             try:
                 flow.add(parsed)
             except NotebookError:

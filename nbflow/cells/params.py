@@ -1,4 +1,5 @@
-"""Parameter values from the command line: ``-p name=value`` and backfill ranges.
+"""Parameter and context values from the command line: ``-p name=value``, ``-c key=value``
+and backfill ranges.
 
 Values are JSON when they parse as JSON (``5``, ``true``, ``[1, 2]``) and
 strings otherwise (``2024-02-01``, ``eu``).
@@ -12,6 +13,7 @@ import re
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from nbflow.core.context import check_values
 from nbflow.core.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -30,13 +32,11 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def _split(item: str) -> tuple[str, str]:
+def _split(item: str, *, what: str = "parameter", example: str = "-p start=2024-02-01") -> tuple[str, str]:
     name, sep, value = item.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():
-        raise ParameterError(
-            f"cannot read parameter {item!r}; write it as name=value, e.g. -p start=2024-02-01"
-        )
+        raise ParameterError(f"cannot read {what} {item!r}; write it as name=value, e.g. {example}")
     return name, value.strip()
 
 
@@ -47,6 +47,16 @@ def parse_parameters(items: Iterable[str] | None) -> dict[str, Any]:
         name, value = _split(item)
         out[name] = parse_value(value)
     return out
+
+
+def parse_context(items: Iterable[str] | None) -> dict[str, Any]:
+    """``-c`` values of a run (``["region=eu"]`` -> ``{"region": "eu"}``), checked as
+    ``nbflow.context`` takes them (JSON when they parse, strings otherwise)."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, value = _split(item, what="context value", example="-c region=eu")
+        out[name] = parse_value(value)
+    return check_values(out)
 
 
 def _expand_value(name: str, text: str) -> list[Any]:

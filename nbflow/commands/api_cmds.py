@@ -122,11 +122,14 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 def cmd_runs_create(args: argparse.Namespace) -> int:
     """``nbflow runs create FLOW``."""
-    from nbflow.cells.params import parse_parameters
+    from nbflow.cells.params import parse_context, parse_parameters
 
     with client_from(args) as client:
         run = client.create_flow_run(
-            flow_name=args.flow, parameters=parse_parameters(args.param), idempotency_key=args.idempotency_key
+            flow_name=args.flow,
+            parameters=parse_parameters(args.param),
+            idempotency_key=args.idempotency_key,
+            context=parse_context(args.context) or None,
         )
     if args.json:
         emit_json(run)
@@ -150,6 +153,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         f"flow run {run.id} of {run.flow_name!r} (version {run.flow_version}): {run.state} {run.message}".rstrip()
     )
     print(f"parameters: {run.parameters}")
+    if run.context:
+        print(f"context: {run.context}")
     if run.task_runs:
         print(
             table(
@@ -241,6 +246,8 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     create = _command(group, "create", "create a flow run (an agent runs it)", cmd_runs_create)
     create.add_argument("flow", metavar="FLOW")
     create.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    create.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                        help="a value tasks read as nbflow.context.KEY (repeatable)")  # fmt: skip
     create.add_argument("--idempotency-key")
     show = _command(group, "show", "a run's state, task runs and (with --logs) its logs", cmd_runs_show)
     show.add_argument("run_id")

@@ -46,6 +46,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         recovery_interval=args.recovery_interval,
         max_body_bytes=args.max_body_bytes,
         on_bootstrap=on_bootstrap,
+        hook_interval=args.hook_interval,
+        hook_retry_base=args.hook_retry_base,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_from=args.smtp_from,
     )
     print(f"nbflow server {__version__} on {url} (database {_redacted(database)})", flush=True)
     print(f"web UI: {url}/ (sign in with an API key)", flush=True)
@@ -102,6 +107,14 @@ def add(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="largest request body accepted",
     )
+    hooks = start.add_argument_group("server hooks (nbflow hooks add)")
+    hooks.add_argument("--smtp-host", metavar="HOST", help="the SMTP server email hooks send through")
+    hooks.add_argument("--smtp-port", type=int, default=25, metavar="PORT")
+    hooks.add_argument("--smtp-from", default="nbflow@localhost", metavar="ADDRESS")
+    hooks.add_argument("--hook-interval", type=float, default=2.0, metavar="SECONDS",
+                       help="how often the hook loop looks for states to report")  # fmt: skip
+    hooks.add_argument("--hook-retry-base", type=float, default=10.0, metavar="SECONDS",
+                       help="delay before a failed delivery's first retry (doubling after)")  # fmt: skip
     start.set_defaults(handler=cmd_start)
     tenants = server_sub.add_parser("tenants", help="tenants of the server's database")
     tenants_sub = tenants.add_subparsers(dest="tenants_command", metavar="COMMAND", required=True)

@@ -103,10 +103,28 @@ class _StreamProxy(io.TextIOBase):
         return getattr(self._original, name)
 
 
+#: Set on the records ``forward`` makes: they are in the task's log already.
+FORWARDED = "nbflow_forwarded"
+
+
+def forward(level: str, message: str, **fields: object) -> None:
+    """Give an engine-made log line (a failure's traceback, a timeout, a retry) to the
+    ``nbflow.task`` logger too, so logging handlers configured in ``%%setup`` see every line
+    of a task's log, not only those the task itself logged; ``fields`` become record attributes."""
+    from nbflow.core.context import task_logger
+
+    logger = task_logger()
+    levelno = logging.getLevelName(level)
+    # Without a handler anywhere, logging would print it through its last resort (stderr):
+    # the line is in the task's log already, so it goes only to handlers someone set up.
+    if isinstance(levelno, int) and logger.isEnabledFor(levelno) and logger.hasHandlers():
+        logger.log(levelno, message, extra={FORWARDED: True, **fields})
+
+
 class _CaptureHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         output = _sink.get()
-        if output is None:
+        if output is None or getattr(record, FORWARDED, False):
             return
         try:
             message = record.getMessage()

@@ -3,11 +3,17 @@
 Values live in a ``contextvars.ContextVar`` so threads and Dask workers each
 see their own task run. Outside a run the run ids are ``None`` and the dates
 are today's, so code written for a task also runs as a plain cell.
+
+A run may carry values of its own (``-c key=value`` on ``%flow run``, ``nbflow
+run``, ``nbflow runs create`` and backfills): ``nbflow.context.key`` or
+``nbflow.context.get("key")`` reads them. ``check_values`` is the one rule for
+them: identifier keys, not one of the run's own names, JSON values.
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -37,6 +43,32 @@ _KEYS = (
     "tomorrow",
     "logger",
 )
+#: Where a run's own ``-c`` values live in the run-context mapping.
+VALUES_KEY = "values"
+RESERVED = frozenset({*_KEYS, VALUES_KEY, "task_slug", "get", "to_dict"})
+
+
+def check_values(values: Mapping[str, Any] | None, *, what: str = "context") -> dict[str, Any]:
+    """A run's ``-c`` values, checked; a ``ParameterError`` says which is wrong."""
+    from nbflow.core.errors import ParameterError
+
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ParameterError(f"{what} must be a JSON object of key: value")
+    for key, value in values.items():
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+            raise ParameterError(f"{what} key {key!r} must be a Python identifier (letters, digits, _)")
+        if key in RESERVED:
+            raise ParameterError(
+                f"{what} key {key!r} is a name nbflow.context gives every run; choose another "
+                f"(reserved: {', '.join(sorted(RESERVED))})"
+            )
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{what} value of {key!r} must be plain JSON") from None
+    return dict(values)
 
 
 def _date_values(when: datetime) -> dict[str, Any]:
@@ -77,7 +109,13 @@ class _Context:
         if key in ("date", "today", "yesterday", "tomorrow"):
             start = values.get("scheduled_start_time") or datetime.now(UTC)
             return _date_values(start)[key]
-        raise AttributeError(f"nbflow.context has no {key!r}; available: {', '.join(_KEYS)}")
+        own = values.get(VALUES_KEY) or {}
+        if key in own:
+            return own[key]
+        available = ", ".join([*_KEYS, *own])
+        raise AttributeError(
+            f"nbflow.context has no {key!r}; available: {available} (a run sets its own with -c {key}=VALUE)"
+        )
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -85,11 +123,17 @@ class _Context:
         except AttributeError:
             return default
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """The run's own ``-c`` values (empty outside a run or when it set none)."""
+        return dict(self._values().get(VALUES_KEY) or {})
+
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _KEYS}
+        """Every value: the run's own names and its ``-c`` values."""
+        return {**{key: getattr(self, key) for key in _KEYS}, **self.values}
 
     def __dir__(self) -> list[str]:
-        return [*_KEYS, "get", "to_dict"]
+        return [*_KEYS, *self.values, "get", "to_dict", "values"]
 
     def __repr__(self) -> str:
         values = self._values()

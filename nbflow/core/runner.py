@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
-from nbflow.core.context import _date_values, task_logger
+from nbflow.core.context import (
+    VALUES_KEY,
+    _date_values,
+    check_values,
+    reset_context,
+    set_context,
+    task_logger,
+)
 from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.events import Event, EventStream
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from nbflow.core.flows import Flow
+    from nbflow.core.slots import SlotGate
 
 S = StateType
 
@@ -54,11 +62,17 @@ class TaskStates(dict):  # type: ignore[type-arg]
 
 
 def run_base_context(
-    flow_name: str, flow_run_id: str, parameters: Mapping[str, Any], start: datetime | None = None
+    flow_name: str,
+    flow_run_id: str,
+    parameters: Mapping[str, Any],
+    start: datetime | None = None,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The context every task run of one flow run starts from (see ``nbflow.context``)."""
+    """The context every task run of one flow run starts from (see ``nbflow.context``);
+    ``values`` are the run's own (``-c key=value``)."""
     start = start or datetime.now(UTC)
     return {
+        VALUES_KEY: dict(values or {}),
         "flow_name": flow_name,
         "flow_run_id": flow_run_id,
         "parameters": dict(parameters),
@@ -87,8 +101,14 @@ class FlowRunner:
         cache_root: str | None = None,
         execution: int = 0,
         keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
+        context: Mapping[str, Any] | None = None,
+        gate: SlotGate | None = None,
     ) -> None:
         self.flow = flow
+        #: where tagged tasks get concurrency slots (the agent's flow process sets one)
+        self.gate = gate
+        #: the run's own ``nbflow.context`` values (``-c key=value``), checked
+        self.context = check_values(dict(context) if context is not None else None)
         order = flow.sorted_tasks()  # raises CycleError before anything runs
         self.parameters = parameter_values(flow.parameters(), parameters)
         self.requested: set[Task] = set()
@@ -169,7 +189,7 @@ class FlowRunner:
 
     def _run_info(self, parameters: Mapping[str, Any]) -> RunInfo:
         base_context = run_base_context(
-            self.flow.name, self.flow_run_id, parameters, self.scheduled_start_time
+            self.flow.name, self.flow_run_id, parameters, self.scheduled_start_time, self.context
         )
         return RunInfo(
             flow_name=self.flow.name,
@@ -181,6 +201,7 @@ class FlowRunner:
             echo=self.echo,
             execution=self.execution,
             cancel_event=self.cancel_event,
+            gate=self.gate,
         )
 
     def run_task_now(
@@ -190,12 +211,14 @@ class FlowRunner:
         run against the kernel's values. Its trigger is not asked (it was asked for)."""
         info = self._run_info(dict(parameters or self.parameters))
         self.task_run_ids[task] = run_id = new_id()
+        unsubscribe = self._attach_handlers([task])
         capture.install()
         try:
             state = run_task(task, run_id, [], inputs, info, self.stream.emitter(), check_trigger=False)
         finally:
             capture.uninstall()
             self.stream.flush()
+            unsubscribe()
         self.states[task] = state
         return state
 
@@ -334,30 +357,38 @@ class FlowRunner:
         summary = ", ".join(f"{n} {name.lower()}" for name, n in counts.items())
         return State(S.SUCCESS, f"all {len(tasks)} tasks finished: {summary}", result=states)
 
-    def _attach_handlers(self) -> Any:
-        """State and log handlers are observers of the event stream, like every other."""
+    def _attach_handlers(self, tasks: Iterable[Task] | None = None) -> Any:
+        """State and log handlers are observers of the event stream, like every other. They are
+        called with ``nbflow.context`` set to this run (a handler may read its run's values)."""
         flow = self.flow
-        by_slug = {t.slug: t for t in self.order if t.state_handlers}
+        by_slug = {t.slug: t for t in (self.order if tasks is None else tasks) if t.state_handlers}
         if not (by_slug or flow.state_handlers or flow.log_handlers):
             return lambda: None
         last: dict[str | None, State | None] = {}
+        run_context = run_base_context(
+            flow.name, self.flow_run_id, self.parameters, self.scheduled_start_time, self.context
+        )
 
         def observe(batch: list[Event]) -> None:
-            for event in batch:
-                if not isinstance(event, StateRecord):
-                    for log_handler in flow.log_handlers:
-                        log_handler(event)
-                    continue
-                new = event.to_state()
-                old = last.get(event.task)
-                last[event.task] = new
-                if event.task is None:
-                    for flow_handler in flow.state_handlers:
-                        flow_handler(flow, old, new)  # type: ignore[arg-type]
-                elif event.task in by_slug:
-                    task = by_slug[event.task]
-                    for task_handler in task.state_handlers:
-                        task_handler(task, old, new)
+            token = set_context(run_context)
+            try:
+                for event in batch:
+                    if not isinstance(event, StateRecord):
+                        for log_handler in flow.log_handlers:
+                            log_handler(event)
+                        continue
+                    new = event.to_state()
+                    old = last.get(event.task)
+                    last[event.task] = new
+                    if event.task is None:
+                        for flow_handler in flow.state_handlers:
+                            flow_handler(flow, old, new)  # type: ignore[arg-type]
+                    elif event.task in by_slug:
+                        task = by_slug[event.task]
+                        for task_handler in task.state_handlers:
+                            task_handler(task, old, new)
+            finally:
+                reset_context(token)
 
         return self.stream.subscribe(observe)
 

@@ -17,10 +17,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.core import capture
+from nbflow.core import capture, secrets
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
 from nbflow.core.record import LogRecord, state_change
+from nbflow.core.slots import SlotGate, release_slots, wait_for_slots
 from nbflow.core.states import State, StateType
 from nbflow.core.triggers import all_successful, manual_only, trigger_name
 
@@ -50,6 +51,7 @@ class RunInfo:
         "echo",
         "execution",
         "cancel_event",
+        "gate",
     )
 
     def __init__(
@@ -64,6 +66,7 @@ class RunInfo:
         echo: bool = True,
         execution: int = 0,
         cancel_event: threading.Event | None = None,
+        gate: SlotGate | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.flow_run_id = flow_run_id
@@ -74,14 +77,18 @@ class RunInfo:
         self.echo = echo
         self.execution = execution
         self.cancel_event = cancel_event
+        #: where tagged tasks get concurrency slots (the agent's flow process); None: no limits
+        self.gate = gate
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "cancel_event"}
+        # The cancel event and the gate (a server client) stay in the process that made them.
+        return {k: getattr(self, k) for k in self.__slots__ if k not in ("cancel_event", "gate")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
         self.cancel_event = None
+        self.gate = None
 
     def cancelled(self) -> bool:
         """True once the flow run was asked to stop."""
@@ -210,10 +217,27 @@ class TaskRun:
         cached = self.read_cache(inputs)
         if cached is not None:
             return self.advance(cached)
-        return self.attempts(inputs)
+        gate = self.info.gate
+        if gate is None or not self.task.tags:
+            return self.attempts(inputs)
+        if not wait_for_slots(
+            gate,
+            self.task_run_id,
+            self.slug,
+            tuple(self.task.tags),
+            waiting=lambda reason: self.advance(State(S.SCHEDULED, reason)),
+            cancel_event=self.info.cancel_event,
+        ):
+            return self.advance(State(S.CANCELLED, "the run was cancelled while this task waited for a slot"))
+        try:
+            return self.attempts(inputs)
+        finally:
+            release_slots(gate, self.task_run_id)
 
     def advance(self, new: State) -> State:
         """Move to ``new`` (checked against the transition table) and emit the change."""
+        if new.message:
+            new.message = secrets.mask(new.message)  # an error's text may hold a secret's value
         record = state_change(
             self.info.flow_run_id,
             self.task_run_id,
@@ -234,13 +258,25 @@ class TaskRun:
                 LogRecord(
                     self.info.flow_run_id,
                     level,
-                    message,
+                    secrets.mask(message),
                     time.time(),
                     task_run_id=self.task_run_id,
                     task=self.slug,
                     execution=self.info.execution,
                 )
             )
+
+    def report(self, level: str, message: str) -> None:
+        """An engine-made log line: into the task run's log and to the ``nbflow.task`` logger."""
+        self.log(level, message)
+        capture.forward(
+            level,
+            secrets.mask(f"task {self.slug!r}: {message}"),
+            flow_name=self.info.flow_name,
+            flow_run_id=self.info.flow_run_id,
+            task_run_id=self.task_run_id,
+            task_slug=self.slug,
+        )
 
     def inputs(self) -> dict[str, Any]:
         """The task's keyword inputs: upstream results, then constants bound in the flow."""
@@ -331,10 +367,10 @@ class TaskRun:
         task = self.task
         if isinstance(exc, _DeadlineExceeded):
             final_type, message = S.TIMED_OUT, f"timed out after {task.timeout:g}s"
-            self.log("ERROR", f"attempt {attempt} {message}")
+            self.report("ERROR", f"attempt {attempt} {message}")
         else:
             final_type, message = S.FAILED, f"{type(exc).__name__}: {exc}"
-            self.log("ERROR", _user_traceback(exc))
+            self.report("ERROR", _user_traceback(exc))
         if attempt > task.retries:
             result = exc if final_type is S.FAILED else None
             return self.advance(State(final_type, message, result=result, attempt=attempt))
@@ -360,10 +396,10 @@ class TaskRun:
             return None
         stored, dropped = self.task.portable_result(value)
         if dropped:
-            self.log("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
+            self.report("WARNING", f"not cached (cannot be pickled): {', '.join(dropped)}")
         problem = self.store.put(self.cache_key, stored)
         if problem is not None:
-            self.log("WARNING", f"result not cached: {problem}")
+            self.report("WARNING", f"result not cached: {problem}")
             return None
         return self.cache_key
 

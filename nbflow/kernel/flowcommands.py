@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from nbflow.cells.cellflow import PARAM, SETUP
 from nbflow.cells.export import export_module
 from nbflow.cells.guard import mutation_message
-from nbflow.cells.params import expand_backfill, parse_parameters
+from nbflow.cells.handlers import EVENTS_HELP
+from nbflow.cells.params import expand_backfill, parse_context, parse_parameters
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.executors import resolve_executor
 from nbflow.core.schedules import CronSchedule, IntervalSchedule
@@ -33,6 +34,8 @@ PRIVATE_HELP = "agents keep log lines and failure details; the server gets state
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Options every command that runs the flow takes (``run``, ``backfill``)."""
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                   help="a value tasks read as nbflow.context.KEY")  # fmt: skip
     # Sequential by default: the values of a top-to-bottom run (README, "fidelity").
     p.add_argument("--executor", choices=["local", "threads", "dask"], default="local")
     p.add_argument("--dask-address", metavar="ADDRESS")
@@ -113,6 +116,11 @@ def _add_editing(sub: argparse._SubParsersAction) -> None:
     order.add_argument("names")
     remove = sub.add_parser("remove", help="remove a task from the flow")
     remove.add_argument("task")
+    on = sub.add_parser("on", help="call a %%setup function when the flow run fails, succeeds, ...")
+    on.add_argument("event", nargs="?", metavar=EVENTS_HELP)
+    on.add_argument(
+        "function", nargs="?", help="a function defined in %%setup: f(flow, old_state, new_state)"
+    )
 
 
 def _flow_parser() -> argparse.ArgumentParser:
@@ -170,8 +178,9 @@ class FlowCommands:
 
         with remote.client(args.server or None, args.key) as api:
             registered, runs = remote.create_runs(
-                self.session.flow, api, parameter_sets, labels=self._labels(args)
-            )
+                self.session.flow, api, parameter_sets, labels=self._labels(args),
+                context=parse_context(args.context),
+            )  # fmt: skip
         if len(runs) == 1 and not getattr(args, "quiet", False):
             self._watch(api.url, args.key, runs[0].id)
         print(f"flow {self.session.flow.name!r} version {registered.version} on {api.url}:")
@@ -231,6 +240,7 @@ class FlowCommands:
             targets=[args.to] if args.to else None,
             rerun_failed=args.rerun_failed,
             background=args.background,
+            context=parse_context(args.context),
         )
         if args.background:
             print(
@@ -260,6 +270,7 @@ class FlowCommands:
                 executor=resolve_executor(args.executor, dask_address=args.dask_address),
                 cache=not args.no_cache,
                 runs=args.runs,
+                context=parse_context(args.context),
             )
         except KeyboardInterrupt:
             print("stopped waiting for the schedule")
@@ -279,12 +290,14 @@ class FlowCommands:
         combos = expand_backfill(args.param)
         if args.server is not None:
             return self._server_runs(args, combos)
+        context = parse_context(args.context)
         rows = []
         for number, params in enumerate(combos, start=1):
             _, state = session.start_run(
                 params,
                 executor=resolve_executor(args.executor, dask_address=args.dask_address),
                 cache=not args.no_cache,
+                context=context,
             )
             assert state is not None
             rows.append([number, *params.values(), state.type.value, shorten(state.message, 60)])
@@ -382,6 +395,22 @@ class FlowCommands:
             print(f"warning: {warning}")
 
     # -- changing it ----------------------------------------------------------------
+
+    def cmd_on(self, args: argparse.Namespace) -> None:
+        """``%flow on EVENT FUNCTION``: a flow-level handler; ``%flow on`` lists them."""
+        flow = self.session.flow
+        if args.event is None or args.function is None:
+            if args.event is not None:
+                raise NotebookError(f"%flow on {args.event}: name the %%setup function to call")
+            if not flow.flow_handlers:
+                print(f"flow {flow.name!r} has no handlers; add one: %flow on failed notify")
+            for event, name in flow.flow_handlers:
+                print(f"on {event}: {name}")
+            return
+        flow.on(args.event, args.function, where=self.session.where())
+        defined = {n for c in flow.setup_cells for n in c.analysis.defines}
+        later = "" if args.function in defined else " (define it in a %%setup cell before running)"
+        print(f"flow {flow.name!r}: on {args.event.lower()}, call {args.function}{later}")
 
     def cmd_schedule(self, args: argparse.Namespace) -> None:
         """``%flow schedule``."""

@@ -53,6 +53,7 @@ def create_runs(
     *,
     labels: Sequence[str] = (),
     batch: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[RegisteredFlow, list[FlowRunInfo]]:
     """Register the current flow (the same version if nothing changed), then one run per
     parameter set. Each run has an idempotency key made from ``batch`` (fresh for each call
@@ -61,17 +62,21 @@ def create_runs(
     registered = register(notebook, api, labels=labels)
     batch = batch or uuid.uuid4().hex[:12]
     runs = [
-        _create_once(api, registered.flow_id, params, f"notebook:{batch}:{i}")
+        _create_once(api, registered.flow_id, params, f"notebook:{batch}:{i}", context)
         for i, params in enumerate(parameter_sets)
     ]
     return registered, runs
 
 
-def _create_once(api: Client, flow_id: str, parameters: dict[str, Any], key: str) -> FlowRunInfo:
+def _create_once(
+    api: Client, flow_id: str, parameters: dict[str, Any], key: str, context: dict[str, Any] | None
+) -> FlowRunInfo:
     # The key makes creation idempotent, so any transport failure may be retried safely.
     for attempt in range(3):
         try:
-            return api.create_flow_run(flow_id=flow_id, parameters=parameters, idempotency_key=key)
+            return api.create_flow_run(
+                flow_id=flow_id, parameters=parameters, idempotency_key=key, context=context or None
+            )
         except TransportError:
             if attempt == 2:
                 raise

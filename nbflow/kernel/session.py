@@ -18,6 +18,7 @@ from nbflow.cells.cellflow import NotebookFlow, Resolution
 from nbflow.cells.cells import Cell, TaskOptions
 from nbflow.cells.celltasks import EMPTY_SETUP, CellTask, ShellTask
 from nbflow.cells.guard import refuse_parallel
+from nbflow.cells.handlers import MappingSource, handlers_for
 from nbflow.core.errors import NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import Executor, resolve_executor
@@ -114,6 +115,10 @@ class NotebookSession:
         task: Task = ShellTask(cell, name) if cell.options.shell else CellTask(cell, name, setup=EMPTY_SETUP)
         task.slug = name
         ns = self.user_ns
+        # Its handlers are the kernel's functions: %%setup ran in the kernel's namespace.
+        task.state_handlers = tuple(
+            handlers_for(cell.options.handlers, MappingSource(ns), owner=f"task {name!r}")
+        )
         inputs = {n: ns[n] for n in [*cell.analysis.uses, *cell.analysis.weak_uses] if n in ns}
         params = {n: ns[n] for c in self.flow.params_cells for n in c.analysis.defines if n in ns}
         runner = FlowRunner(Flow(self.flow.name), stream=self.stream, echo=True)
@@ -143,6 +148,7 @@ class NotebookSession:
         targets: Iterable[str] | None = None,
         rerun_failed: bool = False,
         background: bool = False,
+        context: Mapping[str, Any] | None = None,
     ) -> tuple[FlowRunner, State | None]:
         """Run the flow (in the background if asked); the runner and, if it ran, its state."""
         with self._lock:
@@ -161,6 +167,7 @@ class NotebookSession:
                 initial_states=initial,
                 stream=self.stream,
                 echo=False,
+                context=context,
             )
             self.runner = runner
         self.refresh_widget(flow)
@@ -173,7 +180,13 @@ class NotebookSession:
         return runner, self._run(runner)
 
     def run_on_schedule(
-        self, parameters: Mapping[str, Any] | None, *, executor: Executor, cache: bool, runs: int | None
+        self,
+        parameters: Mapping[str, Any] | None,
+        *,
+        executor: Executor,
+        cache: bool,
+        runs: int | None,
+        context: Mapping[str, Any] | None = None,
     ) -> State:
         """The local convenience scheduler, with outputs written back after each run."""
         flow, _ = self.build(executor=executor)
@@ -186,6 +199,7 @@ class NotebookSession:
             stream=self.stream,
             echo=False,
             execute=self._run,
+            context=context,
         )
 
     def _run(self, runner: FlowRunner) -> State:

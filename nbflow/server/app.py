@@ -52,6 +52,14 @@ class Settings:
     submitted_timeout: float = 60.0
     run_recovery: bool = True
     on_bootstrap: Callable[[str], None] | None = None
+    # Server hooks (services/hookloop.py): how often the loop looks, the first retry's delay,
+    # and the SMTP server email hooks go through.
+    run_hooks: bool = True
+    hook_interval: float = 2.0
+    hook_retry_base: float = 10.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "nbflow@localhost"
 
 
 class NbflowGraphQL(GraphQL):
@@ -116,6 +124,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             from nbflow.server.services.recovery import recovery_loop
 
             tasks.append(asyncio.create_task(recovery_loop(sessions, settings, app.state.notifier.notify)))
+        if settings.run_hooks:
+            from nbflow.server.services.hookloop import hook_loop
+
+            tasks.append(asyncio.create_task(hook_loop(sessions, settings)))
         try:
             yield
         finally:

@@ -55,3 +55,16 @@ def json_value(value: Any, what: str, *, largest: int) -> None:
         )
     if "\\u0000" in text:
         raise RequestError(f"{what} must not contain NUL characters")
+
+
+def context_values(values: Any) -> dict[str, Any]:
+    """A run's ``nbflow.context`` values, checked by the engine's rule and sized like parameters."""
+    from nbflow.core.context import check_values
+    from nbflow.core.errors import ParameterError
+
+    try:
+        checked = check_values(values, what="the run's context")
+    except ParameterError as exc:
+        raise RequestError(str(exc)) from None
+    json_value(checked, "the run's context", largest=MAX_PARAMETERS_BYTES)
+    return checked

@@ -144,6 +144,8 @@ class FlowRun(Base):
     flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
     flow_version_id: Mapped[str] = mapped_column(ForeignKey("flow_versions.id", ondelete="CASCADE"))
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The run's own nbflow.context values (-c key=value); None when it set none.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     labels: Mapped[list[Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     state: Mapped[str] = mapped_column(String(20))

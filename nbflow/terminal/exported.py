@@ -25,6 +25,7 @@ class NotebookModule:
         self.name = name
         self._cells: list[Cell] = []
         self._schedule: dict[str, Any] | None = None
+        self._flow_handlers: list[tuple[str, str]] = []
 
     def setup(self, source: str) -> None:
         """A ``%%setup`` cell."""
@@ -43,6 +44,8 @@ class NotebookModule:
         for key in ("tags", "upstream", "mutates"):
             if key in options:
                 options[key] = tuple(options[key])
+        if "handlers" in options:
+            options["handlers"] = tuple((str(event), str(name)) for event, name in options["handlers"])
         opts = TaskOptions(name=name, **options)
         self._cells.append(
             Cell(
@@ -54,6 +57,10 @@ class NotebookModule:
             )
         )
 
+    def on(self, event: str, name: str) -> None:
+        """A flow-level handler (``%flow on EVENT NAME``)."""
+        self._flow_handlers.append((event, name))
+
     def schedule(self, data: dict[str, Any]) -> None:
         """The flow's schedule (its ``to_dict`` form)."""
         self._schedule = data
@@ -63,6 +70,8 @@ class NotebookModule:
         flow = NotebookFlow(self.name)
         for cell in self._cells:
             flow.add(cell)
+        for event, name in self._flow_handlers:
+            flow.on(event, name, where=f"flow {self.name!r}")
         if self._schedule is not None:
             flow.schedule = Schedule.from_dict(self._schedule)
         return flow

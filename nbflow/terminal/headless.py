@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nbflow.cells.figures import save_figures
 from nbflow.cells.guard import Detections, mutation_message, refuse_parallel
-from nbflow.cells.params import parse_parameters
+from nbflow.cells.params import parse_context, parse_parameters
 from nbflow.core.errors import HiddenDependencyError, NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
@@ -29,6 +29,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options ``nbflow run`` and exported modules share."""
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter (repeatable); values are JSON or plain strings")  # fmt: skip
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+                        help="a value tasks read as nbflow.context.KEY (repeatable)")  # fmt: skip
     # Sequential by default: the values of a top-to-bottom run (README, "fidelity").
     parser.add_argument("--executor", choices=["local", "threads", "dask"], default="local")
     parser.add_argument(
@@ -57,6 +59,7 @@ def run_notebook_flow(
     stream: EventStream | None = None,
     output_dir: str | None = None,
     keep: str = "all",
+    context: dict[str, Any] | None = None,
 ) -> tuple[int, State | None]:
     """(exit code, final state). Headless runs refuse hidden dependencies. ``keep="none"`` lets
     each result go after its last reader (the state then holds only what ``Task.residue`` keeps)."""
@@ -76,6 +79,7 @@ def run_notebook_flow(
             stream=stream or EventStream(),
             echo=False,
             keep=keep,
+            context=context,
         )
     except HiddenDependencyError as exc:
         print(f"nbflow: refusing to run flow {notebook.name!r}: {exc}", file=err)
@@ -145,6 +149,7 @@ def run_with_arguments(notebook: NotebookFlow, args: argparse.Namespace) -> int:
     code, _ = run_notebook_flow(
         notebook,
         parameters=parse_parameters(args.param),
+        context=parse_context(args.context),
         executor=args.executor,
         dask_address=args.dask_address,
         cache=not args.no_cache,

@@ -48,7 +48,7 @@ FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "agent": {"IPython", "anywidget", "ipywidgets", "sqlalchemy", "starlette", "strawberry"},
 }
 # client.py, client_ops.py and config.py are one component: talking to the server.
-ALIASES = {"client_ops": "client"}
+ALIASES = {"client_ops": "client", "client_team": "client"}
 
 
 def component(module: str) -> str | None:

@@ -15,6 +15,7 @@ import { NotFoundPage } from "./pages/NotFound";
 import { RunPage } from "./pages/Run";
 import { SettingsPage } from "./pages/Settings";
 import { SignIn } from "./pages/SignIn";
+import { TeamPage } from "./pages/Team";
 import { ME, type Me } from "./queries";
 import { type Route, href, onLinkClick, useLocation } from "./router";
 import { storeKey, storedKey, storedMe } from "./session";
@@ -101,6 +102,7 @@ const NAV: { label: string; route: Route; admin?: boolean }[] = [
   { label: "Dashboard", route: { page: "dashboard" } },
   { label: "Flows", route: { page: "flows" } },
   { label: "Agents", route: { page: "agents" } },
+  { label: "Team", route: { page: "team" } },
   { label: "Settings", route: { page: "settings" }, admin: true },
 ];
 
@@ -159,6 +161,8 @@ function Page({ route, query }: { route: Route; query: URLSearchParams }) {
       return <RunPage key={route.id} id={route.id} query={query} />;
     case "agents":
       return <AgentsPage />;
+    case "team":
+      return <TeamPage />;
     case "settings":
       return <SettingsPage />;
     case "not-found":

@@ -179,3 +179,47 @@ export interface ApiKeyRow {
 
 export const CREATE_KEY = `mutation Key($role: String!, $name: String!) { createApiKey(role: $role, name: $name) { id name role key } }`;
 export const REVOKE_KEY = `mutation Revoke($id: String!) { revokeApiKey(id: $id) }`;
+
+/** The team page: hooks and their recent deliveries, tag limits and their holders, secret names. */
+export const TEAM = `{ hooks { id name kind target scope states flowName lateMinutes }
+  hookDeliveries(limit: 50) { id hookName state flowRunId taskSlug status attempts lastError created }
+  concurrencyLimits { kind tag limit inUse holders { flowRunId taskSlug } }
+  secrets { name updated } }`;
+
+export interface HookRow {
+  id: string;
+  name: string;
+  kind: string;
+  target: string;
+  scope: string;
+  states: string[];
+  flowName: string | null;
+  lateMinutes: number | null;
+}
+
+export interface DeliveryRow {
+  id: string;
+  hookName: string;
+  state: string;
+  flowRunId: string;
+  taskSlug: string | null;
+  status: string;
+  attempts: number;
+  lastError: string;
+  created: string;
+}
+
+export interface LimitRow {
+  kind: string;
+  tag: string;
+  limit: number;
+  inUse: number;
+  holders: { flowRunId: string; taskSlug: string }[];
+}
+
+export interface TeamData {
+  hooks: HookRow[];
+  hookDeliveries: DeliveryRow[];
+  concurrencyLimits: LimitRow[];
+  secrets: { name: string; updated: string }[];
+}

@@ -10,6 +10,7 @@ export type Route =
   | { page: "flow"; name: string }
   | { page: "run"; id: string }
   | { page: "agents" }
+  | { page: "team" }
   | { page: "settings" }
   | { page: "not-found"; path: string };
 
@@ -35,6 +36,7 @@ export function parseRoute(pathname: string): Route {
     if (arg === undefined) {
       if (head === "flows") return { page: "flows" };
       if (head === "agents") return { page: "agents" };
+      if (head === "team") return { page: "team" };
       if (head === "settings") return { page: "settings" };
     } else {
       const value = decode(arg);
@@ -51,6 +53,7 @@ export function routePath(route: Route): string {
       return "/";
     case "flows":
     case "agents":
+    case "team":
     case "settings":
       return `/${route.page}`;
     case "flow":

@@ -45,6 +45,9 @@ class CreateFlowRunInput:
     idempotency_key: str | None = None
     scheduled_start_time: datetime | None = None
     labels: list[str] | None = None
+    context: JSON | None = strawberry.field(
+        default=None, description="Values the run's tasks read as nbflow.context.KEY (-c key=value)."
+    )
 
 
 @strawberry.input(description="A flow-run state change: the run record's fields plus the compare-and-set.")

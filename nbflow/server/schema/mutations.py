@@ -19,6 +19,7 @@ from nbflow.server.schema.inputs import (
     RegisterFlowInput,
     TaskRunStateInput,
 )
+from nbflow.server.schema.team import TeamMutation
 from nbflow.server.schema.types import (
     CreatedFlowRun,
     FlowRunType,
@@ -48,7 +49,7 @@ def _state_record(given: StateWire) -> StateRecord:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     """The write side: each mutation is one transaction, and an error writes nothing."""
 
     @strawberry.mutation(
@@ -99,6 +100,7 @@ class Mutation:
                 scheduled_start_time=input.scheduled_start_time,
                 labels=input.labels,
                 version=version,
+                context=input.context,  # type: ignore[arg-type]
             )
             if run.flow_version_id != (version.id if version else None):
                 version = None  # an earlier call's run (same idempotency key): its own version

@@ -11,6 +11,7 @@ from nbflow.server.errors import RequestError
 from nbflow.server.models import ApiKey, Tenant
 from nbflow.server.schema.context import CanRead, IsAdmin, ctx
 from nbflow.server.schema.dashboard import DashboardQuery
+from nbflow.server.schema.team import TeamQuery
 from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import runs as run_service
@@ -27,7 +28,7 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 
 
 @strawberry.type
-class Query(DashboardQuery):  # the web UI's read-side queries live in dashboard.py
+class Query(DashboardQuery, TeamQuery):  # the web UI's read-side queries live in dashboard.py; team.py
     """The read side: every query is scoped to the caller's tenant."""
 
     @strawberry.field(description="The caller's tenant and role.")

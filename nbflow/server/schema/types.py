@@ -187,6 +187,9 @@ class FlowRunType:
     agent_id: str | None
     resubmits: int
     execution: int = strawberry.field(description="The claim (execution) that runs it now; 0 before any.")
+    context: JSON = strawberry.field(
+        default_factory=dict, description="The run's own nbflow.context values (-c key=value)."
+    )
     # What the resolver that made this object had loaded already (saves a query each).
     known_flow: strawberry.Private[FlowType | None] = None
     known_version: strawberry.Private[FlowVersionType | None] = None
@@ -201,7 +204,7 @@ class FlowRunType:
             labels=list(row.labels), idempotency_key=row.idempotency_key, state=row.state,
             message=row.state_message, version=row.version, scheduled_start_time=row.scheduled_start_time,
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, resubmits=row.resubmits,
-            execution=row.execution,
+            execution=row.execution, context=row.context or {},
             known_flow=FlowType.from_row(flow) if flow is not None else None,
             known_version=FlowVersionType.from_row(version) if version is not None else None,
         )  # fmt: skip

@@ -18,7 +18,7 @@ from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
 from nbflow.server.errors import Conflict, NotFound, RequestError
 from nbflow.server.models import Agent, Flow, FlowRun, FlowRunLabel, FlowVersion, RunEvent, TaskRun, utcnow
-from nbflow.server.services import journal
+from nbflow.server.services import concurrency, journal
 from nbflow.server.services.flows import latest_version
 from nbflow.server.services.transitions import server_change, set_flow_run_state
 
@@ -38,6 +38,7 @@ async def create_flow_run(
     scheduled_start_time: datetime | None = None,
     labels: list[str] | None = None,
     version: FlowVersion | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool]:
     """(run, created). The same idempotency key for the same flow returns the same run."""
     if idempotency_key is not None:
@@ -59,6 +60,7 @@ async def create_flow_run(
         flow_id=flow.id,
         flow_version_id=version.id,
         parameters=values,
+        context=limits.context_values(context) or None,  # nbflow.context.KEY in its tasks
         labels=limits.labels([*version.labels, *(labels or [])]),
         idempotency_key=idempotency_key,
         state=S.SCHEDULED.value,
@@ -130,6 +132,12 @@ async def runs_in_queue(
         .order_by(FlowRun.scheduled_start_time, FlowRun.id)
         .limit(limit)
     )
+    full = await concurrency.full_labels(session, tenant_id)  # labels at their limit of active runs
+    if full:
+        blocked = select(FlowRunLabel.flow_run_id).where(
+            FlowRunLabel.flow_run_id == FlowRun.id, FlowRunLabel.label.in_(full)
+        )
+        query = query.where(~blocked.exists())
     return list((await session.execute(query)).scalars())
 
 

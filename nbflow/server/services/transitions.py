@@ -28,7 +28,7 @@ from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
 from nbflow.server.auth import new_run_token
 from nbflow.server.errors import RequestError
 from nbflow.server.models import FlowRun, TaskRun, utcnow
-from nbflow.server.services import journal
+from nbflow.server.services import concurrency, journal
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
@@ -126,6 +126,10 @@ async def set_flow_run_state(
         return StateResult(run.id, True, run.version, run.state)
     if decision.verdict is Verdict.REJECT:
         return StateResult(run.id, False, run.version, run.state, decision.reason)
+    if change.type is S.SUBMITTED:  # a claim: a label of the run may have its limit of active runs
+        refused = await concurrency.claim_refusal(session, tenant_id, run)
+        if refused is not None:
+            return StateResult(run.id, False, run.version, run.state, refused)
     seen = run.version
     row = {"version": seen, "start_time": run.start_time, "claimant": agent_id}
     values = {
