@@ -4,7 +4,7 @@ Without it a tenant's list of runs sorts every run it has on each page; with it
 the first page and every keyset page (``flowRuns(after:)``) read only their rows.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
