@@ -18,7 +18,7 @@ from nbflow.cells.cellflow import NotebookFlow, Resolution
 from nbflow.cells.cells import Cell, TaskOptions
 from nbflow.cells.celltasks import EMPTY_SETUP, CellTask, ShellTask
 from nbflow.cells.guard import refuse_parallel
-from nbflow.core.errors import NotebookError, RunError
+from nbflow.core.errors import NbflowError, NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import Executor, resolve_executor
 from nbflow.core.flows import Flow
@@ -29,6 +29,7 @@ from nbflow.kernel.keep import NamespaceKeeper
 
 if TYPE_CHECKING:
     from nbflow.core.states import State
+    from nbflow.kernel.cellcomm import CellComm
 
 
 MAX_DETAIL_FIGURES = 8  # a detail message stays small enough for the comm
@@ -64,6 +65,9 @@ class NotebookSession:
         # task -> inputs the guard found it changing in place in the last run (%flow run prints them)
         self.new_mutations: dict[str, list[str]] = {}
         self.watches: list[Any] = []  # widgets following server runs
+        # slug -> the cell source its last recorded run ran (a badge says "stale" when it differs)
+        self.ran_sources: dict[str, str] = {}
+        self.cell_comm: CellComm | None = None  # the JupyterLab extension's comm, when there is one
         self._widget: Any = None
         self._lock = threading.Lock()
 
@@ -96,6 +100,7 @@ class NotebookSession:
         if self.flow.last_note:
             print(f"nbflow: {self.flow.last_note}", file=sys.stderr)
         self.refresh_widget()
+        self.cells_changed()
         return name
 
     def note_plain_cell(self, source: str, execution_count: int | None) -> None:
@@ -121,6 +126,7 @@ class NotebookSession:
         if state.is_successful() and isinstance(state.result, Mapping):
             self.user_ns.update(state.result)
         self.last_states[name] = (task.cache_source(), state)
+        self.ran_sources[name] = cell.source
         return state
 
     # -- flow runs -----------------------------------------------------------------
@@ -201,6 +207,8 @@ class NotebookSession:
         self.last_state = state
         if self._widget is not None:
             self._widget.flush()
+        if self.cell_comm is not None:
+            self.cell_comm.flush()
         return state
 
     def note_mutations(self, name: str, state: State) -> list[str]:
@@ -221,6 +229,8 @@ class NotebookSession:
                 continue
             slug = task.slug or task.name
             self.last_states[slug] = (task.cache_source(), task_state)
+            if slug in self.flow.task_names:
+                self.ran_sources[slug] = self.flow.task_cell(slug).source
             if task in runner.released:
                 self.released.add(slug)
             else:
@@ -289,9 +299,53 @@ class NotebookSession:
         self.flow = NotebookFlow(self.flow.name)
         self.view.reset()
         self.last_states.clear()
+        self.ran_sources.clear()
         self.released.clear()
         self.last_state = None
         self.refresh_widget()
+        self.cells_changed()
+
+    # -- the JupyterLab extension's cells -----------------------------------------------
+
+    def attach_cell_comm(self, cell_comm: CellComm) -> None:
+        """Send task cells' states to the frontend over ``cell_comm`` from now on."""
+        self.cell_comm = cell_comm
+        self.stream.subscribe(cell_comm.observe)
+        cell_comm.changed()
+
+    def cells_changed(self) -> None:
+        """Cells were defined or moved: the frontend's badges follow."""
+        if self.cell_comm is not None:
+            self.cell_comm.changed()
+
+    def order_by_cells(self, cell_ids: list[str]) -> str | None:
+        """Use the frontend's document order as the task order; what changed, if edges did."""
+        try:
+            before = self.flow.edges()
+        except NbflowError:
+            before = set()
+        old_order = self.flow.task_names
+        self.flow.order_by_cells(cell_ids)
+        if self.flow.task_names == old_order:
+            return None
+        self.refresh_widget()
+        try:
+            after = self.flow.edges()
+        except NbflowError as exc:
+            return f"nbflow: the new cell order breaks the flow: {exc}"
+        if after == before:
+            return None
+        added = ", ".join(f"{u} → {d}" for u, d in sorted(after - before)) or "none"
+        removed = ", ".join(f"{u} → {d}" for u, d in sorted(before - after)) or "none"
+        return f"nbflow: the cells' new order changes the flow's edges. New: {added}. Gone: {removed}."
+
+    def cell_action(self, action: str, task: str) -> None:
+        """A task cell's toolbar action: ``run_to`` runs the flow up to ``task``."""
+        self.flow.task_cell(task)  # an unknown task is a NotebookError naming the tasks
+        if action == "run_to":
+            self.start_run(targets=[task], background=True)
+        else:
+            raise NotebookError(f"unknown cell action {action!r}")
 
     # -- widget -------------------------------------------------------------------
 

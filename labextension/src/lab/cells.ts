@@ -1,0 +1,160 @@
+/**
+ * One notebook's task cells: badges beside their prompts, the detail shown when a
+ * badge is clicked, and the document order sent to the kernel.
+ *
+ * The kernel opens the `nbflow.cells` comm when nbflow loads (`%load_ext nbflow`);
+ * this side registers the target on every kernel the notebook gets, answers with
+ * the cells' order, and sends it again whenever cells are added, removed or moved.
+ */
+import { Notification } from "@jupyterlab/apputils";
+import type { Cell } from "@jupyterlab/cells";
+import type { NotebookPanel } from "@jupyterlab/notebook";
+import type { Kernel, KernelMessage } from "@jupyterlab/services";
+
+import { renderBadge } from "./badge";
+import { renderDetail } from "./detail";
+import { type Badge, COMM_TARGET, type Detail, type Outgoing, parseIncoming } from "./protocol";
+
+const ORDER_DELAY_MS = 150; // a drag sends one order, not one per intermediate step
+
+export class NotebookCells {
+  private comm: Kernel.IComm | null = null;
+  private badges: Record<string, Badge> = {};
+  private orderTimer: number | undefined;
+  private disposed = false;
+
+  constructor(private readonly panel: NotebookPanel) {
+    const ctx = panel.sessionContext;
+    ctx.kernelChanged.connect(this.onKernelChanged, this);
+    void ctx.ready.then(() => this.register(ctx.session?.kernel ?? null));
+    panel.content.model?.cells.changed.connect(this.onCellsChanged, this);
+    panel.content.modelChanged.connect(() => {
+      panel.content.model?.cells.changed.connect(this.onCellsChanged, this);
+    });
+    panel.disposed.connect(() => this.dispose());
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    window.clearTimeout(this.orderTimer);
+    this.comm = null;
+  }
+
+  /** Send a message to the kernel (nothing when nbflow is not loaded there). */
+  send(message: Outgoing): void {
+    if (this.comm && !this.comm.isDisposed) this.comm.send(message as never);
+  }
+
+  private onKernelChanged(_: unknown, args: { newValue: Kernel.IKernelConnection | null }): void {
+    this.comm = null;
+    this.badges = {};
+    this.draw();
+    this.register(args.newValue);
+  }
+
+  private register(kernel: Kernel.IKernelConnection | null): void {
+    if (!kernel || this.disposed) return;
+    kernel.registerCommTarget(COMM_TARGET, (comm: Kernel.IComm, _msg: KernelMessage.ICommOpenMsg) => {
+      this.comm = comm;
+      comm.onMsg = (msg) => this.receive(msg.content.data);
+      comm.onClose = () => {
+        if (this.comm === comm) this.comm = null;
+      };
+      this.sendOrder();
+    });
+  }
+
+  private onCellsChanged(): void {
+    window.clearTimeout(this.orderTimer);
+    this.orderTimer = window.setTimeout(() => {
+      this.sendOrder();
+      this.draw(); // a new or moved cell widget gets its badge back
+    }, ORDER_DELAY_MS);
+  }
+
+  private sendOrder(): void {
+    const model = this.panel.content.model;
+    if (!model) return;
+    const ids: string[] = [];
+    for (let i = 0; i < model.cells.length; i++) ids.push(model.cells.get(i).id);
+    this.send({ type: "order", cells: ids });
+  }
+
+  private receive(raw: unknown): void {
+    const msg = parseIncoming(raw);
+    if (!msg) return;
+    if (msg.type === "states") {
+      this.badges = msg.cells;
+      this.draw();
+    } else if (msg.type === "detail") {
+      this.showDetail(msg);
+    } else if (msg.type === "notice" && msg.message) {
+      Notification.info(msg.message, { autoClose: 10_000 });
+      console.info(msg.message);
+    }
+  }
+
+  private cellWidgets(): readonly Cell[] {
+    return this.panel.content.widgets;
+  }
+
+  /** Put each task cell's badge in place; remove badges of cells that are no task now. */
+  private draw(): void {
+    for (const cell of this.cellWidgets()) {
+      const badge = this.badges[cell.model.id];
+      const area = cell.inputArea?.node;
+      let el = cell.node.querySelector<HTMLElement>(":scope .nbflow-badge");
+      if (!badge || !area) {
+        el?.remove();
+        cell.node.classList.remove("nbflow-task-cell");
+        continue;
+      }
+      if (!el) {
+        el = document.createElement("div");
+        el.tabIndex = 0;
+        el.addEventListener("click", (event) => {
+          event.stopPropagation();
+          this.toggleDetail(cell);
+        });
+        el.addEventListener("keydown", (event) => {
+          if (event.key === "Enter" || event.key === " ") {
+            event.preventDefault();
+            this.toggleDetail(cell);
+          }
+        });
+      }
+      if (el.parentElement !== area) area.append(el);
+      cell.node.classList.add("nbflow-task-cell");
+      renderBadge(el, badge);
+      // An open detail follows the task's state (a run finishing while it is open).
+      const open = cell.node.querySelector<HTMLElement>(":scope .nbflow-cell-detail");
+      if (open && open.dataset.state !== (badge.state ?? "NotRun")) this.send({ type: "detail", task: badge.task });
+    }
+  }
+
+  private toggleDetail(cell: Cell): void {
+    const open = cell.node.querySelector(":scope .nbflow-cell-detail");
+    if (open) {
+      open.remove();
+      return;
+    }
+    const badge = this.badges[cell.model.id];
+    if (badge) this.send({ type: "detail", task: badge.task });
+  }
+
+  private showDetail(detail: Detail): void {
+    const cell = this.cellWidgets().find((c) => this.badges[c.model.id]?.task === detail.task);
+    if (!cell) return;
+    let el = cell.node.querySelector<HTMLElement>(":scope .nbflow-cell-detail");
+    if (!el) {
+      el = document.createElement("div");
+      const wrapper = cell.inputArea?.node.closest(".jp-Cell-inputWrapper") ?? cell.inputArea?.node;
+      if (!wrapper) return;
+      wrapper.insertAdjacentElement("afterend", el);
+    }
+    renderDetail(el, detail, {
+      close: () => el?.remove(),
+      action: (action) => this.send({ type: "action", action, task: detail.task }),
+    });
+  }
+}

@@ -1,0 +1,130 @@
+"""The comm between the kernel and nbflow's JupyterLab extension (``nbflow.cells``).
+
+The kernel opens it when nbflow loads; a frontend without the extension (Notebook 7
+without it, VS Code, nbclient) has no such target and the comm simply closes, so
+nothing here is needed for the magics, the widget or the text messages to work.
+
+Kernel to frontend::
+
+    {"type": "states", "cells": {cell_id: badge}}        # cellstate.cell_states
+    {"type": "detail", "task", "state", "message", "attempt", "duration", "logs"}
+    {"type": "notice", "message"}                        # e.g. a move changed edges
+
+Frontend to kernel::
+
+    {"type": "order", "cells": [cell_id, ...]}           # the document order, on open and on moves
+    {"type": "detail", "task": slug}                     # a badge was clicked
+    {"type": "action", "action": "run_to" | "rerun_from" | "show", "task": slug}
+
+``states`` is sent at most about five times a second while a run goes (the widget's
+throttle), always followed by a trailing send, and once whenever cells change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from nbflow.kernel.cellstate import cell_states
+from nbflow.kernel.throttle import Throttle
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from nbflow.kernel.session import NotebookSession
+
+logger = logging.getLogger("nbflow.cellcomm")
+
+TARGET = "nbflow.cells"
+SYNC_INTERVAL = 0.2
+DETAIL_LOG_LINES = 200
+
+
+class CellComm:
+    """Sends task cells' states to the frontend and takes its document order and requests."""
+
+    def __init__(self, session: NotebookSession, send: Callable[[dict[str, Any]], None]) -> None:
+        self.session = session
+        self._send = send
+        self._throttle = Throttle(self._send_states, lambda: SYNC_INTERVAL)
+        self._last_sent: dict[str, Any] | None = None
+
+    # -- to the frontend -----------------------------------------------------------
+
+    def observe(self, batch: Iterable[Any]) -> None:
+        """An ``EventStream`` observer: a batch of records means states may have changed."""
+        if any(getattr(record, "task", None) is not None for record in batch):
+            self._throttle.request()
+
+    def changed(self) -> None:
+        """Cells were defined, moved or reset: send the badges again."""
+        self._throttle.request()
+
+    def flush(self) -> None:
+        """Send the badges now (the end of a run)."""
+        self._throttle.flush()
+
+    def notice(self, message: str) -> None:
+        """Show ``message`` to the user in the frontend."""
+        self._send({"type": "notice", "message": message})
+
+    def _send_states(self) -> None:
+        session = self.session
+        try:
+            cells = cell_states(session.flow, session.view, session.ran_sources)
+        except Exception:  # a badge must never break a run
+            logger.exception("nbflow: cell states failed")
+            return
+        message = {"type": "states", "cells": cells}
+        if message == self._last_sent:
+            return
+        self._last_sent = message
+        self._send(message)
+
+    # -- from the frontend ----------------------------------------------------------
+
+    def receive(self, data: Mapping[str, Any]) -> None:
+        """Handle one message from the frontend; a bad one is answered with a notice."""
+        kind = data.get("type")
+        try:
+            if kind == "order":
+                cells = data.get("cells")
+                if not isinstance(cells, list):
+                    raise ValueError("'order' needs a list of cell ids")
+                note = self.session.order_by_cells([str(c) for c in cells])
+                if note:
+                    self.notice(note)
+                self._last_sent = None
+                self.changed()
+            elif kind == "detail":
+                task = str(data.get("task", ""))
+                detail = self.session.view.detail(task, log_lines=DETAIL_LOG_LINES)
+                self._send({"type": "detail", "task": task, **detail})
+            elif kind == "action":
+                self.session.cell_action(str(data.get("action", "")), str(data.get("task", "")))
+            else:
+                raise ValueError(f"unknown message type {kind!r}")
+        except Exception as exc:  # the kernel must keep serving the notebook
+            logger.exception("nbflow: cell comm message %r failed", kind)
+            self.notice(f"nbflow: {exc}")
+
+
+def open_cell_comm(session: NotebookSession) -> CellComm | None:
+    """Open the comm to the frontend (a real kernel only); the ``CellComm`` feeding it."""
+    kernel = getattr(session.shell, "kernel", None)
+    if kernel is None:
+        return None  # a plain IPython shell (tests, terminals): no frontend to talk to
+    try:
+        from comm import create_comm
+    except ImportError:  # pragma: no cover - ipykernel depends on comm
+        return None
+    channel = create_comm(target_name=TARGET, data={"type": "hello"})
+    cell_comm = CellComm(session, lambda message: channel.send(data=message))
+
+    def on_msg(msg: Mapping[str, Any]) -> None:
+        data = msg.get("content", {}).get("data", {})
+        if isinstance(data, dict):
+            cell_comm.receive(data)
+
+    channel.on_msg(on_msg)
+    return cell_comm
