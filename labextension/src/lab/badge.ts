@@ -7,11 +7,6 @@ import { isActive, isFailed, isFinished, stateLabel } from "../dag/states";
 import type { StateName } from "../dag/types";
 import type { Badge } from "./protocol";
 
-/** True when a cell's source makes it an nbflow task (`%%task`, `%%shell_task`). */
-export function isTaskSource(source: string): boolean {
-  return /^\s*%%(task|shell_task)\b/.test(source);
-}
-
 /** A duration as a user reads it: 0.42s, 12s, 3m 05s, 1h 02m. */
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds == null || !Number.isFinite(seconds)) return "";
@@ -72,7 +67,7 @@ export function badgeTone(badge: Badge): string {
 
 /** Make or update the badge element for `badge`. */
 export function renderBadge(el: HTMLElement, badge: Badge): void {
-  el.className = `nbflow-badge nbflow-badge-${badgeTone(badge)}`;
+  el.className = `nbflow-cell-badge nbflow-cell-badge-${badgeTone(badge)}`;
   el.dataset.task = badge.task;
   el.dataset.state = badge.state ?? "NotRun";
   el.dataset.stale = badge.stale ? "true" : "false";
@@ -83,13 +78,13 @@ export function renderBadge(el: HTMLElement, badge: Badge): void {
   el.setAttribute("aria-label", badgeTitle(badge).split("\n")[0] ?? "");
   el.replaceChildren();
   const main = document.createElement("span");
-  main.className = "nbflow-badge-main";
+  main.className = "nbflow-cell-badge-main";
   main.textContent = badgeText(badge);
   el.append(main);
   const note = badgeNote(badge);
   if (note) {
     const small = document.createElement("span");
-    small.className = "nbflow-badge-note";
+    small.className = "nbflow-cell-badge-note";
     small.textContent = note;
     el.append(small);
   }

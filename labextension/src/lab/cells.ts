@@ -103,7 +103,7 @@ export class NotebookCells {
     for (const cell of this.cellWidgets()) {
       const badge = this.badges[cell.model.id];
       const area = cell.inputArea?.node;
-      let el = cell.node.querySelector<HTMLElement>(":scope .nbflow-badge");
+      let el = cell.node.querySelector<HTMLElement>(":scope .nbflow-cell-badge");
       if (!badge || !area) {
         el?.remove();
         cell.node.classList.remove("nbflow-task-cell");

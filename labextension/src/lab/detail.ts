@@ -37,14 +37,13 @@ export function renderDetail(el: HTMLElement, detail: Detail, handlers: DetailHa
   el.append(head);
 
   if (detail.message) el.append(element("div", "nbflow-cell-detail-message", detail.message));
-  const errors = detail.logs.filter((l) => l.level === "ERROR" || l.level === "CRITICAL");
-  for (const line of errors.slice(-1)) el.append(element("pre", "nbflow-cell-detail-error", line.message));
-
-  const logs = element("pre", "nbflow-cell-detail-logs");
-  logs.textContent = detail.logs.length
-    ? detail.logs.map((l) => `${l.level.padEnd(7)} ${l.message}`).join("\n")
-    : "(no log lines)";
-  el.append(logs);
+  const { error, rest } = splitError(detail);
+  if (error) el.append(element("pre", "nbflow-cell-detail-error", error));
+  if (rest.length > 0 || !error) {
+    const logs = element("pre", "nbflow-cell-detail-logs");
+    logs.textContent = rest.length ? rest.map((l) => `${l.level.padEnd(7)} ${l.message}`).join("\n") : "(no log lines)";
+    el.append(logs);
+  }
 
   const actions = element("div", "nbflow-cell-detail-actions");
   const buttons: [CellAction, string][] = [["run_to", "Run flow up to here"]];
@@ -55,4 +54,22 @@ export function renderDetail(el: HTMLElement, detail: Detail, handlers: DetailHa
     actions.append(button);
   }
   el.append(actions);
+}
+
+/**
+ * The task's error (its last ERROR line, usually the traceback) and the other log
+ * lines. An error that only repeats the message is not shown twice.
+ */
+export function splitError(detail: Detail): { error: string; rest: Detail["logs"] } {
+  let index = -1;
+  detail.logs.forEach((l, i) => {
+    if (l.level === "ERROR" || l.level === "CRITICAL") index = i;
+  });
+  if (index < 0) return { error: "", rest: detail.logs };
+  const line = detail.logs[index]!;
+  const rest = detail.logs.filter((_, i) => i !== index);
+  // A one-line error that ends like the message says nothing the message did not.
+  const tail = detail.message.split(": ").pop() ?? "";
+  const repeats = !line.message.includes("\n") && tail !== "" && line.message.endsWith(tail);
+  return { error: repeats ? "" : line.message, rest };
 }

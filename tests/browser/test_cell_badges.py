@@ -1,0 +1,59 @@
+"""nbflow's JupyterLab extension in a real JupyterLab: task cell badges and the document order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from test_widget_in_jupyterlab import open_and_run_all, open_notebook
+
+if TYPE_CHECKING:
+    from conftest import JupyterLab
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+TASK_CELLS = {"prepare": "Success", "total": "Success", "check_missing": "Failed"}
+
+
+def badge(page, task: str):  # type: ignore[no-untyped-def]
+    return page.locator(f".jp-Cell .nbflow-cell-badge[data-task='{task}']")
+
+
+def task_cell(page, task: str):  # type: ignore[no-untyped-def]
+    return page.locator(".jp-CodeCell", has=page.locator(f".nbflow-cell-badge[data-task='{task}']"))
+
+
+def test_run_all_turns_every_task_badge_to_its_final_state_and_a_failed_badge_opens_its_error(
+    page, jupyter: JupyterLab
+) -> None:  # type: ignore[no-untyped-def]
+    open_and_run_all(page, jupyter, "05_shell_task.ipynb")
+    for task, state in TASK_CELLS.items():
+        badge(page, task).and_(page.locator(f"[data-state='{state}']")).wait_for(timeout=60_000)
+    # Each badge sits in its own task cell, beside the prompt, and only task cells have one.
+    assert page.locator(".jp-Cell .nbflow-cell-badge").count() == len(TASK_CELLS)
+    for task in TASK_CELLS:
+        cell = task_cell(page, task)
+        assert "%%" in cell.locator(".jp-InputArea-editor").inner_text()
+        assert task in cell.locator(".jp-InputArea-editor").inner_text()
+        box, prompt = badge(page, task).bounding_box(), cell.locator(".jp-InputPrompt").bounding_box()
+        assert box is not None and prompt is not None
+        assert box["x"] + box["width"] <= prompt["x"] + prompt["width"] + 1  # in the prompt column
+    assert "✓" in badge(page, "total").inner_text()
+    assert "✗" in badge(page, "check_missing").inner_text()
+    assert "exited with code 1" in (badge(page, "check_missing").get_attribute("title") or "")
+
+    # Clicking the failed badge opens the task's error and logs under its cell.
+    badge(page, "check_missing").click()
+    detail = page.locator(".nbflow-cell-detail[data-task='check_missing']")
+    detail.wait_for(timeout=30_000)
+    assert detail.get_attribute("data-state") == "Failed"
+    assert "shell script exited with code 1" in detail.inner_text()
+    if os.environ.get("NBFLOW_SCREENSHOT_DOCS"):
+        task_cell(page, "prepare").scroll_into_view_if_needed()
+        page.screenshot(path=str(REPO / "docs" / "badges.png"))
+    # Clicking it again closes it.
+    badge(page, "check_missing").click()
+    detail.wait_for(state="detached", timeout=10_000)
