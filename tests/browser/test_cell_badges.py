@@ -57,3 +57,37 @@ def test_run_all_turns_every_task_badge_to_its_final_state_and_a_failed_badge_op
     # Clicking it again closes it.
     badge(page, "check_missing").click()
     detail.wait_for(state="detached", timeout=10_000)
+
+
+def test_moving_a_cell_changes_the_order_the_kernel_uses(page, jupyter: JupyterLab) -> None:  # type: ignore[no-untyped-def]
+    import nbformat
+
+    cells = [
+        "%load_ext nbflow",
+        "%%task first --no-run\nx = 1",
+        "%%task third --no-run\ny = x + 1",
+        "%%task second --no-run\nx = 10",
+        "%flow run\nprint('y is', y)",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, jupyter.root / "order.ipynb")
+    open_notebook(page, jupyter, "order.ipynb")
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    last = page.locator(".jp-CodeCell").nth(4)
+    last.locator(".jp-OutputArea-output:has-text('y is 2')").wait_for(timeout=90_000)  # third reads first's x
+
+    # Move "second" above "third", as a user does with the cell's Move up button.
+    second = page.locator(".jp-CodeCell").nth(3)
+    second.locator(".jp-InputPrompt").click()
+    second.locator(".jp-cell-toolbar button[data-command='notebook:move-cell-up'], .jp-cell-toolbar [title*='Move this cell up']").first.click()
+    assert "second" in page.locator(".jp-CodeCell").nth(2).inner_text()
+    # The kernel says which edges the move changed.
+    page.get_by_text("New: second → third").first.wait_for(timeout=30_000)
+
+    # Run only the last cell: the flow now follows the document, so third reads second's x.
+    last = page.locator(".jp-CodeCell").nth(4)
+    last.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Shift+Enter")
+    last.locator(".jp-OutputArea-output:has-text('y is 11')").wait_for(timeout=90_000)
