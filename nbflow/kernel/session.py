@@ -42,6 +42,19 @@ def default_flow_name() -> str:
     return Path(session).stem if session else "notebook"
 
 
+def prompt_number(shell: Any) -> int | None:
+    """The execution count of the cell running now, as its prompt shows it.
+
+    IPython stores a cell's input under its number before running it, but
+    increments ``execution_count`` before the run in IPython 9 and after it in
+    IPython 8: the input history's last number is right in both.
+    """
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if history:
+        return len(history) - 1
+    return getattr(shell, "execution_count", None)
+
+
 class NotebookSession:
     """One kernel's flow, runs and widget; the magics drive it."""
 
@@ -79,8 +92,8 @@ class NotebookSession:
     # -- defining cells -------------------------------------------------------
 
     def where(self) -> str:
-        """How messages name the cell being run (``cell In[7]``)."""
-        count = getattr(self.shell, "execution_count", None)
+        """How messages name the cell being run, by the prompt the user sees (``cell In[7]``)."""
+        count = prompt_number(self.shell)
         return f"cell In[{count}]" if count is not None else "the cell"
 
     def define(self, kind: str, body: str, options: TaskOptions | None = None) -> str | None:

@@ -81,7 +81,9 @@ def test_moving_a_cell_changes_the_order_the_kernel_uses(page, jupyter: JupyterL
     # Move "second" above "third", as a user does with the cell's Move up button.
     second = page.locator(".jp-CodeCell").nth(3)
     second.locator(".jp-InputPrompt").click()
-    second.locator(".jp-cell-toolbar button[data-command='notebook:move-cell-up'], .jp-cell-toolbar [title*='Move this cell up']").first.click()
+    second.locator(
+        ".jp-cell-toolbar button[data-command='notebook:move-cell-up'], .jp-cell-toolbar [title*='Move this cell up']"
+    ).first.click()
     assert "second" in page.locator(".jp-CodeCell").nth(2).inner_text()
     # The kernel says which edges the move changed.
     page.get_by_text("New: second → third").first.wait_for(timeout=30_000)

@@ -75,7 +75,10 @@ def test_a_changed_cell_and_everything_downstream_is_stale(k: Kernel) -> None:
 def test_a_retried_success_shows_its_attempt(k: Kernel) -> None:
     k.run("%load_ext nbflow", cell_id="c0")
     k.run("tries = []", cell_id="c1")
-    k.run("%%task flaky --retries 2\ntries.append(1)\nif len(tries) < 2:\n    raise OSError('down')\nok = 1", cell_id="c2")
+    k.run(
+        "%%task flaky --retries 2\ntries.append(1)\nif len(tries) < 2:\n    raise OSError('down')\nok = 1",
+        cell_id="c2",
+    )
     assert badges(k)["c2"]["state"] == "Success"
     assert badges(k)["c2"]["attempt"] == 2
 

@@ -49,5 +49,7 @@ def test_the_prebuilt_jupyterlab_extension_is_built_and_enabled_by_the_install()
     listed = subprocess.run(
         [sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True, timeout=120
     )
-    line = next((ln for ln in (listed.stdout + listed.stderr).splitlines() if ln.strip().startswith("nbflow ")), "")
+    line = next(
+        (ln for ln in (listed.stdout + listed.stderr).splitlines() if ln.strip().startswith("nbflow ")), ""
+    )
     assert "enabled" in line and "OK" in line and "(python, nbflow)" in line, listed.stdout + listed.stderr
