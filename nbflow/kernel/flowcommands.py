@@ -27,6 +27,7 @@ class _Parser(argparse.ArgumentParser):
         raise NotebookError(message)
 
 
+CHECK_WIDTH = 100  # %flow check wraps between words to fit a notebook's output area
 PRIVATE_HELP = "agents keep log lines and failure details; the server gets states only, no variable names"
 
 
@@ -222,10 +223,12 @@ class FlowCommands:
         if args.on_schedule:
             return self._run_on_schedule(args, parameters)
         self._warn_hidden()
-        if not args.quiet:
-            self._display(session.widget())
+        # The widget shows once the run is accepted: a refused run (an unknown parameter)
+        # prints its error alone, with no empty graph and live Run button above it.
+        show = None if args.quiet else (lambda: self._display(session.widget()))
         runner, state = session.start_run(
             parameters,
+            on_start=show,
             executor=executor,
             cache=not args.no_cache,
             targets=[args.to] if args.to else None,
@@ -377,7 +380,7 @@ class FlowCommands:
                     else "no cell defines it"
                 )
                 warnings.append(f"task {name!r} reads {hidden!r}, which no earlier task defines ({origin})")
-        print(table(["task", "inputs", "outputs"], rows) if rows else "no tasks yet")
+        print(table(["task", "inputs", "outputs"], rows, max_width=CHECK_WIDTH) if rows else "no tasks yet")
         for warning in warnings:
             print(f"warning: {warning}")
 

@@ -78,6 +78,8 @@ class NbflowMagics(Magics):
         if state.is_successful():
             if state.type is S.CACHED:
                 print(f"task {name!r}: restored from cache", file=sys.stderr)
+            elif state.attempt > 1:
+                print(f"task {name!r}: {state.type.value} on attempt {state.attempt}", file=sys.stderr)
             display = getattr(state.result, "display", None)
             if display is not None and not getattr(state.result, "shown", False):
                 self.shell.displayhook(display)

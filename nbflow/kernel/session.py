@@ -10,7 +10,7 @@ import base64
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +162,13 @@ class NotebookSession:
         targets: Iterable[str] | None = None,
         rerun_failed: bool = False,
         background: bool = False,
+        on_start: Callable[[], None] | None = None,
     ) -> tuple[FlowRunner, State | None]:
-        """Run the flow (in the background if asked); the runner and, if it ran, its state."""
+        """Run the flow (in the background if asked); the runner and, if it ran, its state.
+
+        ``on_start`` is called once the run is accepted (flow built, parameters checked),
+        before it starts: ``%flow run`` shows its widget there, so a refused run shows none.
+        """
         with self._lock:
             if self.runner is not None:
                 raise RunError("a run is already in progress: wait for it, or stop it with %flow cancel")
@@ -183,6 +188,8 @@ class NotebookSession:
             )
             self.runner = runner
         self.refresh_widget(flow)
+        if on_start is not None:
+            on_start()
         if background:
             self.run_thread = threading.Thread(
                 target=self._run, args=(runner,), name="nbflow-run", daemon=True
