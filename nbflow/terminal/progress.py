@@ -81,7 +81,7 @@ def summary(flow_name: str, state: State, elapsed: float | None = None) -> str:
         if task_state.is_failed():
             slug = getattr(task, "slug", None) or str(task)
             lines.append(f"  {slug}: {task_state.type.value}: {shorten(task_state.message, 100)}")
-        elif task_state.is_successful() and task_state.attempt > 1:
+        elif task_state.type is StateType.SUCCESS and task_state.attempt > 1:  # not a reused (Cached) one
             slug = getattr(task, "slug", None) or str(task)
             lines.append(f"  {slug}: {task_state.type.value} on attempt {task_state.attempt}")
     if state.is_cancelled():
