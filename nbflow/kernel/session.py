@@ -161,11 +161,14 @@ class NotebookSession:
         cache: bool = True,
         targets: Iterable[str] | None = None,
         rerun_failed: bool = False,
+        rerun_from: str | None = None,
         background: bool = False,
         on_start: Callable[[], None] | None = None,
     ) -> tuple[FlowRunner, State | None]:
         """Run the flow (in the background if asked); the runner and, if it ran, its state.
 
+        ``rerun_from`` runs that task and everything downstream again, reusing the last
+        run's states of the rest (``rerun_failed`` reuses every unchanged success).
         ``on_start`` is called once the run is accepted (flow built, parameters checked),
         before it starts: ``%flow run`` shows its widget there, so a refused run shows none.
         """
@@ -175,7 +178,12 @@ class NotebookSession:
             resolved = resolve_executor(executor)
             flow, _ = self.build(executor=resolved)
             refuse_parallel(flow, resolved)
-            initial = self.reusable_states(flow, parameters) if rerun_failed else None
+            initial = None
+            if rerun_failed or rerun_from is not None:
+                again = self._task_and_downstream(flow, rerun_from) if rerun_from is not None else set()
+                initial = self.reusable_states(flow, parameters, exclude=again)
+                if again and targets is None:
+                    targets = [t.slug or t.name for t in again]  # only those, on the rest's states
             runner = FlowRunner(
                 flow,
                 parameters=parameters,
@@ -263,12 +271,24 @@ class NotebookSession:
             elif isinstance(task_state.result, Mapping):
                 ns.update(task_state.result)
 
-    def reusable_states(self, flow: Flow, parameters: Mapping[str, Any] | None) -> dict[Task, State]:
+    @staticmethod
+    def _task_and_downstream(flow: Flow, slug: str) -> set[Task]:
+        task = next((t for t in flow.sorted_tasks() if (t.slug or t.name) == slug), None)
+        if task is None:
+            raise NotebookError(f"no task {slug!r} to re-run from")
+        return {task, *flow.descendants([task])}
+
+    def reusable_states(
+        self, flow: Flow, parameters: Mapping[str, Any] | None, *, exclude: set[Task] | None = None
+    ) -> dict[Task, State]:
         """States of the last run to keep when re-running failed tasks: unchanged successful
-        tasks whose upstream is kept too (so the failed ones and everything downstream run)."""
+        tasks whose upstream is kept too (so the failed ones and everything downstream run),
+        except the ``exclude`` tasks, which run again."""
         given = dict(parameters or {})
         keep: dict[Task, State] = {}
         for task in flow.sorted_tasks():
+            if exclude and task in exclude:
+                continue
             previous = self.last_states.get(task.slug or task.name)
             if previous is None or not previous[1].is_successful() or previous[0] != task.cache_source():
                 continue
@@ -360,10 +380,13 @@ class NotebookSession:
         return f"nbflow: the cells' new order changes the flow's edges. New: {added}. Gone: {removed}."
 
     def cell_action(self, action: str, task: str) -> None:
-        """A task cell's toolbar action: ``run_to`` runs the flow up to ``task``."""
+        """A task cell's toolbar action: ``run_to`` runs the flow up to ``task``, ``rerun_from``
+        runs it and everything downstream again (reusing the rest of the last run)."""
         self.flow.task_cell(task)  # an unknown task is a NotebookError naming the tasks
         if action == "run_to":
             self.start_run(targets=[task], background=True)
+        elif action == "rerun_from":
+            self.start_run(rerun_from=task, background=True)
         else:
             raise NotebookError(f"unknown cell action {action!r}")
 

@@ -93,3 +93,29 @@ def test_moving_a_cell_changes_the_order_the_kernel_uses(page, jupyter: JupyterL
     last.locator(".jp-InputPrompt").click()
     page.keyboard.press("Shift+Enter")
     last.locator(".jp-OutputArea-output:has-text('y is 11')").wait_for(timeout=90_000)
+
+
+def test_a_task_cells_toolbar_reruns_from_it_and_shows_it_in_the_widget(page, jupyter: JupyterLab) -> None:  # type: ignore[no-untyped-def]
+    open_and_run_all(page, jupyter, "05_shell_task.ipynb")
+    badge(page, "check_missing").and_(page.locator("[data-state='Failed']")).wait_for(timeout=60_000)
+    cell = task_cell(page, "total")
+    cell.locator(".jp-InputPrompt").click()  # the active cell shows its toolbar
+    toolbar = cell.locator(".jp-cell-toolbar")
+    rerun = toolbar.get_by_text("↻ from here")
+    rerun.wait_for(timeout=10_000)
+    # A plain cell gets no nbflow actions.
+    plain = page.locator(".jp-CodeCell").nth(0)
+    plain.locator(".jp-InputPrompt").click()
+    plain.locator(".jp-cell-toolbar").get_by_text("↻ from here").wait_for(state="hidden", timeout=10_000)
+
+    cell.locator(".jp-InputPrompt").click()
+    rerun.click()
+    # total runs again on prepare's reused result; check_missing is not part of that run.
+    badge(page, "prepare").and_(page.locator("[data-state='Cached']")).wait_for(timeout=60_000)
+    assert badge(page, "total").get_attribute("data-state") == "Success"
+    assert badge(page, "check_missing").get_attribute("data-state") == "Failed"
+
+    toolbar.get_by_text("◈ in flow").click()
+    title = page.locator(".nbflow-widget .nbflow-detail:not([hidden]) .nbflow-detail-title")
+    title.wait_for(timeout=10_000)
+    assert "total" in title.inner_text()

@@ -122,3 +122,22 @@ def test_the_document_order_replaces_the_execution_order(k: Kernel) -> None:
     assert k.session.order_by_cells(["c0", "c1", "c2", "c3"]) is None
     k.run("%flow run", cell_id="c5")
     assert k.ns["y"] == 11
+
+
+def test_cell_actions_run_up_to_a_task_and_rerun_from_one(k: Kernel) -> None:
+    chain(k)
+    k.session.cell_action("run_to", "double")
+    state = k.session.wait(60)
+    assert state is not None
+    assert {t.name: s.type.value for t, s in state.result.items()} == {"load": "Success", "double": "Success"}
+    k.run("%flow run", cell_id="c4")
+    k.session.cell_action("rerun_from", "double")
+    state = k.session.wait(60)
+    assert state is not None
+    ran = {t.name: s.type.value for t, s in state.result.items()}
+    assert ran == {"load": "Cached", "double": "Success", "report": "Success"}  # load reused, the rest again
+    assert k.ns["z"] == 5
+    with pytest.raises(Exception, match="no task 'nowhere'"):
+        k.session.cell_action("run_to", "nowhere")
+    with pytest.raises(Exception, match="unknown cell action 'explode'"):
+        k.session.cell_action("explode", "load")

@@ -13,7 +13,7 @@ import type { Kernel, KernelMessage } from "@jupyterlab/services";
 
 import { renderBadge } from "./badge";
 import { renderDetail } from "./detail";
-import { type Badge, COMM_TARGET, type Detail, type Outgoing, parseIncoming } from "./protocol";
+import { type Badge, type CellAction, COMM_TARGET, type Detail, type Outgoing, parseIncoming } from "./protocol";
 
 const ORDER_DELAY_MS = 150; // a drag sends one order, not one per intermediate step
 
@@ -23,7 +23,11 @@ export class NotebookCells {
   private orderTimer: number | undefined;
   private disposed = false;
 
-  constructor(private readonly panel: NotebookPanel) {
+  constructor(
+    private readonly panel: NotebookPanel,
+    /** Called when the badges change (the toolbar's commands show on task cells only). */
+    private readonly onBadges: () => void = () => {},
+  ) {
     const ctx = panel.sessionContext;
     ctx.kernelChanged.connect(this.onKernelChanged, this);
     void ctx.ready.then(() => this.register(ctx.session?.kernel ?? null));
@@ -86,12 +90,41 @@ export class NotebookCells {
     if (msg.type === "states") {
       this.badges = msg.cells;
       this.draw();
+      this.onBadges();
     } else if (msg.type === "detail") {
       this.showDetail(msg);
     } else if (msg.type === "notice" && msg.message) {
       Notification.info(msg.message, { autoClose: 10_000 });
       console.info(msg.message);
     }
+  }
+
+  /** The task of a cell, when the kernel says it is a task cell. */
+  taskOf(cell: Cell | null | undefined): string | null {
+    return cell ? (this.badges[cell.model.id]?.task ?? null) : null;
+  }
+
+  /** Ask the kernel to run a cell action (run up to here, re-run from here). */
+  action(action: CellAction, task: string): void {
+    this.send({ type: "action", action, task });
+  }
+
+  /**
+   * Show the task in the notebook's flow widget: scroll to the widget and select its
+   * node (the widget opens its detail). False when the notebook shows no widget.
+   */
+  showInWidget(task: string): boolean {
+    const widgets = this.panel.content.node.querySelectorAll<HTMLElement>(".nbflow-widget");
+    const widget = widgets[widgets.length - 1];
+    const node = widget?.querySelector<SVGGraphicsElement>(`g.nbflow-node[data-task="${CSS.escape(task)}"]`);
+    if (!widget || !node) return false;
+    widget.scrollIntoView({ block: "center" });
+    // The widget selects on a press and release without movement (its pan/zoom's click).
+    const target = node.querySelector("rect") ?? node;
+    for (const type of ["pointerdown", "pointerup"]) {
+      target.dispatchEvent(new PointerEvent(type, { bubbles: true, button: 0, pointerId: 1, isPrimary: true }));
+    }
+    return true;
   }
 
   private cellWidgets(): readonly Cell[] {

@@ -46,7 +46,10 @@ export function renderDetail(el: HTMLElement, detail: Detail, handlers: DetailHa
   }
 
   const actions = element("div", "nbflow-cell-detail-actions");
-  const buttons: [CellAction, string][] = [["run_to", "Run flow up to here"]];
+  const buttons: [CellAction, string][] = [
+    ["run_to", "Run flow up to here"],
+    ["rerun_from", "Re-run from here"],
+  ];
   for (const [action, label] of buttons) {
     const button = element("button", "nbflow-cell-detail-action", label);
     button.dataset.action = action;
