@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +11,7 @@ from conftest import REPO, JupyterLab
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +21,11 @@ def notebook7(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
     root = tmp_path / "nb7"
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "05_shell_task.ipynb", root / "05_shell_task.ipynb")
-    env = {**os.environ, "NBFLOW_HOME": str(nbflow_home), "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config")}
+    env = {
+        **os.environ,
+        "NBFLOW_HOME": str(nbflow_home),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+    }
     server = JupyterLab(root, env, app="notebook")
     yield server
     server.stop()
