@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from nbflow.core.runview import RunView
 from nbflow.kernel.cellstate import cell_states
 from nbflow.kernel.throttle import Throttle
 
@@ -37,6 +38,7 @@ logger = logging.getLogger("nbflow.cellcomm")
 
 TARGET = "nbflow.cells"
 SYNC_INTERVAL = 0.2
+MAX_WATCHED = 4
 DETAIL_LOG_LINES = 200
 
 
@@ -48,6 +50,9 @@ class CellComm:
         self._send = send
         self._throttle = Throttle(self._send_states, lambda: SYNC_INTERVAL)
         self._last_sent: dict[str, Any] | None = None
+        # Server runs followed from this notebook (%flow run --server, %flow watch): their task
+        # states show on the badges too. One view per run, the newest few.
+        self.watched: list[RunView] = []
 
     # -- to the frontend -----------------------------------------------------------
 
@@ -55,6 +60,17 @@ class CellComm:
         """An ``EventStream`` observer: a batch of records means states may have changed."""
         if any(getattr(record, "task", None) is not None for record in batch):
             self._throttle.request()
+
+    def watching(self) -> Callable[[list[Any]], None]:
+        """A new server run followed: the observer its records go to."""
+        view = RunView(max_logs=DETAIL_LOG_LINES)
+        self.watched = [*self.watched[-(MAX_WATCHED - 1) :], view]
+
+        def observe(records: list[Any]) -> None:
+            if view.observe(records):
+                self._throttle.request()
+
+        return observe
 
     def changed(self) -> None:
         """Cells were defined, moved or reset: send the badges again."""
@@ -71,7 +87,7 @@ class CellComm:
     def _send_states(self) -> None:
         session = self.session
         try:
-            cells = cell_states(session.flow, session.view, session.ran_sources)
+            cells = cell_states(session.flow, session.view, session.ran_sources, watched=self.watched)
         except Exception:  # a badge must never break a run
             logger.exception("nbflow: cell states failed")
             return
@@ -80,6 +96,15 @@ class CellComm:
             return
         self._last_sent = message
         self._send(message)
+
+    def _view_of(self, task: str) -> RunView:
+        """The view with the task's newest run: the kernel's, or a watched server run's."""
+
+        def newest(view: RunView) -> float:
+            latest = view.latest(task)
+            return (latest.ended or latest.started or 0.0) if latest is not None else -1.0
+
+        return max([self.session.view, *self.watched], key=newest)
 
     # -- from the frontend ----------------------------------------------------------
 
@@ -98,7 +123,7 @@ class CellComm:
                 self.changed()
             elif kind == "detail":
                 task = str(data.get("task", ""))
-                detail = self.session.view.detail(task, log_lines=DETAIL_LOG_LINES)
+                detail = self._view_of(task).detail(task, log_lines=DETAIL_LOG_LINES)
                 self._send({"type": "detail", "task": task, **detail})
             elif kind == "action":
                 self.session.cell_action(str(data.get("action", "")), str(data.get("task", "")))

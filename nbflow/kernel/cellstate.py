@@ -1,7 +1,8 @@
 """What each ``%%task`` cell's badge says: its task's state, time and attempt, and why it is out of date.
 
-A badge shows the task's most recent run in this kernel (a cell run, ``%flow run``,
-a widget button). Two findings come on top of the state:
+A badge shows the task's most recent run: in this kernel (a cell run, ``%flow run``,
+a widget button) or on the server, in a run this kernel watches (``%flow run --server``,
+``%flow watch``), whichever is newer. Two findings come on top of the state:
 
 * **stale**: the cell's code changed since that run, or a task it reads from ran
   again (or is stale itself) after it: its outputs may not match what it would give now;
@@ -20,23 +21,29 @@ from nbflow.core.errors import NbflowError
 from nbflow.core.states import FAILED_TYPES, StateType
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from nbflow.cells.cellflow import NotebookFlow
-    from nbflow.core.runview import RunView
+    from nbflow.core.runview import RunView, TaskView
 
 _FAILED = frozenset(s.value for s in FAILED_TYPES)
 
 
 def cell_states(
-    flow: NotebookFlow, view: RunView, ran_sources: Mapping[str, str]
+    flow: NotebookFlow,
+    view: RunView,
+    ran_sources: Mapping[str, str],
+    *,
+    watched: Sequence[RunView] = (),
 ) -> dict[str, dict[str, Any]]:
     """``{cell id: badge}`` for every task cell the frontend can name (it has a cell id).
 
     A badge is ``{"task", "state", "attempt", "duration", "message", "stale",
     "upstream_failed"}``: ``state`` is ``None`` for a task defined but never run,
     ``stale`` a short reason or ``""``, ``upstream_failed`` the failed tasks upstream.
+    ``watched`` are the views of server runs followed from this kernel.
     """
+    newest = _Newest([view, *watched])
     try:
         resolution = flow.resolve()
         upstream = {name: resolution.upstream(name) for name in flow.task_names}
@@ -45,14 +52,14 @@ def cell_states(
     stale: dict[str, str] = {}
     failed_up: dict[str, list[str]] = {}
     for name in flow.task_names:
-        _stale_reason(name, flow, view, ran_sources, upstream, stale, set())
-        _failed_upstream(name, view, upstream, failed_up, set())
+        _stale_reason(name, flow, newest, ran_sources, upstream, stale, set())
+        _failed_upstream(name, newest, upstream, failed_up, set())
     badges: dict[str, dict[str, Any]] = {}
     for name in flow.task_names:
         cell = flow.task_cell(name)
         if not cell.cell_id:
             continue
-        task = view.latest(name)
+        task = newest.latest(name)
         badges[cell.cell_id] = {
             "task": name,
             "state": task.state if task is not None else None,
@@ -65,11 +72,22 @@ def cell_states(
     return badges
 
 
+class _Newest:
+    """Several run views read as one: each task's most recent task run among them."""
+
+    def __init__(self, views: Sequence[RunView]) -> None:
+        self._views = views
+
+    def latest(self, slug: str) -> TaskView | None:
+        found = [v for v in (view.latest(slug) for view in self._views) if v is not None]
+        return max(found, key=lambda t: t.ended or t.started or 0.0, default=None)
+
+
 def _rounded(seconds: float | None) -> float | None:
     return round(seconds, 3) if seconds is not None else None
 
 
-def _ended(view: RunView, name: str) -> float | None:
+def _ended(view: _Newest, name: str) -> float | None:
     task = view.latest(name)
     return task.ended if task is not None else None
 
@@ -77,7 +95,7 @@ def _ended(view: RunView, name: str) -> float | None:
 def _stale_reason(
     name: str,
     flow: NotebookFlow,
-    view: RunView,
+    view: _Newest,
     ran_sources: Mapping[str, str],
     upstream: Mapping[str, list[str]],
     memo: dict[str, str],
@@ -108,7 +126,7 @@ def _stale_reason(
 
 def _failed_upstream(
     name: str,
-    view: RunView,
+    view: _Newest,
     upstream: Mapping[str, list[str]],
     memo: dict[str, list[str]],
     visiting: set[str],

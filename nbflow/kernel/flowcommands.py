@@ -187,7 +187,9 @@ class FlowCommands:
         from nbflow.kernel import remote
         from nbflow.kernel.watch import ServerRunWatch
 
-        watch = ServerRunWatch(remote.client(url, key), run_id).start()
+        cell_comm = self.session.cell_comm
+        on_records = cell_comm.watching() if cell_comm is not None else None
+        watch = ServerRunWatch(remote.client(url, key), run_id, on_records=on_records).start()
         self.session.watches.append(watch)
         self._display(watch.widget)
 

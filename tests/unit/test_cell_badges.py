@@ -141,3 +141,34 @@ def test_cell_actions_run_up_to_a_task_and_rerun_from_one(k: Kernel) -> None:
         k.session.cell_action("run_to", "nowhere")
     with pytest.raises(Exception, match="unknown cell action 'explode'"):
         k.session.cell_action("explode", "load")
+
+
+def test_a_watched_server_run_shows_on_the_badges_when_it_is_newer(k: Kernel) -> None:
+    import time
+
+    from nbflow.core.record import StateRecord, new_id
+
+    chain(k)
+    k.run("%flow run", cell_id="c4")
+    sent: list[dict[str, Any]] = []
+    comm = CellComm(k.session, sent.append)
+    k.session.attach_cell_comm(comm)
+    observe = comm.watching()  # what %flow watch / %flow run --server hand the feed's records to
+    later = time.time() + 10
+
+    def record(task: str | None, state: str, message: str = "") -> StateRecord:
+        return StateRecord(
+            flow_run_id="server-run", state=state, transition_id=new_id(), timestamp=later,
+            task=task, task_run_id=f"server-{task}" if task else None, message=message,
+        )  # fmt: skip
+
+    observe(
+        [record(None, "Running"), record("double", "Running"), record("double", "Failed", "OSError: disk")]
+    )
+    comm.flush()
+    cells = sent[-1]["cells"]
+    assert cells["c2"]["state"] == "Failed" and cells["c2"]["message"] == "OSError: disk"
+    assert cells["c1"]["state"] == "Success"  # the kernel's run is the newest for load
+    assert cells["c3"]["upstream_failed"] == ["double"]
+    comm.receive({"type": "detail", "task": "double"})
+    assert sent[-1]["state"] == "Failed" and sent[-1]["message"] == "OSError: disk"
