@@ -115,3 +115,19 @@ def jupyter(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
     lab = JupyterLab(root, env)
     yield lab
     lab.stop()
+
+
+@pytest.fixture
+def notebook7(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
+    """A real Jupyter Notebook 7 server (not JupyterLab) serving an example notebook."""
+    root = tmp_path / "nb7"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "05_shell_task.ipynb", root / "05_shell_task.ipynb")
+    env = {
+        **os.environ,
+        "NBFLOW_HOME": str(nbflow_home),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+    }
+    server = JupyterLab(root, env, app="notebook")
+    yield server
+    server.stop()

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import REPO, JupyterLab
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-    from pathlib import Path
+    from conftest import JupyterLab
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def notebook7(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
-    root = tmp_path / "nb7"
-    root.mkdir()
-    shutil.copy(REPO / "notebooks" / "05_shell_task.ipynb", root / "05_shell_task.ipynb")
-    env = {
-        **os.environ,
-        "NBFLOW_HOME": str(nbflow_home),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-    }
-    server = JupyterLab(root, env, app="notebook")
-    yield server
-    server.stop()
 
 
 def test_a_notebook_7_page_shows_the_widget_and_the_messages(page, notebook7: JupyterLab) -> None:  # type: ignore[no-untyped-def]
