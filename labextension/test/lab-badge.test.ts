@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 
 import { badgeNote, badgeText, badgeTitle, formatDuration, renderBadge } from "../src/lab/badge";
 import { splitError } from "../src/lab/detail";
-import { parseIncoming, type Badge, type Detail } from "../src/lab/protocol";
+import { mentionsNbflow, parseIncoming, type Badge, type Detail } from "../src/lab/protocol";
 
 const badge = (over: Partial<Badge> = {}): Badge => ({
   task: "clean",
@@ -80,5 +80,15 @@ describe("messages and detail", () => {
       detail("ShellCommandError: exited with code 1", [["ERROR", "nbflow.x.ShellCommandError: exited with code 1"]]),
     );
     expect(repeat).toEqual({ error: "", rest: [] });
+  });
+
+  it.each([
+    [["%load_ext nbflow\n%flow name x"], true],
+    [["x = 1", "  %%task clean --retries 2\ny = x"], true],
+    [["%%shell_task prepare\nls"], true],
+    [["%%tasks\n", "print('%load_ext nbflowers')"], false],
+    [["x = 1\n%%task"], false],
+  ])("mentionsNbflow(%j) is %s", (sources, expected) => {
+    expect(mentionsNbflow(sources)).toBe(expected);
   });
 });

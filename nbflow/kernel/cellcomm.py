@@ -80,6 +80,11 @@ class CellComm:
         """Send the badges now (the end of a run)."""
         self._throttle.flush()
 
+    def resend(self) -> None:
+        """Send the badges again even if unchanged (a page just connected)."""
+        self._last_sent = None
+        self._throttle.request()
+
     def notice(self, message: str) -> None:
         """Show ``message`` to the user in the frontend."""
         self._send({"type": "notice", "message": message})
@@ -119,8 +124,7 @@ class CellComm:
                 note = self.session.order_by_cells([str(c) for c in cells])
                 if note:
                     self.notice(note)
-                self._last_sent = None
-                self.changed()
+                self.resend()
             elif kind == "detail":
                 task = str(data.get("task", ""))
                 detail = self._view_of(task).detail(task, log_lines=DETAIL_LOG_LINES)
@@ -134,22 +138,56 @@ class CellComm:
             self.notice(f"nbflow: {exc}")
 
 
+class _Channels:
+    """The open comms to this kernel's frontends: a page opened later, or reloaded, opens its own."""
+
+    def __init__(self) -> None:
+        self._open: list[Any] = []
+        self.cell_comm: CellComm | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        for channel in list(self._open):
+            try:
+                channel.send(data=message)
+            except Exception:  # a closed page: drop it, keep the others
+                self._open.remove(channel)
+
+    def add(self, channel: Any) -> None:
+        self._open.append(channel)
+
+        def on_msg(msg: Mapping[str, Any]) -> None:
+            data = msg.get("content", {}).get("data", {})
+            if isinstance(data, dict) and self.cell_comm is not None:
+                self.cell_comm.receive(data)
+
+        def on_close(_msg: Any) -> None:
+            if channel in self._open:
+                self._open.remove(channel)
+
+        channel.on_msg(on_msg)
+        channel.on_close(on_close)
+
+
 def open_cell_comm(session: NotebookSession) -> CellComm | None:
-    """Open the comm to the frontend (a real kernel only); the ``CellComm`` feeding it."""
+    """Open the comm to the frontend (a real kernel only); the ``CellComm`` feeding it.
+
+    The kernel opens one comm when nbflow loads, and takes the ones a page opens later
+    (a reloaded page, a second view of the notebook): every open comm gets the badges.
+    """
     kernel = getattr(session.shell, "kernel", None)
     if kernel is None:
         return None  # a plain IPython shell (tests, terminals): no frontend to talk to
     try:
-        from comm import create_comm
+        from comm import create_comm, get_comm_manager
     except ImportError:  # pragma: no cover - ipykernel depends on comm
         return None
-    channel = create_comm(target_name=TARGET, data={"type": "hello"})
-    cell_comm = CellComm(session, lambda message: channel.send(data=message))
+    channels = _Channels()
+    cell_comm = channels.cell_comm = CellComm(session, channels.send)
 
-    def on_msg(msg: Mapping[str, Any]) -> None:
-        data = msg.get("content", {}).get("data", {})
-        if isinstance(data, dict):
-            cell_comm.receive(data)
+    def on_open(channel: Any, _msg: Any) -> None:
+        channels.add(channel)
+        cell_comm.resend()
 
-    channel.on_msg(on_msg)
+    get_comm_manager().register_target(TARGET, on_open)
+    channels.add(create_comm(target_name=TARGET, data={"type": "hello"}))
     return cell_comm

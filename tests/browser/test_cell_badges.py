@@ -122,3 +122,12 @@ def test_a_task_cells_toolbar_reruns_from_it_and_shows_it_in_the_widget(page, ju
     title = page.locator(".nbflow-widget .nbflow-detail:not([hidden]) .nbflow-detail-title")
     title.wait_for(timeout=10_000)
     assert "total" in title.inner_text()
+
+
+def test_a_reloaded_page_gets_its_badges_back_from_the_running_kernel(page, jupyter: JupyterLab) -> None:  # type: ignore[no-untyped-def]
+    open_and_run_all(page, jupyter, "05_shell_task.ipynb")
+    badge(page, "check_missing").and_(page.locator("[data-state='Failed']")).wait_for(timeout=60_000)
+    page.reload()  # the kernel keeps running; the new page opens its own comm
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    for task, state in TASK_CELLS.items():
+        badge(page, task).and_(page.locator(f"[data-state='{state}']")).wait_for(timeout=60_000)

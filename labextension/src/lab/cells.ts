@@ -13,7 +13,7 @@ import type { Kernel, KernelMessage } from "@jupyterlab/services";
 
 import { renderBadge } from "./badge";
 import { renderDetail } from "./detail";
-import { type Badge, type CellAction, COMM_TARGET, type Detail, type Outgoing, parseIncoming } from "./protocol";
+import { type Badge, type CellAction, COMM_TARGET, type Detail, type Outgoing, mentionsNbflow, parseIncoming } from "./protocol";
 
 const ORDER_DELAY_MS = 150; // a drag sends one order, not one per intermediate step
 
@@ -30,7 +30,8 @@ export class NotebookCells {
   ) {
     const ctx = panel.sessionContext;
     ctx.kernelChanged.connect(this.onKernelChanged, this);
-    void ctx.ready.then(() => this.register(ctx.session?.kernel ?? null));
+    // The cells must be loaded too: whether the notebook uses nbflow is read from them.
+    void Promise.all([ctx.ready, panel.context.ready]).then(() => this.register(ctx.session?.kernel ?? null));
     panel.content.model?.cells.changed.connect(this.onCellsChanged, this);
     panel.content.modelChanged.connect(() => {
       panel.content.model?.cells.changed.connect(this.onCellsChanged, this);
@@ -58,14 +59,31 @@ export class NotebookCells {
 
   private register(kernel: Kernel.IKernelConnection | null): void {
     if (!kernel || this.disposed) return;
-    kernel.registerCommTarget(COMM_TARGET, (comm: Kernel.IComm, _msg: KernelMessage.ICommOpenMsg) => {
-      this.comm = comm;
-      comm.onMsg = (msg) => this.receive(msg.content.data);
-      comm.onClose = () => {
-        if (this.comm === comm) this.comm = null;
-      };
-      this.sendOrder();
-    });
+    // The kernel opens the comm when nbflow loads ...
+    kernel.registerCommTarget(COMM_TARGET, (comm: Kernel.IComm, _msg: KernelMessage.ICommOpenMsg) => this.adopt(comm));
+    // ... and a page opened (or reloaded) after that opens its own, when the notebook uses
+    // nbflow: a kernel without nbflow loaded just closes it.
+    if (mentionsNbflow(this.sources())) {
+      const comm = kernel.createComm(COMM_TARGET);
+      this.adopt(comm);
+      comm.open({ type: "hello" });
+    }
+  }
+
+  private adopt(comm: Kernel.IComm): void {
+    this.comm = comm;
+    comm.onMsg = (msg) => this.receive(msg.content.data);
+    comm.onClose = () => {
+      if (this.comm === comm) this.comm = null;
+    };
+    this.sendOrder();
+  }
+
+  private sources(): string[] {
+    const model = this.panel.content.model;
+    const out: string[] = [];
+    if (model) for (let i = 0; i < model.cells.length; i++) out.push(model.cells.get(i).sharedModel.getSource());
+    return out;
   }
 
   private onCellsChanged(): void {

@@ -55,3 +55,9 @@ export function parseIncoming(raw: unknown): Incoming | null {
   if (msg.type === "notice") return { type: "notice", message: String(msg.message ?? "") };
   return null;
 }
+
+/** True when a notebook's cells load nbflow or define tasks (it is worth asking its kernel). */
+export function mentionsNbflow(sources: readonly string[]): boolean {
+  // A cell magic is on a cell's first line; %load_ext may be on any line.
+  return sources.some((s) => /^\s*%%(task|shell_task)\b/.test(s) || /%load_ext\s+nbflow\b/.test(s));
+}
