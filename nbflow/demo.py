@@ -9,6 +9,7 @@ the notebook and its widget. Exit code 0 when the run succeeded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -244,6 +245,9 @@ class Demo:
         lines = [
             f"  {jupyter} lab {shlex.quote(str(notebook_path))}   # run all cells: the widget draws the flow"
         ]
+        if importlib.util.find_spec("jupyterlab") is None:
+            pip = command("pip", "pip")
+            lines.insert(0, f"  {pip} install jupyterlab   # JupyterLab is not installed here yet")
         server_lines = [
             f"  {nbflow} runs show {run_id} --logs --server {url}",
             f"  %flow watch {run_id}   # in that notebook: this run, live",
