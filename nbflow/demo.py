@@ -9,12 +9,16 @@ the notebook and its widget. Exit code 0 when the run succeeded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import httpx
 import nbformat
@@ -24,9 +28,6 @@ from nbflow.core.errors import AuthError, ClientError, NbflowError
 from nbflow.core.record import StateRecord, record_from_wire
 from nbflow.core.runview import RunView
 from nbflow.core.settings import nbflow_home
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 DEMO_CELLS = [
     (
@@ -100,6 +101,21 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def command(name: str, module: str) -> str:
+    """How to run this installation's ``name`` as typed in a shell, venv activated or not.
+
+    The bare name when PATH finds this installation's script, else the script's full
+    path, else ``python -m module`` with this interpreter.
+    """
+    script = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found is not None and script.exists() and Path(found).resolve() == script.resolve():
+        return name
+    if script.exists():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m {module}"
+
+
 class Demo:
     """``nbflow demo``: a server, an agent and a notebook flow run through them."""
 
@@ -109,6 +125,7 @@ class Demo:
         self.dir = self.home / "demo"
         self.port = port
         self.started: list[subprocess.Popen[bytes]] = []
+        self.own_server = False  # True when the demo started the server (it stops it at the end)
 
     def say(self, text: str) -> None:
         """Print one line of the demo's story."""
@@ -151,6 +168,7 @@ class Demo:
         key = read_config().get("key")
         if not key:
             raise NbflowError(f"no admin key in {self.home / 'config.toml'}; see {log}")
+        self.own_server = True
         self.say(f"started the nbflow server at {url} (database {self.home / 'nbflow.db'}; log {log})")
         return url, key
 
@@ -211,12 +229,7 @@ class Demo:
             state = self._follow(client, run.id, timeout)
             report = [line["message"] for line in client.run_logs(run.id) if line["taskSlug"] == "report"]
         self.say(f"flow run {state}" + (f": {report[-1]}" if report else ""))
-        self.say(
-            "\nnext:\n"
-            f"  jupyter lab {notebook_path}      # run all cells: the widget draws the flow\n"
-            f"  %flow watch {run.id}   # in that notebook, with `nbflow demo --serve`: this run, live\n"
-            f"  nbflow runs show {run.id} --logs --server {url}"
-        )
+        self.say(self.next_steps(notebook_path, run.id, url, serve=serve))
         if serve:
             self.say(f"\nserver {url} and agent keep running; Ctrl-C stops them")
             try:
@@ -225,6 +238,28 @@ class Demo:
             except KeyboardInterrupt:
                 pass
         return 0 if state == "Success" else 1
+
+    def next_steps(self, notebook_path: Path, run_id: str, url: str, *, serve: bool) -> str:
+        """The "next" lines, as commands that work when typed (no venv activation needed)."""
+        jupyter, nbflow = command("jupyter", "jupyter"), command("nbflow", "nbflow.cli")
+        lines = [
+            f"  {jupyter} lab {shlex.quote(str(notebook_path))}   # run all cells: the widget draws the flow"
+        ]
+        if importlib.util.find_spec("jupyterlab") is None:
+            pip = command("pip", "pip")
+            lines.insert(0, f"  {pip} install jupyterlab   # JupyterLab is not installed here yet")
+        server_lines = [
+            f"  {nbflow} runs show {run_id} --logs --server {url}",
+            f"  %flow watch {run_id}   # in that notebook: this run, live",
+        ]
+        if serve or not self.own_server:
+            lines += server_lines
+        else:
+            lines.append(
+                f"  {nbflow} demo --serve   # keeps the server running for these, in another terminal:"
+            )
+            lines += ["  " + line for line in server_lines]
+        return "\nnext:\n" + "\n".join(lines)
 
     def _follow(self, client: Any, run_id: str, timeout: float) -> str:
         """Print each task's state as the live feed brings it; the run's final state."""

@@ -2,17 +2,28 @@
 // widget.css), the standalone renderer (dag.js + dag.css) for other pages, and
 // the web UI the server serves at / (ui/index.html + ui/ui.js + ui/ui.css).
 // Everything is bundled: nothing is fetched from a CDN at run time.
+//
+// Then the prebuilt JupyterLab extension (src/lab): esbuild compiles it to
+// lib/lab/index.js with JupyterLab's own packages left as imports, and
+// @jupyterlab/builder turns that into a federated extension in
+// ../nbflow/labextension (the wheel installs it as share/jupyter/labextensions/nbflow).
+// The builder reads the installed jupyterlab's staging/package.json to know which
+// packages JupyterLab shares; jupyterlab is a build requirement of the wheel.
 import { build } from "esbuild";
-import { copyFile, mkdir, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..");
 const outdir = resolve(root, "../nbflow/static");
+const labOutdir = resolve(root, "../nbflow/labextension");
 
 if (process.argv.includes("--clean")) {
   await rm(outdir, { recursive: true, force: true });
+  await rm(labOutdir, { recursive: true, force: true });
+  await rm(resolve(root, "lib"), { recursive: true, force: true });
   process.exit(0);
 }
 
@@ -38,3 +49,57 @@ await copyFile(resolve(root, "src/ui/index.html"), resolve(outdir, "ui/index.htm
 for (const [file, info] of Object.entries(result.metafile.outputs)) {
   console.log(`${file.replace(/^.*nbflow\/static/, "nbflow/static")}  ${(info.bytes / 1024).toFixed(1)} kB`);
 }
+
+// -- the prebuilt JupyterLab extension -------------------------------------------
+
+/** The installed jupyterlab's staging folder (its core package.json), from the Python that builds. */
+function jupyterlabStaging() {
+  if (process.env.NBFLOW_JUPYTERLAB_STAGING) return process.env.NBFLOW_JUPYTERLAB_STAGING;
+  const code = "import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), 'staging'))";
+  const tried = [];
+  for (const python of [process.env.PYTHON, "python3", "python"].filter(Boolean)) {
+    try {
+      return execFileSync(python, ["-c", code], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    } catch (err) {
+      tried.push(`${python}: ${String(err.stderr || err.message).trim().split("\n").pop()}`);
+    }
+  }
+  throw new Error(
+    "the JupyterLab extension needs jupyterlab installed in the Python that builds nbflow " +
+      "(pip install jupyterlab, or set NBFLOW_JUPYTERLAB_STAGING to its staging folder). Tried:\n  " +
+      tried.join("\n  "),
+  );
+}
+
+await build({
+  absWorkingDir: root,
+  entryPoints: { index: "src/lab/index.ts" },
+  outdir: resolve(root, "lib/lab"),
+  bundle: true,
+  format: "esm",
+  target: ["es2022"],
+  // JupyterLab provides these at run time (the builder shares them): never bundled.
+  external: ["@jupyterlab/*", "@lumino/*"],
+  loader: { ".css": "text" },
+  minify: false,
+  legalComments: "eof",
+  logLevel: "warning",
+});
+const builder = resolve(root, "node_modules/@jupyterlab/builder/lib/build-labextension.js");
+const args = [builder, "--core-path", jupyterlabStaging()];
+if (dev) args.push("--development");
+execFileSync(process.execPath, [...args, root], { cwd: root, stdio: "inherit" });
+// What `jupyter labextension list` shows as "(python, nbflow)".
+await writeFile(
+  resolve(labOutdir, "install.json"),
+  JSON.stringify(
+    {
+      packageManager: "python",
+      packageName: "nbflow",
+      uninstallInstructions: "Use your Python package manager (pip, conda, etc.) to uninstall the package nbflow",
+    },
+    null,
+    2,
+  ) + "\n",
+);
+console.log("nbflow/labextension  (prebuilt JupyterLab extension)");

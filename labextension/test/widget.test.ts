@@ -71,9 +71,16 @@ describe("the anywidget front end", () => {
   it("shows the flow, a legend entry per state and the summary", async () => {
     const { fixture, model } = mount();
     expect($(".nbflow-widget .nbflow-title").textContent).toBe("Flow fixture");
-    expect(document.querySelectorAll(".nbflow-legend [data-state]")).toHaveLength(14);
+    const shown = (): string[] =>
+      [...document.querySelectorAll<HTMLElement>(".nbflow-legend [data-state]")].filter((e) => !e.hidden).map((e) => e.dataset.state ?? "");
+    await nextFrame();
+    expect(shown()).toEqual(["NotRun"]); // before a run every task is "not run": only that is listed
     model.set("states", fixture.expected);
     await nextFrame();
+    const present = Object.keys(
+      Object.fromEntries(Object.values(fixture.expected.tasks ?? {}).map((t) => [t.state, 1])),
+    );
+    expect(shown().sort()).toEqual(present.sort()); // only the states some task is in
     const summary = $(".nbflow-summary");
     expect(summary.dataset).toMatchObject({ done: "6", running: "0", failed: "2", total: "6", run: "Failed" });
     expect(summary.textContent).toContain("6 / 6 done");
@@ -167,5 +174,36 @@ describe("the anywidget front end", () => {
     cleanup = null;
     expect(model.listenerCount()).toBe(0);
     expect(el.children).toHaveLength(0);
+  });
+
+  it("paints a cancelled run's tasks as cancelled, not as success", async () => {
+    const { fixture, model } = mount();
+    const slugs = fixture.graph.tasks.map((t) => t.slug);
+    const tasks = Object.fromEntries(slugs.map((slug, i) => [slug, { state: i === 0 ? "Success" : "Cancelled" }]));
+    model.set("states", { run: { flow_run_id: "r", state: "Cancelled", started: 1, ended: 2 }, tasks } as never);
+    await nextFrame();
+    const done = $(".nbflow-progress-done").style.width;
+    const cancelled = $(".nbflow-progress-cancelled").style.width;
+    expect(parseFloat(done)).toBeCloseTo(100 / slugs.length, 1);
+    expect(parseFloat(cancelled)).toBeCloseTo((100 * (slugs.length - 1)) / slugs.length, 1);
+  });
+
+  it("shows tasks a finished partial run did not touch as not run, not Pending", async () => {
+    const { fixture, model } = mount();
+    const [first, second] = fixture.graph.tasks.map((t) => t.slug);
+    model.set("states", { run: { flow_run_id: "r", state: "Running", started: 1 }, tasks: { [first!]: { state: "Running" } } } as never);
+    await nextFrame();
+    expect($(`g.nbflow-node[data-task="${second}"]`).getAttribute("data-state")).toBe("Pending");
+    model.set("states", { run: { flow_run_id: "r", state: "Success", started: 1, ended: 2 }, tasks: { [first!]: { state: "Success" } } } as never);
+    await nextFrame();
+    expect($(`g.nbflow-node[data-task="${second}"]`).getAttribute("data-state")).toBe("NotRun");
+  });
+
+  it("sizes the canvas to a small graph instead of a tall empty band", async () => {
+    mount();
+    await nextFrame();
+    const height = parseFloat($(".nbflow-canvas-wrap").style.height);
+    expect(height).toBeGreaterThanOrEqual(140);
+    expect(height).toBeLessThanOrEqual(380);
   });
 });

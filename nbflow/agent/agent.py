@@ -157,6 +157,7 @@ class Agent:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._stop_all()
+            await self._finish_reapers()
             await self.client.aclose()
             self.sync_client.close()
 
@@ -323,6 +324,22 @@ class Agent:
                     break  # still unreachable: try again later
                 if spool.done():
                     spool.remove()
+
+    async def _finish_reapers(self) -> None:
+        """Let the reapers of stopped processes report before the clients close.
+
+        A reaper still running when the client closes fails with httpx's "client has been
+        closed", which asyncio reports as "Task exception was never retrieved".
+        """
+        reapers = set(self._tasks)  # finished ones leave self._tasks; their exceptions must be read
+        if not reapers:
+            return
+        _, pending = await asyncio.wait(reapers, timeout=CANCEL_KILL_AFTER)
+        for task in pending:
+            task.cancel()
+        for outcome in await asyncio.gather(*reapers, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                self.say(f"while stopping: {type(outcome).__name__}: {outcome}")
 
     async def _stop_all(self) -> None:
         for active in [*self.active.values(), *self.stopping]:

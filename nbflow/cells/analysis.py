@@ -441,7 +441,7 @@ def _nested_names(python: str, body: list[ast.stmt]) -> tuple[list[tuple[str, in
     return free, declared
 
 
-def _checked_module(python: str, where: str) -> ast.Module:
+def _checked_module(python: str, where: str, first_line: int = 1) -> ast.Module:
     """The cell's AST; any syntax error, including those only the compiler or symtable
     raise (``global x`` after ``x = 1``, ``return`` outside a function), is a NotebookError."""
     try:
@@ -450,7 +450,7 @@ def _checked_module(python: str, where: str) -> ast.Module:
         compile(module, "<cell>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         symtable.symtable(python, "<cell>", "exec")
     except (SyntaxError, ValueError) as exc:
-        line = getattr(exc, "lineno", None) or 0
+        line = (getattr(exc, "lineno", None) or 1) + first_line - 1  # the cell's own line numbers
         text = (getattr(exc, "text", None) or "").rstrip()
         message = getattr(exc, "msg", None) or str(exc)
         raise NotebookError(
@@ -461,18 +461,19 @@ def _checked_module(python: str, where: str) -> ast.Module:
     return module
 
 
-def analyze(source: str, *, where: str = "the cell") -> CellAnalysis:
-    """Defines and uses of a cell; a syntax error names ``where`` and the line."""
-    return _analyze(source, where)
+def analyze(source: str, *, where: str = "the cell", first_line: int = 1) -> CellAnalysis:
+    """Defines and uses of a cell; a syntax error names ``where`` and the line, counted
+    from ``first_line`` (the line of the notebook cell ``source`` starts at)."""
+    return _analyze(source, where, first_line)
 
 
 @lru_cache(maxsize=1024)
-def _analyze(source: str, where: str) -> CellAnalysis:
+def _analyze(source: str, where: str, first_line: int = 1) -> CellAnalysis:
     try:
         python = transform_ipython(source)
     except Exception as exc:  # IPython's transformer rejects some malformed magics
         raise NotebookError(f"cannot read {where}: {type(exc).__name__}: {exc}") from None
-    module = _checked_module(python, where)
+    module = _checked_module(python, where, first_line)
     analysed = python
     expanded: list[str] = []
     if _MAGIC_CALL in python:

@@ -189,6 +189,25 @@ class NotebookFlow:
         rest = [n for n in self._tasks if n not in wanted]
         self._tasks = {n: self._tasks[n] for n in [*wanted, *rest]}
 
+    def order_by_cells(self, cell_ids: Iterable[str]) -> None:
+        """Put tasks in the document order the frontend sent (its cell ids, top to bottom).
+
+        Tasks whose cell the list does not name (no cell id, or a cell since deleted)
+        keep their order after the named ones.
+        """
+        position = {cell_id: i for i, cell_id in enumerate(cell_ids)}
+        last = len(position)
+        ordered = sorted(
+            enumerate(self._tasks),
+            key=lambda item: (position.get(self._tasks[item[1]].cell_id or "", last), item[0]),
+        )
+        self._tasks = {name: self._tasks[name] for _, name in ordered}
+
+    def edges(self) -> set[tuple[str, str]]:
+        """The (upstream, downstream) pairs between tasks that resolution gives now."""
+        resolution = self.resolve()
+        return {(up, name) for name in self._tasks for up in resolution.upstream(name)}
+
     @property
     def task_names(self) -> list[str]:
         """The tasks, in task order."""

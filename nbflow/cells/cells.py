@@ -197,13 +197,21 @@ class Cell:
     _analysis: CellAnalysis | None = field(default=None, repr=False)
 
     @property
+    def first_line(self) -> int:
+        """The line of the notebook cell where ``source`` starts: 2 below a ``%%`` magic line.
+
+        Messages and tracebacks count lines as the user sees them in the cell.
+        """
+        return 1 if self.kind == "code" else 2
+
+    @property
     def analysis(self) -> CellAnalysis:
         """What the cell defines and uses (analysed once)."""
         if self._analysis is None:
             if self.options.shell:
                 self._analysis = CellAnalysis(defines=(), uses=())
             else:
-                self._analysis = analyze(self.source, where=self.where)
+                self._analysis = analyze(self.source, where=self.where, first_line=self.first_line)
         return self._analysis
 
 

@@ -191,6 +191,9 @@ class CellTask(Task):
         self.parameter_names = frozenset(parameter_names)
         self.hidden: tuple[str, ...] = ()
         self.filename = f"<nbflow task {name}>"
+        # Blank lines before the code so a traceback's line numbers are the cell's own
+        # (the %%task line is line 1; a leading %%time line is one more).
+        self.line_offset = cell.first_line - 1 + (1 if self.cell_magic else 0)
         self._compiled: tuple[Any, Any] | None = None
 
     @property
@@ -206,8 +209,9 @@ class CellTask(Task):
     def compiled(self) -> tuple[Any, Any]:
         """The cell compiled once per process: its body, and its last bare expression if any."""
         if self._compiled is None:
-            _register_source(self.filename, self.python)
-            self._compiled = _compile_cell(self.filename, self.python)
+            python = "\n" * self.line_offset + self.python
+            _register_source(self.filename, python)
+            self._compiled = _compile_cell(self.filename, python)
         return self._compiled
 
     def run(self, **inputs: Any) -> CellOutputs:

@@ -178,7 +178,8 @@ def _convert_cell(source: str, index: int, namer: _Namer) -> list[Piece]:
         name = namer.name(body, index, shell=True)
         return [Piece("task", f"%%task {name} --shell\n{body}", index, name=name)]
     try:
-        cell_from_source(f"%%task\n{source}", where=f"cell {index + 1}").analysis  # noqa: B018
+        # Parsed as the plain cell it is now, so a syntax error's line is the user's line.
+        Cell("code", source, where=f"cell {index + 1}").analysis  # noqa: B018
         runs = _split(source) if not magic else [("task", source)]
     except (NbflowError, SyntaxError) as exc:
         return [Piece("plain", source, index, reason=f"it does not parse: {str(exc).splitlines()[0]}")]

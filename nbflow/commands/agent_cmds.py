@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import argparse
@@ -53,10 +53,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     private_files()  # the demo's server database and agent files are this user's alone
 
     demo = Demo(port=args.port)
+    # SIGTERM (a service manager, `kill`) stops the server and agent too, as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return demo.run(serve=args.serve)
     finally:
         demo.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def add(sub: argparse._SubParsersAction) -> None:

@@ -153,11 +153,14 @@ class RunView:
 
     def current(self, slug: str) -> TaskView | None:
         """The task within the current flow run: ``None`` before any run, a fresh
-        ``Pending`` view when the current run has not touched it yet."""
+        ``Pending`` view while the current run has not touched it yet, and ``None``
+        once that run ended without it (a partial run: the task was not part of it)."""
         view = self.tasks.get(slug)
         run = self.run
         if run is None or (view is not None and view.touched >= run.touched):
             return view
+        if run.ended is not None:
+            return None
         return TaskView(slug, state="Pending")
 
     def detail(self, slug: str, *, log_lines: int | None = None) -> dict[str, Any]:

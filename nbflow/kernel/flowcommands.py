@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
         raise NotebookError(message)
 
 
+CHECK_WIDTH = 100  # %flow check wraps between words to fit a notebook's output area
 PRIVATE_HELP = "agents keep log lines and failure details; the server gets states only, no variable names"
 
 
@@ -195,7 +196,9 @@ class FlowCommands:
         from nbflow.kernel import remote
         from nbflow.kernel.watch import ServerRunWatch
 
-        watch = ServerRunWatch(remote.client(url, key), run_id).start()
+        cell_comm = self.session.cell_comm
+        on_records = cell_comm.watching() if cell_comm is not None else None
+        watch = ServerRunWatch(remote.client(url, key), run_id, on_records=on_records).start()
         self.session.watches.append(watch)
         self._display(watch.widget)
 
@@ -231,10 +234,12 @@ class FlowCommands:
         if args.on_schedule:
             return self._run_on_schedule(args, parameters)
         self._warn_hidden()
-        if not args.quiet:
-            self._display(session.widget())
+        # The widget shows once the run is accepted: a refused run (an unknown parameter)
+        # prints its error alone, with no empty graph and live Run button above it.
+        show = None if args.quiet else (lambda: self._display(session.widget()))
         runner, state = session.start_run(
             parameters,
+            on_start=show,
             executor=executor,
             cache=not args.no_cache,
             targets=[args.to] if args.to else None,
@@ -390,7 +395,7 @@ class FlowCommands:
                     else "no cell defines it"
                 )
                 warnings.append(f"task {name!r} reads {hidden!r}, which no earlier task defines ({origin})")
-        print(table(["task", "inputs", "outputs"], rows) if rows else "no tasks yet")
+        print(table(["task", "inputs", "outputs"], rows, max_width=CHECK_WIDTH) if rows else "no tasks yet")
         for warning in warnings:
             print(f"warning: {warning}")
 

@@ -20,6 +20,7 @@ from nbflow.cells.guard import unwatched
 from nbflow.cells.ipython import live_displays
 from nbflow.core.errors import NbflowError
 from nbflow.core.states import StateType
+from nbflow.kernel.cellcomm import open_cell_comm
 from nbflow.kernel.flowcommands import FLOW_PARSER, FlowCommands
 from nbflow.kernel.session import NotebookSession
 
@@ -77,6 +78,8 @@ class NbflowMagics(Magics):
         if state.is_successful():
             if state.type is S.CACHED:
                 print(f"task {name!r}: restored from cache", file=sys.stderr)
+            elif state.attempt > 1:
+                print(f"task {name!r}: {state.type.value} on attempt {state.attempt}", file=sys.stderr)
             display = getattr(state.result, "display", None)
             if display is not None and not getattr(state.result, "shown", False):
                 self.shell.displayhook(display)
@@ -175,6 +178,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.events.register("post_run_cell", post)
     ipython.register_magics(NbflowMagics(ipython, session))
     _SESSIONS[id(ipython)] = (session, pre, post)
+    cell_comm = open_cell_comm(session)
+    if cell_comm is not None:
+        session.attach_cell_comm(cell_comm)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -10,7 +10,7 @@ import base64
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from nbflow.cells.cells import Cell, TaskOptions
 from nbflow.cells.celltasks import EMPTY_SETUP, CellTask, ShellTask
 from nbflow.cells.guard import refuse_parallel
 from nbflow.cells.handlers import MappingSource, handlers_for
-from nbflow.core.errors import NotebookError, RunError
+from nbflow.core.errors import NbflowError, NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import Executor, resolve_executor
 from nbflow.core.flows import Flow
@@ -30,6 +30,7 @@ from nbflow.kernel.keep import NamespaceKeeper
 
 if TYPE_CHECKING:
     from nbflow.core.states import State
+    from nbflow.kernel.cellcomm import CellComm
 
 
 MAX_DETAIL_FIGURES = 8  # a detail message stays small enough for the comm
@@ -40,6 +41,19 @@ def default_flow_name() -> str:
     """The notebook's file name when Jupyter says it, else ``notebook``."""
     session = os.environ.get("JPY_SESSION_NAME")
     return Path(session).stem if session else "notebook"
+
+
+def prompt_number(shell: Any) -> int | None:
+    """The execution count of the cell running now, as its prompt shows it.
+
+    IPython stores a cell's input under its number before running it, but
+    increments ``execution_count`` before the run in IPython 9 and after it in
+    IPython 8: the input history's last number is right in both.
+    """
+    history = getattr(getattr(shell, "history_manager", None), "input_hist_raw", None)
+    if history:
+        return len(history) - 1
+    return getattr(shell, "execution_count", None)
 
 
 class NotebookSession:
@@ -65,6 +79,9 @@ class NotebookSession:
         # task -> inputs the guard found it changing in place in the last run (%flow run prints them)
         self.new_mutations: dict[str, list[str]] = {}
         self.watches: list[Any] = []  # widgets following server runs
+        # slug -> the cell source its last recorded run ran (a badge says "stale" when it differs)
+        self.ran_sources: dict[str, str] = {}
+        self.cell_comm: CellComm | None = None  # the JupyterLab extension's comm, when there is one
         self._widget: Any = None
         self._lock = threading.Lock()
 
@@ -76,8 +93,8 @@ class NotebookSession:
     # -- defining cells -------------------------------------------------------
 
     def where(self) -> str:
-        """How messages name the cell being run (``cell In[7]``)."""
-        count = getattr(self.shell, "execution_count", None)
+        """How messages name the cell being run, by the prompt the user sees (``cell In[7]``)."""
+        count = prompt_number(self.shell)
         return f"cell In[{count}]" if count is not None else "the cell"
 
     def define(self, kind: str, body: str, options: TaskOptions | None = None) -> str | None:
@@ -97,6 +114,7 @@ class NotebookSession:
         if self.flow.last_note:
             print(f"nbflow: {self.flow.last_note}", file=sys.stderr)
         self.refresh_widget()
+        self.cells_changed()
         return name
 
     def note_plain_cell(self, source: str, execution_count: int | None) -> None:
@@ -126,6 +144,7 @@ class NotebookSession:
         if state.is_successful() and isinstance(state.result, Mapping):
             self.user_ns.update(state.result)
         self.last_states[name] = (task.cache_source(), state)
+        self.ran_sources[name] = cell.source
         return state
 
     # -- flow runs -----------------------------------------------------------------
@@ -147,17 +166,30 @@ class NotebookSession:
         cache: bool = True,
         targets: Iterable[str] | None = None,
         rerun_failed: bool = False,
+        rerun_from: str | None = None,
         background: bool = False,
         context: Mapping[str, Any] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> tuple[FlowRunner, State | None]:
-        """Run the flow (in the background if asked); the runner and, if it ran, its state."""
+        """Run the flow (in the background if asked); the runner and, if it ran, its state.
+
+        ``rerun_from`` runs that task and everything downstream again, reusing the last
+        run's states of the rest (``rerun_failed`` reuses every unchanged success).
+        ``on_start`` is called once the run is accepted (flow built, parameters checked),
+        before it starts: ``%flow run`` shows its widget there, so a refused run shows none.
+        """
         with self._lock:
             if self.runner is not None:
                 raise RunError("a run is already in progress: wait for it, or stop it with %flow cancel")
             resolved = resolve_executor(executor)
             flow, _ = self.build(executor=resolved)
             refuse_parallel(flow, resolved)
-            initial = self.reusable_states(flow, parameters) if rerun_failed else None
+            initial = None
+            if rerun_failed or rerun_from is not None:
+                again = self._task_and_downstream(flow, rerun_from) if rerun_from is not None else set()
+                initial = self.reusable_states(flow, parameters, exclude=again)
+                if again and targets is None:
+                    targets = [t.slug or t.name for t in again]  # only those, on the rest's states
             runner = FlowRunner(
                 flow,
                 parameters=parameters,
@@ -171,6 +203,8 @@ class NotebookSession:
             )
             self.runner = runner
         self.refresh_widget(flow)
+        if on_start is not None:
+            on_start()
         if background:
             self.run_thread = threading.Thread(
                 target=self._run, args=(runner,), name="nbflow-run", daemon=True
@@ -215,6 +249,8 @@ class NotebookSession:
         self.last_state = state
         if self._widget is not None:
             self._widget.flush()
+        if self.cell_comm is not None:
+            self.cell_comm.flush()
         return state
 
     def note_mutations(self, name: str, state: State) -> list[str]:
@@ -235,6 +271,8 @@ class NotebookSession:
                 continue
             slug = task.slug or task.name
             self.last_states[slug] = (task.cache_source(), task_state)
+            if slug in self.flow.task_names:
+                self.ran_sources[slug] = self.flow.task_cell(slug).source
             if task in runner.released:
                 self.released.add(slug)
             else:
@@ -247,12 +285,24 @@ class NotebookSession:
             elif isinstance(task_state.result, Mapping):
                 ns.update(task_state.result)
 
-    def reusable_states(self, flow: Flow, parameters: Mapping[str, Any] | None) -> dict[Task, State]:
+    @staticmethod
+    def _task_and_downstream(flow: Flow, slug: str) -> set[Task]:
+        task = next((t for t in flow.sorted_tasks() if (t.slug or t.name) == slug), None)
+        if task is None:
+            raise NotebookError(f"no task {slug!r} to re-run from")
+        return {task, *flow.descendants([task])}
+
+    def reusable_states(
+        self, flow: Flow, parameters: Mapping[str, Any] | None, *, exclude: set[Task] | None = None
+    ) -> dict[Task, State]:
         """States of the last run to keep when re-running failed tasks: unchanged successful
-        tasks whose upstream is kept too (so the failed ones and everything downstream run)."""
+        tasks whose upstream is kept too (so the failed ones and everything downstream run),
+        except the ``exclude`` tasks, which run again."""
         given = dict(parameters or {})
         keep: dict[Task, State] = {}
         for task in flow.sorted_tasks():
+            if exclude and task in exclude:
+                continue
             previous = self.last_states.get(task.slug or task.name)
             if previous is None or not previous[1].is_successful() or previous[0] != task.cache_source():
                 continue
@@ -303,9 +353,56 @@ class NotebookSession:
         self.flow = NotebookFlow(self.flow.name)
         self.view.reset()
         self.last_states.clear()
+        self.ran_sources.clear()
         self.released.clear()
         self.last_state = None
         self.refresh_widget()
+        self.cells_changed()
+
+    # -- the JupyterLab extension's cells -----------------------------------------------
+
+    def attach_cell_comm(self, cell_comm: CellComm) -> None:
+        """Send task cells' states to the frontend over ``cell_comm`` from now on."""
+        self.cell_comm = cell_comm
+        self.stream.subscribe(cell_comm.observe)
+        cell_comm.changed()
+
+    def cells_changed(self) -> None:
+        """Cells were defined or moved: the frontend's badges follow."""
+        if self.cell_comm is not None:
+            self.cell_comm.changed()
+
+    def order_by_cells(self, cell_ids: list[str]) -> str | None:
+        """Use the frontend's document order as the task order; what changed, if edges did."""
+        try:
+            before = self.flow.edges()
+        except NbflowError:
+            before = set()
+        old_order = self.flow.task_names
+        self.flow.order_by_cells(cell_ids)
+        if self.flow.task_names == old_order:
+            return None
+        self.refresh_widget()
+        try:
+            after = self.flow.edges()
+        except NbflowError as exc:
+            return f"nbflow: the new cell order breaks the flow: {exc}"
+        if after == before:
+            return None
+        added = ", ".join(f"{u} → {d}" for u, d in sorted(after - before)) or "none"
+        removed = ", ".join(f"{u} → {d}" for u, d in sorted(before - after)) or "none"
+        return f"nbflow: the cells' new order changes the flow's edges. New: {added}. Gone: {removed}."
+
+    def cell_action(self, action: str, task: str) -> None:
+        """A task cell's toolbar action: ``run_to`` runs the flow up to ``task``, ``rerun_from``
+        runs it and everything downstream again (reusing the rest of the last run)."""
+        self.flow.task_cell(task)  # an unknown task is a NotebookError naming the tasks
+        if action == "run_to":
+            self.start_run(targets=[task], background=True)
+        elif action == "rerun_from":
+            self.start_run(rerun_from=task, background=True)
+        else:
+            raise NotebookError(f"unknown cell action {action!r}")
 
     # -- widget -------------------------------------------------------------------
 

@@ -17,18 +17,23 @@ from nbflow.core.errors import ClientError
 from nbflow.core.record import StateRecord, record_from_wire
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nbflow.client import Client
 
 
 class ServerRunWatch:
     """Follows one server run (then the next one its Run button starts) in one widget."""
 
-    def __init__(self, client: Client, run_id: str) -> None:
+    def __init__(
+        self, client: Client, run_id: str, *, on_records: Callable[[list[Any]], None] | None = None
+    ) -> None:
         from nbflow.kernel.widget import FlowWidget
 
         self.client = client
         self.widget = FlowWidget(on_action=self._on_action)
         self.run_id = run_id
+        self._on_records = on_records  # the task cells' badges follow the run too
         self.finished = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,6 +66,8 @@ class ServerRunWatch:
                     cursor = position or cursor
                     records = [record_from_wire(e) for e in batch]
                     self.widget.observe(records)
+                    if self._on_records is not None:
+                        self._on_records(records)
                     if any(
                         isinstance(r, StateRecord) and r.task is None and r.is_finished() for r in records
                     ):

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import traitlets
 
 from nbflow.core.record import STATE, record_from_wire
 from nbflow.core.runview import RunView
+from nbflow.kernel.throttle import Throttle
 
 logger = logging.getLogger("nbflow.widget")
 
@@ -69,48 +69,6 @@ def _bundle(name: str, fallback: str) -> Path | str:
     # A missing bundle must not make `import nbflow.kernel` fail: show why in the output instead.
     path = STATIC / name
     return path if path.is_file() else fallback
-
-
-class _Throttle:
-    """Run ``fn`` at once, then at most once per interval; a request meanwhile runs at the interval's end."""
-
-    def __init__(self, fn: Callable[[], None], interval: Callable[[], float]) -> None:
-        self._fn = fn
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._last = float("-inf")
-
-    def request(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                return  # the trailing call will pick this change up
-            wait = self._last + self._interval() - time.monotonic()
-            if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
-            self._last = time.monotonic()
-        self._fn()
-
-    def flush(self) -> None:
-        self.cancel()
-        with self._lock:
-            self._last = time.monotonic()
-        self._fn()
-
-    def cancel(self) -> None:
-        with self._lock:
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self._fn()
 
 
 Action = Callable[[str, dict[str, Any]], None]
@@ -155,7 +113,7 @@ class FlowWidget(anywidget.AnyWidget):
         self._version = 0
         self._synced_version = 0
         self._slugs: list[str] = []
-        self._throttle = _Throttle(self._sync, self._sync_interval)
+        self._throttle = Throttle(self._sync, self._sync_interval)
         self.states = self._view.snapshot([])
         if structure is not None:
             self.set_structure(structure)

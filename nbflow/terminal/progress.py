@@ -68,7 +68,8 @@ class TerminalProgress:
 
 
 def summary(flow_name: str, state: State, elapsed: float | None = None) -> str:
-    """``flow 'etl' Success: 5 tasks (4 Success, 1 Cached)`` plus one line per failed task."""
+    """``flow 'etl' Success: 5 tasks (4 Success, 1 Cached)`` plus one line per failed task
+    and per task that succeeded only after retries (its attempt)."""
     results = {t: s for t, s in (state.result or {}).items() if getattr(t, "kind", "") != "parameter"}
     counts: dict[str, int] = {}
     for task_state in results.values():
@@ -80,6 +81,9 @@ def summary(flow_name: str, state: State, elapsed: float | None = None) -> str:
         if task_state.is_failed():
             slug = getattr(task, "slug", None) or str(task)
             lines.append(f"  {slug}: {task_state.type.value}: {shorten(task_state.message, 100)}")
+        elif task_state.type is StateType.SUCCESS and task_state.attempt > 1:  # not a reused (Cached) one
+            slug = getattr(task, "slug", None) or str(task)
+            lines.append(f"  {slug}: {task_state.type.value} on attempt {task_state.attempt}")
     if state.is_cancelled():
         lines.append(f"  {state.message}")
     return "\n".join(lines)

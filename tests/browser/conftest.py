@@ -68,15 +68,15 @@ def page(browser: object) -> Iterator[object]:
 
 
 class JupyterLab:
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, root: Path, env: dict[str, str], app: str = "lab") -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "jupyter.log"
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(self.port),
-                "--ServerApp.token=", "--ServerApp.password=", "--allow-root", "--LabApp.news_url=None",
+                sys.executable, "-m", "jupyter", app, "--no-browser", "--ip", "127.0.0.1", "--port", str(self.port),
+                "--ServerApp.token=", "--ServerApp.password=", "--allow-root", *(["--LabApp.news_url=None"] if app == "lab" else []),
                 f"--ServerApp.root_dir={root}",
             ],
             env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
@@ -115,3 +115,19 @@ def jupyter(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
     lab = JupyterLab(root, env)
     yield lab
     lab.stop()
+
+
+@pytest.fixture
+def notebook7(tmp_path: Path, nbflow_home: Path) -> Iterator[JupyterLab]:
+    """A real Jupyter Notebook 7 server (not JupyterLab) serving an example notebook."""
+    root = tmp_path / "nb7"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "05_shell_task.ipynb", root / "05_shell_task.ipynb")
+    env = {
+        **os.environ,
+        "NBFLOW_HOME": str(nbflow_home),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+    }
+    server = JupyterLab(root, env, app="notebook")
+    yield server
+    server.stop()

@@ -147,7 +147,7 @@ def test_malformed_or_missing_notebook_is_a_clear_error(
 def test_syntax_error_in_a_task_cell_names_the_cell(tmp_path: Path) -> None:
     path = write_notebook(tmp_path / "syntax.ipynb", ["%%task ok\nx = 1", "%%task broken\ny = (x +"])
     with pytest.raises(
-        NotebookError, match=r"syntax error in cell 2 of syntax.ipynb, line 1: '\(' was never closed"
+        NotebookError, match=r"syntax error in cell 2 of syntax.ipynb, line 2: '\(' was never closed"
     ):
         flow_from_notebook(path)
 
@@ -217,7 +217,7 @@ def test_a_plain_cell_only_symtable_rejects_never_crashes_a_headless_run(tmp_pat
     done = subprocess.run([*NBFLOW, "run", str(task_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert (
-        "syntax error in cell 2 of odd_task.ipynb, line 3: name 'x' is assigned to before global declaration"
+        "syntax error in cell 2 of odd_task.ipynb, line 4: name 'x' is assigned to before global declaration"
         in done.stderr
     )
     assert "Traceback" not in done.stderr

@@ -163,7 +163,8 @@ def test_bad_input_errors_name_the_cell_and_lose_nothing(
     assert "unrecognized arguments: --unknown" in capsys.readouterr().err
     k.run("%%task broken\nx = (1 +", expect_error=True)
     err = capsys.readouterr().err
-    assert "syntax error in cell In[" in err and "line 1" in err
+    # The cell's prompt as shown ([5]) and its own line number (the %%task line is line 1).
+    assert "syntax error in cell In[5], line 2: '(' was never closed" in err
     k.run("%%task after --upstream nowhere\ny = 1", expect_error=True)
     assert "--upstream names no task 'nowhere'; tasks: keep" in capsys.readouterr().err
     assert "y" not in k.ns
@@ -400,3 +401,19 @@ def test_backfill_takes_quiet_like_run(k: Kernel, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "backfill of flow 'notebook': 2 runs" in out
     assert k.ns["doubled"] == 4
+
+
+def test_messages_name_cells_by_their_prompt_and_lines_by_the_cells_own_numbers(
+    k: Kernel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k.run("%load_ext nbflow")  # [1]
+    k.run("%%task a\nx = 1", cell_id="first")  # [2]
+    k.run("%%task a\nx = 2", cell_id="second", expect_error=True)  # [3]
+    err = capsys.readouterr().err
+    assert "cell In[3] and cell In[2] are both named task 'a'" in err
+    k.run("%%task boom\nx = 1\ny = 2\nraise ValueError('on line 4')", expect_error=True)  # [4]
+    out = capsys.readouterr()
+    assert 'File "<nbflow task boom>", line 4' in out.out + out.err
+    k.run("%%task\n%%time\nz = 1\nraise KeyError('on line 4')", expect_error=True)  # [5]
+    out = capsys.readouterr()
+    assert ", line 4" in out.out + out.err

@@ -67,6 +67,12 @@ def test_a_new_run_makes_untouched_tasks_pending_but_keeps_their_latest_state() 
     assert view.current("b").state == "Pending"  # the widget draws the current run
     assert view.latest("b").state == "Success"  # %flow status shows what b last did
     assert view.counts(["a", "b"]) == {"Running": 1, "Pending": 1}
+    # The run ends without b: b was not part of it, so it is not Pending any more.
+    view.observe([state("r2", "a", "Success"), state("r2", None, "Success")])
+    assert view.current("b") is None
+    assert view.snapshot(["a", "b"])["tasks"].keys() == {"a"}
+    assert view.counts(["a", "b"]) == {"Success": 1}
+    assert view.latest("b").state == "Success"
 
 
 def test_a_task_run_keeps_only_its_newest_log_lines() -> None:

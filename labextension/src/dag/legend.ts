@@ -1,4 +1,4 @@
-/** The colour key: one entry per state, with a count when a run has tasks in it. */
+/** The colour key: one entry per state the graph shows now, with its count (absent states are hidden). */
 import { STATE_NAMES, stateLabel } from "./states";
 import { htmlEl } from "./svg";
 import type { DisplayState, StateName } from "./types";
@@ -16,6 +16,7 @@ export class Legend {
       const item = htmlEl(doc, "span", "nbflow-legend-item");
       item.setAttribute("role", "listitem");
       item.dataset.state = state;
+      item.hidden = true; // until a task is in this state
       const count = htmlEl(doc, "span", "nbflow-legend-count");
       item.append(htmlEl(doc, "span", "nbflow-swatch"), doc.createTextNode(stateLabel(state)), count);
       this.counts.set(state, count);
@@ -28,7 +29,8 @@ export class Legend {
       const n = state === "NotRun" ? notRun : (counts[state] ?? 0);
       const text = n ? String(n) : "";
       if (el.textContent !== text) el.textContent = text;
-      el.parentElement?.classList.toggle("nbflow-legend-empty", n === 0);
+      const item = el.parentElement;
+      if (item && item.hidden !== (n === 0)) item.hidden = n === 0;
     }
   }
 }

@@ -12,6 +12,8 @@ export interface PanZoomOptions {
   onClick?: (target: Element) => void;
   /** Called after every transform change (tests and the web UI observe it). */
   onTransform?: (t: Transform) => void;
+  /** After the canvas changed size (and was fitted again unless the user moved it). */
+  onResize?: () => void;
 }
 
 const CLICK_SLOP = 4;
@@ -64,7 +66,11 @@ export class PanZoom {
    */
   minFitScale = 0;
 
-  fit(): void {
+  /**
+   * Fit the graph in view. `whole` (the Fit button) shows every node even when that
+   * goes below `minFitScale`: the user asked to see the whole graph.
+   */
+  fit(whole = false): void {
     const w = this.svg.clientWidth;
     const h = this.svg.clientHeight;
     if (!w || !h || !this.contentWidth || !this.contentHeight) {
@@ -75,12 +81,33 @@ export class PanZoom {
     this.moved = false;
     const k = Math.max(
       Math.min((w - 2 * FIT_PADDING) / this.contentWidth, (h - 2 * FIT_PADDING) / this.contentHeight, 1),
-      Math.min(this.minFitScale, 1),
+      whole ? 0 : Math.min(this.minFitScale, 1),
     );
     // Centre what fits; what does not starts at the top-left, where the flow begins.
     const x = this.contentWidth * k <= w ? (w - this.contentWidth * k) / 2 : FIT_PADDING;
     const y = this.contentHeight * k <= h ? (h - this.contentHeight * k) / 2 : FIT_PADDING;
     this.set({ k, x, y });
+  }
+
+  /**
+   * Pan (never zoom) the least needed so the box (content coordinates) is in view,
+   * e.g. a node just selected while the detail panel narrowed the canvas.
+   */
+  reveal(box: { x: number; y: number; width: number; height: number }): void {
+    const w = this.svg.clientWidth;
+    const h = this.svg.clientHeight;
+    if (!w || !h) return;
+    const { k } = this.t;
+    const shift = (start: number, size: number, offset: number, view: number): number => {
+      const a = start * k + offset;
+      const b = (start + size) * k + offset;
+      if (a < FIT_PADDING) return FIT_PADDING - a;
+      if (b > view - FIT_PADDING) return Math.max(view - FIT_PADDING - b, FIT_PADDING - a);
+      return 0;
+    };
+    const dx = shift(box.x, box.width, this.t.x, w);
+    const dy = shift(box.y, box.height, this.t.y, h);
+    if (dx || dy) this.set({ k, x: this.t.x + dx, y: this.t.y + dy });
   }
 
   /** Zoom by `factor` keeping the point (px, py), in svg pixels, where it is. */
@@ -120,6 +147,7 @@ export class PanZoom {
 
   private onResize(): void {
     if (this.fitPending || !this.moved) this.fit();
+    this.options.onResize?.();
   }
 
   private readonly onDown = (ev: PointerEvent): void => {

@@ -8,6 +8,7 @@ export class ProgressView {
   private readonly text: HTMLElement;
   private readonly bar: HTMLElement;
   private readonly failedBar: HTMLElement;
+  private readonly cancelledBar: HTMLElement;
 
   constructor(doc: Document) {
     this.el = htmlEl(doc, "div", "nbflow-summary");
@@ -16,7 +17,8 @@ export class ProgressView {
     const track = htmlEl(doc, "span", "nbflow-progress");
     this.bar = htmlEl(doc, "span", "nbflow-progress-done");
     this.failedBar = htmlEl(doc, "span", "nbflow-progress-failed");
-    track.append(this.bar, this.failedBar);
+    this.cancelledBar = htmlEl(doc, "span", "nbflow-progress-cancelled");
+    track.append(this.bar, this.failedBar, this.cancelledBar);
     this.el.append(this.text, track);
   }
 
@@ -38,7 +40,9 @@ export class ProgressView {
     const text = parts.join(" \u00b7 ");
     if (this.text.textContent !== text) this.text.textContent = text;
     const total = s.total || 1;
-    this.bar.style.width = `${(100 * (s.done - s.failed)) / total}%`;
+    // Green is what succeeded only: a cancelled run's tasks are not done well.
+    this.bar.style.width = `${(100 * (s.done - s.failed - s.cancelled)) / total}%`;
     this.failedBar.style.width = `${(100 * s.failed) / total}%`;
+    this.cancelledBar.style.width = `${(100 * s.cancelled) / total}%`;
   }
 }

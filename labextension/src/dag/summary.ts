@@ -1,4 +1,5 @@
 /** Progress figures for a run and the short texts the UI prints for durations. */
+import { SUCCESSFUL_STATES } from "./record";
 import { STATE_NAMES, isActive, isFailed, isFinished } from "./states";
 import type { RunSnapshot, StateName } from "./types";
 
@@ -7,6 +8,8 @@ export interface ProgressSummary {
   done: number;
   running: number;
   failed: number;
+  /** Tasks cancelled (finished, neither successful nor failed). */
+  cancelled: number;
   /** Count per state of the graph's tasks (tasks without a state are not counted). */
   counts: Partial<Record<StateName, number>>;
   runState: StateName | null;
@@ -16,11 +19,14 @@ export interface ProgressSummary {
   elapsed: number | null;
 }
 
+const SUCCESSFUL: ReadonlySet<string> = new Set(SUCCESSFUL_STATES);
+
 export function summarize(snapshot: RunSnapshot, slugs: readonly string[], nowSeconds: number): ProgressSummary {
   const counts: Partial<Record<StateName, number>> = {};
   let done = 0;
   let running = 0;
   let failed = 0;
+  let cancelled = 0;
   for (const slug of slugs) {
     const entry = snapshot.tasks[slug];
     if (!entry) continue;
@@ -28,11 +34,12 @@ export function summarize(snapshot: RunSnapshot, slugs: readonly string[], nowSe
     if (isFinished(entry.state)) done++;
     if (isActive(entry.state)) running++;
     if (isFailed(entry.state)) failed++;
+    else if (isFinished(entry.state) && !SUCCESSFUL.has(entry.state)) cancelled++;
   }
   const run = snapshot.run;
   const elapsed =
     run && run.started !== null ? Math.max(0, (run.ended ?? nowSeconds) - run.started) : null;
-  return { total: slugs.length, done, running, failed, counts, runState: run?.state ?? null, runId: run?.flow_run_id ?? "", elapsed };
+  return { total: slugs.length, done, running, failed, cancelled, counts, runState: run?.state ?? null, runId: run?.flow_run_id ?? "", elapsed };
 }
 
 /** States in lifecycle order with their counts, zeros left out. */

@@ -37,6 +37,8 @@ export interface DagViewOptions extends LayoutOptions {
   onUpdate?: (summary: ProgressSummary, snapshot: RunSnapshot) => void;
   onError?: (message: string) => void;
   onTransform?: (t: Transform) => void;
+  /** After each layout, with its size at scale 1 (a host may size its canvas to it). */
+  onLayout?: (width: number, height: number) => void;
   /** Epoch seconds; injectable so tests control the clock. */
   now?: () => number;
 }
@@ -47,6 +49,9 @@ export interface DagView {
   setStates(snapshot: CompactSnapshot | RunSnapshot | null): void;
   applyEvents(events: readonly EngineEvent[]): void;
   select(slug: string | null): void;
+  /** Pan so the selected node is in view (after the canvas was resized). */
+  revealSelected(): void;
+  /** Fit the whole graph in view. */
   fit(): void;
   /** Lay out and draw a flow larger than `maxNodes` after all. */
   drawAnyway(): void;
@@ -75,6 +80,9 @@ function cachedLayout(model: GraphModel, options: LayoutOptions): Layout {
   if (layoutCache.size > LAYOUT_CACHE_SIZE) layoutCache.delete(layoutCache.keys().next().value as string);
   return layout;
 }
+
+/** Before any run, while one goes, after it ended: nodes without an entry draw differently in each. */
+const runPhase = (s: RunSnapshot): string => (s.run === null ? "none" : s.run.ended === null ? "running" : "ended");
 
 export function createDagView(container: HTMLElement, options: DagViewOptions = {}): DagView {
   const doc = container.ownerDocument;
@@ -119,6 +127,11 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     selected = slug !== null && model.bySlug.has(slug) ? slug : null;
     renderer.setSelected(selected);
   };
+  /** Keep the selected node in view (a detail panel opening beside the canvas narrows it). */
+  const revealSelected = (): void => {
+    const box = selected !== null ? layout?.nodes.get(selected) : undefined;
+    if (box) panzoom.reveal(box);
+  };
 
   // Level of detail: below ~5 px text is unreadable but still costs paint time on every frame.
   let far: boolean | null = null;
@@ -133,6 +146,7 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
 
   const panzoom = new PanZoom(svg, viewport, {
     onTransform,
+    onResize: () => revealSelected(),
     onClick: (target) => {
       const node = target.closest("g.nbflow-node");
       const slug = node?.getAttribute("data-task") ?? null;
@@ -149,12 +163,15 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     options.onSelect?.(selected);
   };
   svg.addEventListener("keydown", onKey);
-  const onFit = (): void => panzoom.fit();
+  const onFit = (): void => panzoom.fit(true);
   fitButton.addEventListener("click", onFit);
 
   const display = (slug: string, at: number): NodeDisplay => {
     const entry = snapshot.tasks[slug];
-    const state: DisplayState = entry?.state ?? (snapshot.run ? "Pending" : "NotRun");
+    // Without an entry: waiting while the run goes, "not run" before a run or when the
+    // run ended without it (a partial run such as "run up to here").
+    const running = snapshot.run !== null && snapshot.run.ended === null;
+    const state: DisplayState = entry?.state ?? (running ? "Pending" : "NotRun");
     const parts = [stateLabel(state)];
     const duration = formatDuration(taskDuration(entry, at));
     if (duration) parts.push(duration);
@@ -224,6 +241,7 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     // a thousand labels that the far-zoom level of detail is about to hide.
     panzoom.setContentSize(layout.width, layout.height);
     panzoom.minFitScale = layout.nodes.size <= READABLE_FIT_NODES ? READABLE_FIT_SCALE : 0;
+    options.onLayout?.(layout.width, layout.height);
     if (!panzoom.userMoved) panzoom.fit();
     const at = now();
     renderer.draw(model, layout, (slug) => display(slug, at));
@@ -250,19 +268,23 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
         if (!sameTaskState(snapshot.tasks[slug], next.tasks[slug])) dirty.add(slug);
       }
       // Nodes without an entry show Pending or "not run" depending on the run.
-      if ((snapshot.run === null) !== (next.run === null)) markAll();
+      if (runPhase(snapshot) !== runPhase(next)) markAll();
       snapshot = next;
       schedule();
     },
     applyEvents(events) {
-      const hadRun = snapshot.run !== null;
+      const phase = runPhase(snapshot);
       const result = applyEvents(snapshot, events, slugs);
-      if (result.reset || hadRun !== (snapshot.run !== null)) markAll();
+      if (result.reset || phase !== runPhase(snapshot)) markAll();
       for (const slug of result.changed) dirty.add(slug);
       schedule();
     },
-    select,
-    fit: () => panzoom.fit(),
+    select(slug) {
+      select(slug);
+      revealSelected();
+    },
+    revealSelected,
+    fit: () => panzoom.fit(true),
     drawAnyway() {
       forceDraw = true;
       if (isDeferred) draw();

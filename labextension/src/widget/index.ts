@@ -21,6 +21,9 @@ export interface WidgetTraits {
   states: CompactSnapshot;
 }
 
+const MIN_CANVAS_HEIGHT = 140;
+const MAX_CANVAS_HEIGHT = 380;
+
 const asGraph = (raw: unknown): FlowGraph | null =>
   raw && typeof raw === "object" && Array.isArray((raw as FlowGraph).tasks) ? (raw as FlowGraph) : null;
 
@@ -39,6 +42,14 @@ export function renderWidget(model: AnyModel<WidgetTraits>, el: HTMLElement): ()
   const body = htmlEl(doc, "div", "nbflow-body");
   const canvas = htmlEl(doc, "div", "nbflow-canvas-wrap");
   let lastDetailEntry: TaskRunState | undefined;
+  // The canvas takes the graph's height (no tall empty band under a small graph) until
+  // the user drags its edge: then their height stays.
+  let autoHeight = "";
+  const fitHeight = (graphHeight: number): void => {
+    if (canvas.style.height && canvas.style.height !== autoHeight) return;
+    autoHeight = `${Math.round(Math.min(MAX_CANVAS_HEIGHT, Math.max(MIN_CANVAS_HEIGHT, graphHeight + 56)))}px`;
+    canvas.style.height = autoHeight;
+  };
 
   const requestDetail = (slug: string): void => send({ type: "detail", slug });
   const detail = new DetailPanel(doc, {
@@ -80,6 +91,7 @@ export function renderWidget(model: AnyModel<WidgetTraits>, el: HTMLElement): ()
       }
     },
     onError: (message) => notice.show(message),
+    onLayout: (_width, height) => fitHeight(height),
   });
 
   const onGraph = (): void => {
