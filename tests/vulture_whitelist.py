@@ -35,3 +35,4 @@ last_seen, revoked, tenant_name  # columns and GraphQL fields read by clients
 _.run_log_rows, _.run_history_rows, last_id  # GraphQL queries and field the web UI reads (schema/dashboard.py)
 signum, frame  # signal handler signature
 in_use, holders, _.acquire_concurrency_slots, _.release_concurrency_slots  # GraphQL fields (schema/concurrency.py)
+next_cursor  # GraphQL field: where the next keyset page of flowRuns starts (schema/types.py)
