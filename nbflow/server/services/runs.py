@@ -49,27 +49,10 @@ async def create_flow_run(
     version = version or await latest_version(session, flow.id)
     if version is None:
         raise NotFound(f"flow {flow.name!r} has no registered version")
-    values = parameter_values(version.parameters, parameters, require_json=True)
-    limits.json_value(values, "the run's parameters", largest=limits.MAX_PARAMETERS_BYTES)
-    when = scheduled_start_time or utcnow()
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    run = FlowRun(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant_id,
-        flow_id=flow.id,
-        flow_version_id=version.id,
-        parameters=values,
-        context=limits.context_values(context) or None,  # nbflow.context.KEY in its tasks
-        labels=limits.labels([*version.labels, *(labels or [])]),
-        idempotency_key=idempotency_key,
-        state=S.SCHEDULED.value,
-        state_message=f"scheduled for {when.isoformat(timespec='seconds')}",
-        version=1,
-        execution=0,  # set here, not by the column default: the journal entry below reads it
-        resubmits=0,
-        scheduled_start_time=when,
-    )
+    run = new_flow_run(
+        tenant_id, flow, version, parameters=parameters, idempotency_key=idempotency_key,
+        scheduled_start_time=scheduled_start_time, labels=labels, context=context,
+    )  # fmt: skip
     if idempotency_key is None:  # nothing can collide: no savepoint (two round trips) needed
         session.add(run)
     else:
@@ -82,12 +65,55 @@ async def create_flow_run(
             if existing is None:
                 raise
             return existing, False
-    session.add_all(FlowRunLabel(flow_run_id=run.id, label=label) for label in run.labels)
     # Only now, outside the savepoint: a rolled-back savepoint must not leave a journal entry.
-    change = server_change(run, S.SCHEDULED, run.state_message)
-    change.previous = None
-    journal.append(session, tenant_id, [change])
+    record_new_runs(session, tenant_id, [run])
     return run, True
+
+
+def new_flow_run(
+    tenant_id: str,
+    flow: Flow,
+    version: FlowVersion,
+    *,
+    parameters: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    scheduled_start_time: datetime | None = None,
+    labels: list[str] | None = None,
+    context: dict[str, Any] | None = None,
+) -> FlowRun:
+    """A new Scheduled run of ``version``, its parameters and labels checked; not yet added."""
+    values = parameter_values(version.parameters, parameters, require_json=True)
+    limits.json_value(values, "the run's parameters", largest=limits.MAX_PARAMETERS_BYTES)
+    when = scheduled_start_time or utcnow()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return FlowRun(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        flow_id=flow.id,
+        flow_version_id=version.id,
+        parameters=values,
+        context=limits.context_values(context) or None,  # nbflow.context.KEY in its tasks
+        labels=limits.labels([*version.labels, *(labels or [])]),
+        idempotency_key=idempotency_key,
+        state=S.SCHEDULED.value,
+        state_message=f"scheduled for {when.isoformat(timespec='seconds')}",
+        version=1,
+        execution=0,  # set here, not by the column default: the journal entry reads it
+        resubmits=0,
+        scheduled_start_time=when,
+    )
+
+
+def record_new_runs(session: AsyncSession, tenant_id: str, runs: list[FlowRun]) -> None:
+    """The label rows and the journal's Scheduled entries of runs just added to ``session``."""
+    session.add_all(FlowRunLabel(flow_run_id=run.id, label=label) for run in runs for label in run.labels)
+    changes = []
+    for run in runs:
+        change = server_change(run, S.SCHEDULED, run.state_message)
+        change.previous = None
+        changes.append(change)
+    journal.append(session, tenant_id, changes)
 
 
 async def _by_idempotency_key(session: AsyncSession, flow_id: str, key: str) -> FlowRun | None:

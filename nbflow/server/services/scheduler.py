@@ -17,7 +17,7 @@ from nbflow.core.schedules import Schedule
 from nbflow.core.states import StateType
 from nbflow.server.models import Flow, FlowRun, FlowVersion
 from nbflow.server.services.flows import SCHEDULE_KEY_PREFIX, latest_version
-from nbflow.server.services.runs import create_flow_run
+from nbflow.server.services.runs import new_flow_run, record_new_runs
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,15 +67,18 @@ async def _flows_needing_runs(session: AsyncSession, now: datetime) -> list[str]
         return []
     # Only runs still waiting count: a schedule change deletes those, so they are all of the
     # current schedule; anything else (a cancelled run, say) sends the flow the slow way.
+    # A plain join on the flow (never the versions' aggregate again): with the planner's
+    # statistics taken before the runs existed, a subquery here was re-run per waiting run.
     waiting = dict(
         (
             await session.execute(
                 select(FlowRun.flow_id, func.count())
+                .join(Flow, Flow.id == FlowRun.flow_id)
                 .where(
+                    Flow.schedule_active.is_(True),
                     FlowRun.state == StateType.SCHEDULED.value,
                     FlowRun.idempotency_key.like(f"{SCHEDULE_KEY_PREFIX}%"),
                     FlowRun.scheduled_start_time > now,
-                    FlowRun.flow_id.in_(select(newest.c.flow_id)),
                 )
                 .group_by(FlowRun.flow_id)
             )
@@ -99,20 +102,36 @@ async def schedule_flow(session: AsyncSession, flow_id: str, now: datetime) -> i
     if version is None or not version.schedule:
         return 0
     schedule = Schedule.from_dict(version.schedule)
-    created = 0
-    for when in schedule.next(RUNS_AHEAD, after=now):
-        key = f"{SCHEDULE_KEY_PREFIX}{when.astimezone(UTC).isoformat()}"
-        _, new = await create_flow_run(
-            session,
+    wanted = {
+        f"{SCHEDULE_KEY_PREFIX}{when.astimezone(UTC).isoformat()}": when
+        for when in schedule.next(RUNS_AHEAD, after=now)
+    }
+    # One query for the runs that exist already: the flow's row lock above makes a second
+    # replica wait for our commit, so what is missing now is ours to make.
+    made = set(
+        (
+            await session.scalars(
+                select(FlowRun.idempotency_key).where(
+                    FlowRun.flow_id == flow_id, FlowRun.idempotency_key.in_(list(wanted))
+                )
+            )
+        ).all()
+    )
+    runs = [
+        new_flow_run(
             flow.tenant_id,
             flow,
+            version,
             parameters=dict(schedule.parameter_defaults),
             idempotency_key=key,
             scheduled_start_time=when,
-            version=version,
-        )
-        created += int(new)
-    return created
+        )  # fmt: skip
+        for key, when in wanted.items()
+        if key not in made
+    ]
+    session.add_all(runs)
+    record_new_runs(session, flow.tenant_id, runs)
+    return len(runs)
 
 
 async def scheduler_loop(
