@@ -28,6 +28,7 @@ from nbflow.server.live import live_feed
 from nbflow.server.schema import build_schema
 from nbflow.server.schema.context import Context
 from nbflow.server.services import feed
+from nbflow.server.services.queuewatch import QueueWatch
 from nbflow.server.services.scheduler import scheduler_loop
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             from nbflow.server.services.recovery import recovery_loop
 
             tasks.append(asyncio.create_task(recovery_loop(sessions, settings, app.state.notifier.notify)))
+        tasks.append(asyncio.create_task(QueueWatch(sessions, app.state.notifier).run()))
         if settings.run_hooks:
             from nbflow.server.services.hookloop import hook_loop
 

@@ -138,6 +138,8 @@ class FlowRun(Base):
         Index("ix_flow_runs_flow_time", "flow_id", "scheduled_start_time"),
         # Lists of runs, newest first, and their keyset pages (services/runs.py: list_flow_runs).
         Index("ix_flow_runs_tenant_time", "tenant_id", "scheduled_start_time", "id"),
+        # The next waiting run to fall due, across tenants (services/queuewatch.py).
+        Index("ix_flow_runs_state_time", "state", "scheduled_start_time"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)

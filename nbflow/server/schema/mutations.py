@@ -36,6 +36,8 @@ from nbflow.server.services import runs as run_service
 from nbflow.server.services import transitions
 
 MAX_WAIT = 30.0
+#: How long a waiting long-poll goes without re-reading its queue if nothing wakes it.
+QUEUE_RECHECK = 2.0
 
 
 def _results(rows: list[StateResult]) -> list[StateResultType]:
@@ -192,8 +194,10 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
             remaining = deadline - time.monotonic()
             if found or remaining <= 0:
                 return found
-            # Woken at once by a run made in this process; other replicas' runs within 0.25 s.
-            await c.notifier.wait(min(0.25, remaining))
+            # Woken at once by a run made in this process; by the queue watch when another
+            # replica wrote or a waiting run fell due (services/queuewatch.py). The ceiling
+            # only matters if that watch is not running.
+            await c.notifier.wait(min(QUEUE_RECHECK, remaining))
             await asyncio.sleep(0)
 
     @strawberry.mutation(
