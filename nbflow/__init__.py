@@ -23,6 +23,7 @@ from nbflow.core.errors import (
 from nbflow.core.events import Event, EventStream
 from nbflow.core.executors import DaskExecutor, Executor, LocalExecutor, ThreadExecutor
 from nbflow.core.flows import Flow
+from nbflow.core.mapping import unmapped
 from nbflow.core.record import LogRecord, StateRecord
 from nbflow.core.runner import FlowRunner
 from nbflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
@@ -62,6 +63,7 @@ __all__ = [
     "context",
     "task",
     "triggers",
+    "unmapped",
 ]
 
 

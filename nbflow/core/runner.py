@@ -18,7 +18,7 @@ from nbflow.core.context import _date_values, task_logger
 from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.events import Event, EventStream
-from nbflow.core.executors import Executor, resolve_executor
+from nbflow.core.executors import Executor, ThreadExecutor, resolve_executor
 from nbflow.core.plan import Plan, keeper
 from nbflow.core.record import StateRecord, new_id, state_change
 from nbflow.core.states import State, StateType
@@ -181,6 +181,7 @@ class FlowRunner:
             echo=self.echo,
             execution=self.execution,
             cancel_event=self.cancel_event,
+            map_workers=self.executor.workers() if isinstance(self.executor, ThreadExecutor) else 1,
         )
 
     def run_task_now(
@@ -242,6 +243,7 @@ class FlowRunner:
                 result=earlier.result,
                 result_ref=earlier.result_ref,
                 attempt=earlier.attempt,
+                children=earlier.children,
             )
         return self._set_task_state(task, S.PENDING, state)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.core import capture
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
+from nbflow.core.mapping import ChildRunner, run_children_inline, run_mapped, threaded_children
 from nbflow.core.record import LogRecord, state_change
 from nbflow.core.states import State, StateType
 from nbflow.core.triggers import all_successful, manual_only, trigger_name
@@ -50,6 +51,7 @@ class RunInfo:
         "echo",
         "execution",
         "cancel_event",
+        "map_workers",
     )
 
     def __init__(
@@ -64,6 +66,7 @@ class RunInfo:
         echo: bool = True,
         execution: int = 0,
         cancel_event: threading.Event | None = None,
+        map_workers: int = 1,
     ) -> None:
         self.flow_name = flow_name
         self.flow_run_id = flow_run_id
@@ -74,6 +77,8 @@ class RunInfo:
         self.echo = echo
         self.execution = execution
         self.cancel_event = cancel_event
+        # Threads a mapped task's children may run on at once (1: one after the other).
+        self.map_workers = map_workers
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if k != "cancel_event"}
@@ -185,6 +190,7 @@ class TaskRun:
         initial: StateType = S.PENDING,
         requested: bool = False,
         needed: frozenset[str] | None = None,
+        children: ChildRunner | None = None,
     ) -> None:
         self.task = task
         # Outputs that must travel to other processes (downstream tasks on Dask): None = no travel.
@@ -199,9 +205,19 @@ class TaskRun:
         self.requested = requested
         self.cache_key: str | None = None
         self.store: ResultStore | None = None
+        # A mapped task's child (``mapping.run_child``): its element's inputs and index.
+        self.given_inputs: dict[str, Any] | None = None
+        self.index: int | None = None
+        self.children = children
 
     def run(self, *, check_trigger: bool = True) -> State:
-        """trigger -> inputs -> cache -> attempts (which store the result); the final state."""
+        """trigger -> inputs -> cache -> attempts (which store the result); the final state.
+        A mapped task's parent run maps instead (``mapping.run_mapped``)."""
+        if self.task.map_keys and self.index is None:
+            children = self.children or (
+                threaded_children(self.info.map_workers) if self.info.map_workers > 1 else run_children_inline
+            )
+            return run_mapped(self, children, check_trigger=check_trigger)
         if check_trigger:
             decided = trigger_decision(self.task, self.incoming, requested=self.requested)
             if decided is not None:
@@ -244,6 +260,8 @@ class TaskRun:
 
     def inputs(self) -> dict[str, Any]:
         """The task's keyword inputs: upstream results, then constants bound in the flow."""
+        if self.given_inputs is not None:
+            return self.given_inputs
         inputs = self.task.collect_inputs(self.incoming)
         return {**self.constants, **inputs} if self.constants else inputs
 
@@ -272,6 +290,7 @@ class TaskRun:
                 "task_run_id": self.task_run_id,
                 "task_name": self.task.name,
                 "task_slug": self.slug,
+                "map_index": self.index,
             }
         )
         out_token = capture.activate(output)
