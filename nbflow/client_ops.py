@@ -63,6 +63,8 @@ class TaskRunInfo:
     message: str
     attempt: int
     version: int
+    #: A mapped task: how many of its children are in each state (children are ``slug[i]``).
+    children: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,7 +106,10 @@ class FlowRunInfo:
             flow_version=version.get("version"),
             private=bool(version.get("private")),
             task_runs=[
-                TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"])
+                TaskRunInfo(
+                    t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"],
+                    {c["state"]: c["count"] for c in t.get("children") or []},
+                )  # fmt: skip
                 for t in d.get("taskRuns") or []
             ],
         )
@@ -132,7 +137,10 @@ class NewKey:
 
 RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime
   flow { name } flowVersion { version storage private }"""
-RUN_DETAIL = RUN_FIELDS + " taskRuns { id taskSlug state message attempt version }"
+# A mapped task is one row with its children's counts (its children are rows of their own).
+RUN_DETAIL = RUN_FIELDS + (
+    " taskRuns(includeChildren: false) { id taskSlug state message attempt version children { state count } }"
+)
 
 
 def _results(rows: list[dict[str, Any]]) -> list[StateResult]:

@@ -38,6 +38,8 @@ class TaskOptions:
     no_run: bool = False
     shell: bool = False
     mutates: tuple[str, ...] = ()
+    #: Names the cell runs once per element of (``--map``), each bound to the element.
+    map: tuple[str, ...] = ()
 
     def engine_options(self) -> dict[str, object]:
         """The options the engine's ``Task`` takes."""
@@ -103,6 +105,10 @@ def task_parser() -> argparse.ArgumentParser:
         "--mutates", type=_csv, default=(), metavar="a,b",
         help="inputs this cell changes in place (e.g. df.drop(..., inplace=True)): it then counts as defining them",
     )  # fmt: skip
+    parser.add_argument(
+        "--map", type=_csv, default=(), metavar="NAME[,NAME2]",
+        help="run the cell once per element of NAME (bound to NAME inside the cell); its outputs become lists",
+    )  # fmt: skip
     parser.add_argument("--no-run", action="store_true", help="define the task without running it")
     parser.add_argument("--shell", action="store_true", help="the cell is a shell script")
     return parser
@@ -139,9 +145,12 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         ns = TASK_PARSER.parse_args(argv)
     except (NotebookError, argparse.ArgumentError) as exc:
         raise NotebookError(f"{where}: {exc}\n{TASK_USAGE}") from None
-    bad = [n for n in ns.mutates if not n.isidentifier()]
-    if bad:
-        raise NotebookError(f"{where}: --mutates {bad[0]!r} is not a variable name\n{TASK_USAGE}")
+    for option, names in (("--mutates", ns.mutates), ("--map", ns.map)):
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise NotebookError(f"{where}: {option} {bad[0]!r} is not a variable name\n{TASK_USAGE}")
+    if ns.map and (shell or ns.shell):
+        raise NotebookError(f"{where}: --map is for Python cells, not shell cells\n{TASK_USAGE}")
     if ns.name is not None and not ns.name.isidentifier():
         raise NotebookError(
             f"{where}: task name {ns.name!r} must be a Python identifier (letters, digits, _)\n{TASK_USAGE}"
@@ -164,6 +173,7 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         no_run=ns.no_run,
         shell=shell or ns.shell,
         mutates=ns.mutates,
+        map=ns.map,
     )
 
 

@@ -44,6 +44,8 @@ def _options(options: TaskOptions) -> str:
         parts.append(f"upstream={list(options.upstream)!r}")
     if options.mutates:
         parts.append(f"mutates={list(options.mutates)!r}")
+    if options.map:
+        parts.append(f"map={list(options.map)!r}")
     return "".join(f", {p}" for p in parts)
 
 

@@ -151,12 +151,13 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     )
     print(f"parameters: {run.parameters}")
     if run.task_runs:
-        print(
-            table(
-                ["task", "state", "attempt", "message"],
-                [[t.task_slug, t.state, t.attempt or "", shorten(t.message, 60)] for t in run.task_runs],
-            )
-        )
+        rows = [[t.task_slug, t.state, t.attempt or "", shorten(t.message, 60)] for t in run.task_runs]
+        headers = ["task", "state", "attempt", "message"]
+        if any(t.children for t in run.task_runs):  # mapped tasks: their children by state
+            headers.insert(2, "children")
+            for row, t in zip(rows, run.task_runs, strict=True):
+                row.insert(2, ", ".join(f"{n} {state.lower()}" for state, n in t.children.items()))
+        print(table(headers, rows))
     for line in logs:
         print(f"{line['taskSlug'] or '-'} [{line['level']}] {line['message']}")
     return 0

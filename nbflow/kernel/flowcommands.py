@@ -298,8 +298,11 @@ class FlowCommands:
         """``%flow status``: each task's latest state."""
         session = self.session
         rows = []
+        children: list[str] = []  # a mapped task's children by state: "3 success, 1 failed"
         for name in session.flow.task_names:
             view = session.view.latest(name)
+            counts = view.child_counts() if view else {}
+            children.append(", ".join(f"{n} {state.lower()}" for state, n in counts.items()))
             rows.append(
                 [
                     name,
@@ -309,12 +312,17 @@ class FlowCommands:
                     shorten(view.message, 70) if view else "",
                 ]
             )
+        headers = ["task", "state", "attempts", "duration", "message"]
+        if any(children):
+            headers.insert(2, "children")
+            for row, counted in zip(rows, children, strict=True):
+                row.insert(2, counted)
         run = session.view.run
         running = " (running now)" if session.runner is not None else ""
         last = f"; last run: {run.state}" if run is not None and run.state else ""
         print(f"flow {session.flow.name!r}: {len(rows)} tasks{last}{running}")
         if rows:
-            print(table(["task", "state", "attempts", "duration", "message"], rows))
+            print(table(headers, rows))
 
     def cmd_logs(self, args: argparse.Namespace) -> None:
         """``%flow logs [TASK]``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,8 +11,6 @@ import pytest
 from nbflow import DaskExecutor, EventStream, Flow, Parameter, StateType, task, unmapped
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from nbflow.core.events import Event
 
 pytestmark = pytest.mark.integration
@@ -93,3 +92,29 @@ def test_on_dask_a_failing_child_retries_alone_on_a_worker(tmp_path: Path) -> No
             by_task.setdefault(e.task, []).append(e.state)
     assert by_task["fetch[1]"] == ["Running", "Retrying", "Running", "Success"]
     assert by_task["fetch[0]"] == by_task["fetch[2]"] == ["Running", "Success"]
+
+
+def test_a_notebook_with_a_mapped_cell_gives_the_same_lists_on_dask(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from notebook_helpers import write_notebook
+
+    from nbflow.cells.ipynb import flow_from_notebook
+    from nbflow.terminal.headless import run_notebook_flow
+
+    cells = [
+        "%%task rows_cell\nrows = [3, 1, 2]\nfactor = 10",
+        "%%task scaled --map rows\nimport os\nscaled = rows * factor\npid = os.getpid()",
+        "%%task total\ntotal = sum(scaled)",
+    ]
+    notebook = flow_from_notebook(write_notebook(tmp_path / "mapped.ipynb", cells), name="notebook")
+    results = {}
+    for executor in ("local", "threads", "dask"):
+        code, state = run_notebook_flow(notebook, quiet=True, executor=executor)
+        assert code == 0, state.message
+        by_slug = state.result.by_slug()
+        results[executor] = (by_slug["scaled"].result["scaled"], by_slug["total"].result["total"])
+        pids = by_slug["scaled"].result["pid"]
+        assert (set(pids) == {os.getpid()}) == (executor != "dask")
+    assert results["local"] == results["threads"] == results["dask"] == ([30, 10, 20], 60)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from nbflow.core.mapping import count_states, parent_of
 from nbflow.core.states import FINISHED_TYPES, StateType, state_types
 from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
@@ -236,6 +237,25 @@ async def task_runs(session: AsyncSession, tenant_id: str, run_id: str) -> list[
             )
         ).scalars()
     )
+
+
+def map_index(slug: str) -> int | None:
+    """The index of a mapped task's child (``clean[3]`` -> 3); ``None`` for any other task."""
+    child = parent_of(slug)
+    return child[1] if child is not None else None
+
+
+def child_counts(rows: list[TaskRun]) -> dict[str, dict[str, int]]:
+    """Each mapped task's children by state (the latest task run of each child counts)."""
+    latest: dict[str, tuple[str, str]] = {}  # child slug -> (parent slug, state), later rows win
+    for row in rows:
+        child = parent_of(row.task_slug)
+        if child is not None:
+            latest[row.task_slug] = (child[0], row.state)
+    by_parent: dict[str, list[str]] = {}
+    for parent, state in latest.values():
+        by_parent.setdefault(parent, []).append(state)
+    return {parent: count_states(states) for parent, states in by_parent.items()}
 
 
 async def state_history(
