@@ -107,7 +107,12 @@ class FlowRunInfo:
             private=bool(version.get("private")),
             task_runs=[
                 TaskRunInfo(
-                    t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"],
+                    t["id"],
+                    t["taskSlug"],
+                    t["state"],
+                    t["message"],
+                    t["attempt"],
+                    t["version"],
                     {c["state"]: c["count"] for c in t.get("children") or []},
                 )  # fmt: skip
                 for t in d.get("taskRuns") or []

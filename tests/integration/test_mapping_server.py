@@ -24,7 +24,9 @@ def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
 
 
-def test_the_server_shows_a_mapped_task_as_one_row_with_child_counts(server: ServerProcess, tmp_path: Path) -> None:
+def test_the_server_shows_a_mapped_task_as_one_row_with_child_counts(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     server.cli("register", str(write_notebook(tmp_path / "mapped.ipynb", CELLS)))
     agent = AgentProcess(server, agent_key(server)).start()
     try:
