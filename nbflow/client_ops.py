@@ -65,6 +65,8 @@ class TaskRunInfo:
     version: int
     #: A mapped task: how many of its children are in each state (children are ``slug[i]``).
     children: dict[str, int] = field(default_factory=dict)
+    #: Where its result is stored and its digest (``nbflow.core.results``), if it was stored.
+    result_ref: str | None = None
 
 
 @dataclass
@@ -86,6 +88,8 @@ class FlowRunInfo:
     private: bool = False
     task_runs: list[TaskRunInfo] = field(default_factory=list)
     created: bool | None = None
+    #: The failed run this one restarts (its flow process reuses that run's stored results).
+    restart_of: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> FlowRunInfo:
@@ -105,6 +109,7 @@ class FlowRunInfo:
             storage=version.get("storage"),
             flow_version=version.get("version"),
             private=bool(version.get("private")),
+            restart_of=d.get("restartOf"),
             task_runs=[
                 TaskRunInfo(
                     t["id"],
@@ -114,6 +119,7 @@ class FlowRunInfo:
                     t["attempt"],
                     t["version"],
                     {c["state"]: c["count"] for c in t.get("children") or []},
+                    t.get("resultRef"),
                 )  # fmt: skip
                 for t in d.get("taskRuns") or []
             ],
@@ -140,11 +146,12 @@ class NewKey:
     key: str
 
 
-RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime
+RUN_FIELDS = """id flowId flowVersionId state message version parameters labels scheduledStartTime restartOf
   flow { name } flowVersion { version storage private }"""
 # A mapped task is one row with its children's counts (its children are rows of their own).
 RUN_DETAIL = RUN_FIELDS + (
-    " taskRuns(includeChildren: false) { id taskSlug state message attempt version children { state count } }"
+    " taskRuns(includeChildren: false) { id taskSlug state message attempt version resultRef"
+    " children { state count } }"
 )
 
 
@@ -294,6 +301,29 @@ def cancel_flow_run(run_id: str) -> Operation[FlowRunInfo]:
     """Cancel a run."""
     query = f"mutation($id: String!) {{ cancelFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
     return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["cancelFlowRun"]))
+
+
+def restart_sources(run_id: str) -> Operation[list[TaskRunInfo]]:
+    """The task runs a restarted run reuses (its own run only, for a run token)."""
+    query = (
+        "query($id: String!) { restartSources(flowRunId: $id) "
+        "{ id taskSlug state message attempt version resultRef } }"
+    )
+    return Operation(
+        query,
+        {"id": run_id},
+        lambda d: [
+            TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"],
+                        result_ref=t["resultRef"])
+            for t in d["restartSources"]
+        ],
+    )  # fmt: skip
+
+
+def restart_flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    """Re-run a failed run from its failed tasks (a new run that reuses the stored results)."""
+    query = f"mutation($id: String!) {{ restartFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
+    return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["restartFlowRun"]))
 
 
 def set_schedule_active(flow_id: str, active: bool) -> Operation[bool]:

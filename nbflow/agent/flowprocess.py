@@ -29,6 +29,7 @@ from nbflow.agent.spool import Spool, SpoolSender
 from nbflow.core.errors import NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
+from nbflow.core.restart import Earlier, plan_restart
 from nbflow.core.runner import FlowRunner
 from nbflow.storage.code import load_code
 from nbflow.terminal.headless import check_executor
@@ -91,7 +92,22 @@ class FlowProcess:
             scheduled_start_time=datetime.fromisoformat(spec["scheduled_start_time"]),
             execution=self.reporter.execution,
             keep="none",  # the flow process ends with the run: results go after their last reader
+            results=spec.get("results"),
+            initial_states=self.restart_states(flow) if spec.get("restart_of") else None,
         )
+
+    def restart_states(self, flow: Any) -> dict[Any, Any]:
+        """A restarted run: the states (and stored results) it reuses from the run it restarts."""
+        earlier = {
+            t.task_slug: Earlier(t.state, t.result_ref) for t in self.client.restart_sources(self.run_id)
+        }
+        plan = plan_restart(flow, earlier)
+        print(
+            f"restart of {self.spec['restart_of']}: reusing {len(plan.reused)} tasks, re-running {plan.rerun}"
+        )
+        for slug, why in plan.notes.items():
+            print(f"  {slug} runs again: {why}")
+        return plan.reused
 
     def finish(self, timeout: float) -> bool:
         """Deliver what is spooled (within ``timeout``); the spool goes once delivered."""

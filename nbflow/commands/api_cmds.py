@@ -174,6 +174,17 @@ def cmd_runs_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_restart(args: argparse.Namespace) -> int:
+    """``nbflow runs restart RUN_ID``: a new run from the failed tasks, reusing stored results."""
+    with client_from(args) as client:
+        run = client.restart_flow_run(args.run_id)
+    if args.json:
+        emit_json(run)
+    else:
+        print(f"flow run {run.id} restarts {run.restart_of} from its failed tasks: {run.state}")
+    return 0
+
+
 def add(sub: argparse._SubParsersAction) -> None:
     """The server-side commands: keys, register, flows, runs."""
     _add_keys(sub)
@@ -248,3 +259,10 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--logs", action="store_true")
     cancel = _command(group, "cancel", "cancel a run (its agent stops it)", cmd_runs_cancel)
     cancel.add_argument("run_id")
+    restart = _command(
+        group,
+        "restart",
+        "re-run a failed run from its failed tasks, reusing stored results",
+        cmd_runs_restart,
+    )
+    restart.add_argument("run_id")

@@ -176,7 +176,7 @@ def run_mapped(parent: TaskRun, children: ChildRunner, *, check_trigger: bool = 
         for i in range(count)
     ]
     states = children(task, specs, parent.info, parent.emit) if specs else []
-    return parent.advance(mapped_final(task, states))
+    return parent.advance(parent.stored(mapped_final(task, states)))
 
 
 def _child_state(upstream: State, index: int) -> State:

@@ -87,8 +87,10 @@ class FlowRunner:
         cache_root: str | None = None,
         execution: int = 0,
         keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
+        results: str | None = None,
     ) -> None:
         self.flow = flow
+        self.results = results  # a result store's URL: every task run's result is written there
         order = flow.sorted_tasks()  # raises CycleError before anything runs
         self.parameters = parameter_values(flow.parameters(), parameters)
         self.requested: set[Task] = set()
@@ -182,6 +184,7 @@ class FlowRunner:
             execution=self.execution,
             cancel_event=self.cancel_event,
             map_workers=self.executor.workers() if isinstance(self.executor, ThreadExecutor) else 1,
+            results=self.results,
         )
 
     def run_task_now(

@@ -52,6 +52,7 @@ class RunInfo:
         "execution",
         "cancel_event",
         "map_workers",
+        "results",
     )
 
     def __init__(
@@ -67,6 +68,7 @@ class RunInfo:
         execution: int = 0,
         cancel_event: threading.Event | None = None,
         map_workers: int = 1,
+        results: str | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.flow_run_id = flow_run_id
@@ -79,6 +81,8 @@ class RunInfo:
         self.cancel_event = cancel_event
         # Threads a mapped task's children may run on at once (1: one after the other).
         self.map_workers = map_workers
+        # Where every task run's result is written (``core.results``); None: nowhere.
+        self.results = results
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if k != "cancel_event"}
@@ -225,7 +229,7 @@ class TaskRun:
         inputs = self.inputs()
         cached = self.read_cache(inputs)
         if cached is not None:
-            return self.advance(cached)
+            return self.advance(self.stored(cached))
         return self.attempts(inputs)
 
     def advance(self, new: State) -> State:
@@ -343,7 +347,27 @@ class TaskRun:
                     "cannot receive it on other workers; make it picklable or compute it where it is used"
                 )
                 return self.advance(State(S.FAILED, message, attempt=attempt))
-        return self.advance(State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt))
+        success = State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt)
+        return self.advance(self.stored(success))
+
+    def stored(self, state: State) -> State:
+        """``state`` with its result written to the run's result store (if it has one) and
+        ``result_ref`` naming it; a result that cannot be stored is said in the log."""
+        if self.info.results is None or not state.is_successful() or self.index is not None:
+            return state  # a mapped child's result is stored once, in its parent's list
+        from nbflow.core.errors import StorageError
+        from nbflow.core.results import ResultStore
+
+        value, dropped = self.task.portable_result(state.result)
+        if dropped:
+            self.log("WARNING", f"not stored (cannot be pickled): {', '.join(dropped)}")
+        try:
+            state.result_ref = ResultStore(self.info.results).save(
+                self.info.flow_run_id, self.slug, self.task_run_id, value
+            )
+        except StorageError as exc:
+            self.log("WARNING", f"result not stored: {exc}")
+        return state
 
     def failure(self, exc: Exception, attempt: int) -> State | None:
         """Log a failed attempt; ``None`` to try again (after the retry delay), else the final state."""

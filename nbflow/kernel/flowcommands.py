@@ -90,6 +90,13 @@ def _add_server(sub: argparse._SubParsersAction) -> None:
     watch = sub.add_parser("watch", help="show a server run in the widget, live")
     watch.add_argument("run_id")
     _server_options(watch, flag=False)
+    restart = sub.add_parser("restart", help="re-run a failed server run from its failed tasks")
+    restart.add_argument("run_id")
+    _server_options(restart, flag=False)
+    pull = sub.add_parser("pull", help="load a server run's stored outputs into the kernel")
+    pull.add_argument("run_id")
+    pull.add_argument("names", nargs="*", help="only these variables (or every output of these tasks)")
+    _server_options(pull, flag=False)
 
 
 def _add_editing(sub: argparse._SubParsersAction) -> None:
@@ -193,6 +200,28 @@ class FlowCommands:
     def cmd_watch(self, args: argparse.Namespace) -> None:
         """``%flow watch RUN_ID``: a server run, live in the widget."""
         self._watch(args.server, args.key, args.run_id)
+
+    def cmd_restart(self, args: argparse.Namespace) -> None:
+        """``%flow restart RUN_ID``: a new server run that re-runs the failed tasks and their
+        downstream, reusing the stored results of the others (an agent runs it)."""
+        from nbflow.kernel import remote
+
+        with remote.client(args.server, args.key) as api:
+            run = api.restart_flow_run(args.run_id)
+        print(
+            f"flow run {run.id} restarts {args.run_id} from its failed tasks; %flow watch {run.id} follows it"
+        )
+
+    def cmd_pull(self, args: argparse.Namespace) -> None:
+        """``%flow pull RUN_ID [NAMES]``: a server run's stored outputs become kernel variables."""
+        from nbflow.kernel import remote
+
+        with remote.client(args.server, args.key) as api:
+            values, unstored = remote.pull_outputs(api, args.run_id, args.names)
+        self.shell.user_ns.update(values)
+        print(f"pulled {', '.join(values) or 'nothing'} from run {args.run_id}")
+        if unstored and not args.names:
+            print(f"no stored result for: {', '.join(unstored)}")
 
     def cmd_register(self, args: argparse.Namespace) -> None:
         """``%flow register``."""

@@ -118,6 +118,16 @@ class Mutation:
         return run
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
+    async def restart_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:
+        """Re-run a failed run from its failed tasks: a new run (``restartOf``) that reuses the
+        stored results of the tasks that succeeded."""
+        c = ctx(info)
+        async with c.sessions.begin() as session:
+            run = FlowRunType.from_row(await run_service.restart_flow_run(session, c.tenant_id, flow_run_id))
+        c.notifier.notify()
+        return run
+
+    @strawberry.mutation(permission_classes=[CanManageFlows])
     async def set_schedule_active(self, info: strawberry.Info, flow_id: str, active: bool) -> FlowType:
         """Turn a flow's schedule on or off (off deletes its future scheduled runs)."""
         c = ctx(info)

@@ -153,6 +153,9 @@ class TaskRunType:
     start_time: datetime | None
     end_time: datetime | None
     map_index: int | None = None
+    result_ref: str | None = strawberry.field(
+        default=None, description="Where its result is stored and its sha256 (never the data)."
+    )
     children: list[StateCount] = strawberry.field(default_factory=list)
 
     @classmethod
@@ -162,6 +165,7 @@ class TaskRunType:
             id=row.id, flow_run_id=row.flow_run_id, task_slug=row.task_slug, state=row.state,
             message=row.state_message, attempt=row.attempt, version=row.version, execution=row.execution,
             start_time=row.start_time, end_time=row.end_time, map_index=run_service.map_index(row.task_slug),
+            result_ref=row.result_ref,
         )  # fmt: skip
 
     @strawberry.field(permission_classes=[CanRead])
@@ -203,6 +207,7 @@ class FlowRunType:
     agent_id: str | None
     resubmits: int
     execution: int = strawberry.field(description="The claim (execution) that runs it now; 0 before any.")
+    restart_of: str | None = strawberry.field(default=None, description="The failed run this one restarts.")
     # What the resolver that made this object had loaded already (saves a query each).
     known_flow: strawberry.Private[FlowType | None] = None
     known_version: strawberry.Private[FlowVersionType | None] = None
@@ -217,7 +222,7 @@ class FlowRunType:
             labels=list(row.labels), idempotency_key=row.idempotency_key, state=row.state,
             message=row.state_message, version=row.version, scheduled_start_time=row.scheduled_start_time,
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, resubmits=row.resubmits,
-            execution=row.execution,
+            execution=row.execution, restart_of=row.restart_of,
             known_flow=FlowType.from_row(flow) if flow is not None else None,
             known_version=FlowVersionType.from_row(version) if version is not None else None,
         )  # fmt: skip

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nbflow.core.mapping import count_states, parent_of
-from nbflow.core.states import FINISHED_TYPES, StateType, state_types
+from nbflow.core.states import FAILED_TYPES, FINISHED_TYPES, StateType, state_types
 from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
 from nbflow.server.errors import Conflict, NotFound
@@ -104,6 +104,29 @@ async def get_flow_run(session: AsyncSession, tenant_id: str, run_id: str) -> Fl
     ).scalar_one_or_none()
     if run is None:
         raise NotFound(f"no flow run {run_id!r} in this tenant")
+    return run
+
+
+async def restart_flow_run(session: AsyncSession, tenant_id: str, run_id: str) -> FlowRun:
+    """A new run of a failed (or cancelled) run's flow version, with its parameters, that
+    names it in ``restart_of``: its flow process reuses the stored results of the tasks that
+    succeeded and runs only the failed ones and their downstream."""
+    old = await get_flow_run(session, tenant_id, run_id)
+    if StateType(old.state) not in FAILED_TYPES | {S.CANCELLED}:
+        raise Conflict(
+            f"flow run {run_id!r} is {old.state}: only a failed or cancelled run restarts from "
+            "failure; create a new run to run it again"
+        )
+    flow = await session.get(Flow, old.flow_id)
+    version = await session.get(FlowVersion, old.flow_version_id)
+    if flow is None or version is None:
+        raise NotFound(f"the flow version of run {run_id!r} is gone; register the flow and create a new run")
+    extra = [label for label in old.labels if label not in version.labels]
+    run, _ = await create_flow_run(
+        session, tenant_id, flow, parameters=old.parameters, labels=extra, version=version
+    )
+    run.restart_of = old.id
+    run.state_message = f"restart of {old.id} from its failed tasks; {run.state_message}"
     return run
 
 
