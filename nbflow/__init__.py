@@ -53,6 +53,7 @@ __all__ = [
     "RunError",
     "Schedule",
     "ScheduleError",
+    "StartFlowRun",
     "State",
     "StateRecord",
     "StateTransitionError",
@@ -68,7 +69,12 @@ __all__ = [
 
 
 # Heavy parts load on first use, so `import nbflow` stays light (httpx, anywidget).
-_LAZY = {"Client": "nbflow.client", "AsyncClient": "nbflow.client", "FlowWidget": "nbflow.kernel.widget"}
+_LAZY = {
+    "Client": "nbflow.client",
+    "AsyncClient": "nbflow.client",
+    "FlowWidget": "nbflow.kernel.widget",
+    "StartFlowRun": "nbflow.flowrun",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -223,7 +223,10 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
     register.add_argument("--timezone", default="UTC")
     register.add_argument("--labels", metavar="a,b", help="agents need all these labels to run it")
     register.add_argument(
-        "--storage", metavar="DIR", help="where agents read the code (default: NBFLOW_HOME/storage)"
+        "--storage",
+        metavar="DIR|URL",
+        help="where agents read the code: a folder (default NBFLOW_HOME/storage) or a URL such as "
+        "s3://bucket/prefix (results go there too)",
     )
     register.add_argument(
         "--max-resubmits", type=int, default=0, metavar="N", help="resubmit a run whose agent died, N times"

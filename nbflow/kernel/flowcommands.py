@@ -83,7 +83,7 @@ def _add_server(sub: argparse._SubParsersAction) -> None:
     register = sub.add_parser("register", help="register the flow with the nbflow server")
     _server_options(register, flag=False)
     register.add_argument(
-        "--storage", metavar="DIR", help="where agents read the code (default: NBFLOW_HOME/storage)"
+        "--storage", metavar="DIR|URL", help="where agents read the code: a folder or s3://bucket/prefix"
     )
     register.add_argument("--max-resubmits", type=int, default=0, metavar="N")
     register.add_argument("--private", action="store_true", help=PRIVATE_HELP)

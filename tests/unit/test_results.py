@@ -96,3 +96,23 @@ def test_a_result_that_cannot_be_stored_is_said_in_the_log_and_the_task_still_su
     assert state.result["lock"].is_successful() and state.result["lock"].result_ref is None
     warnings = [e.message for e in events if e.kind == "log" and e.level == "WARNING"]
     assert any(w.startswith("result not stored: the result cannot be pickled") for w in warnings)
+
+
+def test_code_storage_on_an_fsspec_url_round_trips_and_refuses_changed_code() -> None:
+    import fsspec
+
+    from nbflow.storage.code import FsspecStorage, LocalStorage, load_code, storage_for
+
+    assert isinstance(storage_for("memory://team"), FsspecStorage)
+    assert isinstance(storage_for(None), LocalStorage) and isinstance(storage_for("/srv/flows"), LocalStorage)
+    ref = storage_for("memory://team").put("etl", "def build_flow():\n    return None\n")
+    assert ref["location"].startswith("memory://team/code/etl/") and ref["results"] == "memory://team/results"
+    assert load_code(ref) == "def build_flow():\n    return None\n"
+    with fsspec.open(ref["location"], "wb") as fh:
+        fh.write(b"import os\n")
+    with pytest.raises(StorageError, match="does not match its registration"):
+        load_code(ref)
+    with pytest.raises(StorageError, match="not a storage URL"):
+        load_code({**ref, "location": "/etc/passwd"})
+    with pytest.raises(StorageError, match="nothing stored at memory://team/gone.py"):
+        load_code({**ref, "location": "memory://team/gone.py"})

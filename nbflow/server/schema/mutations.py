@@ -66,6 +66,7 @@ class Mutation:
                 "kind": input.storage.kind,
                 "location": input.storage.location,
                 "sha256": input.storage.sha256,
+                **({"results": input.storage.results} if input.storage.results else {}),
             },
             max_resubmits=input.max_resubmits,
             private=input.private,
