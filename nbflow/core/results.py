@@ -86,17 +86,17 @@ def write_bytes(location: str, data: bytes) -> None:
 
     try:
         fs, path = fsspec.core.url_to_fs(location)
-        parent = path.rsplit("/", 1)[0]
-        if parent and parent != path:
-            fs.makedirs(parent, exist_ok=True)
         # A local file is written whole then renamed, so a reader never sees half of it.
         if isinstance(fs, LocalFileSystem):
             atomic_write(Path(path), data)
-        else:
+            return
+        try:  # object stores have no folders: no round trip to make one first
             with fs.open(path, "wb") as fh:
                 fh.write(data)
-    except StorageError:
-        raise
+        except FileNotFoundError:  # a filesystem with real folders (sftp, ...)
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            with fs.open(path, "wb") as fh:
+                fh.write(data)
     except Exception as exc:
         raise StorageError(f"cannot write {location}: {type(exc).__name__}: {exc}") from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,22 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-BUCKET = "nbflow-team"
+
+
+class S3:
+    """The moto server's S3 client and this test's own bucket (moto keeps its state per process)."""
+
+    def __init__(self, client: object, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def keys(self, prefix: str) -> list[str]:
+        answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix)  # type: ignore[attr-defined]
+        return sorted(item["Key"] for item in answer.get("Contents", []))
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
     """A moto S3 server on a free port; fsspec (here and in every process started) points at it."""
     import boto3
     import fsspec.config
@@ -41,16 +53,12 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.setenv("FSSPEC_S3", json.dumps({"endpoint_url": endpoint}))
     monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": endpoint})
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
+    bucket = f"nbflow-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
     try:
-        yield client
+        yield S3(client, bucket)
     finally:
         moto.stop()
-
-
-def keys(client: object, prefix: str) -> list[str]:
-    answer = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)  # type: ignore[attr-defined]
-    return sorted(item["Key"] for item in answer.get("Contents", []))
 
 
 def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
@@ -60,7 +68,7 @@ def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def
 
 
 def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
-    s3: object, server: ServerProcess, tmp_path: Path
+    s3: S3, server: ServerProcess, tmp_path: Path
 ) -> None:
     marker = tmp_path / "ready"
     cells = [
@@ -69,9 +77,12 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
         f"%%task checked\nimport os\nassert os.path.exists({str(marker)!r}), 'not ready'\nchecked = sum(doubled)",
     ]
     server.cli(
-        "register", str(write_notebook(tmp_path / "s3flow.ipynb", cells)), "--storage", f"s3://{BUCKET}/team"
+        "register",
+        str(write_notebook(tmp_path / "s3flow.ipynb", cells)),
+        "--storage",
+        f"s3://{s3.bucket}/team",
     )
-    code_keys = keys(s3, "team/code/s3flow/")
+    code_keys = s3.keys("team/code/s3flow/")
     assert len(code_keys) == 1 and code_keys[0].endswith(".py")
     assert not (server.home / "storage").exists()  # nothing written locally
 
@@ -82,10 +93,10 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
             first = client.create_flow_run(flow_name="s3flow")
         failed = wait_for(lambda: finished(server, first.id), timeout=90, what="the first run")
         assert failed.state == "Failed", agent.log()
-        stored = keys(s3, f"team/results/{first.id}/")
+        stored = s3.keys(f"team/results/{first.id}/")
         assert [k.split("/")[-1].split("-")[0] for k in stored] == ["doubled", "rows_cell"]
         refs = {t.task_slug: t.result_ref for t in failed.task_runs}
-        assert refs["doubled"].startswith(f"s3://{BUCKET}/team/results/{first.id}/doubled-")
+        assert refs["doubled"].startswith(f"s3://{s3.bucket}/team/results/{first.id}/doubled-")
 
         marker.write_text("ready")
         restart_id = server.cli("runs", "restart", first.id).stdout.split()[2]
@@ -95,9 +106,7 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
             "rows_cell": "Cached", "doubled": "Cached", "checked": "Success",
         }  # fmt: skip
         # Only what ran again was written; the reused tasks point at the first run's results.
-        assert [k.split("/")[-1].split("-")[0] for k in keys(s3, f"team/results/{restart_id}/")] == [
-            "checked"
-        ]
+        assert [k.split("/")[-1].split("-")[0] for k in s3.keys(f"team/results/{restart_id}/")] == ["checked"]
         assert {t.task_slug: t.result_ref for t in second.task_runs}["doubled"] == refs["doubled"]
 
         for k in _kernel():  # a notebook on a third machine pulls the results from S3
@@ -106,7 +115,7 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
             assert k.ns["checked"] == 12 and k.ns["doubled"] == [2, 4, 6] and k.ns["rows"] == [1, 2, 3]
 
         # Code changed in the bucket after registration never runs.
-        s3.put_object(Bucket=BUCKET, Key=code_keys[0], Body=b"raise SystemExit('swapped')\n")  # type: ignore[attr-defined]
+        s3.client.put_object(Bucket=s3.bucket, Key=code_keys[0], Body=b"raise SystemExit('swapped')\n")  # type: ignore[attr-defined]
         with server.client() as client:
             third = client.create_flow_run(flow_name="s3flow")
         refused = wait_for(lambda: finished(server, third.id), timeout=90, what="the refused run")
