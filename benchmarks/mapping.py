@@ -53,6 +53,31 @@ def time_nbflow(n: int, executor: object, repeat: int) -> float:
     return statistics.median(timings)
 
 
+def _plain(x: int) -> int:
+    return x
+
+
+def _from_worker(n: int) -> int:
+    from distributed import worker_client
+
+    with worker_client() as client:
+        return len(client.gather(client.map(_plain, range(n), pure=False)))
+
+
+def time_submission(client: object, n: int, repeat: int) -> dict[str, float]:
+    """Seconds for n plain Dask tasks submitted in one batch from the driver, and from a task on
+    a worker (``worker_client``, what a mapped task's parent does): the cost of the route alone."""
+    timings: dict[str, list[float]] = {"driver": [], "worker_client": []}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        client.gather(client.map(_plain, range(n), pure=False))  # type: ignore[attr-defined]
+        timings["driver"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        client.submit(_from_worker, n, pure=False).result()  # type: ignore[attr-defined]
+        timings["worker_client"].append(time.perf_counter() - start)
+    return {route: statistics.median(values) for route, values in timings.items()}
+
+
 PREFECT_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
@@ -119,6 +144,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     dask_sizes = [int(s) for s in args.dask_sizes.split(",") if s]
     results: dict[int, dict[str, float]] = {n: {} for n in sorted({*sizes, *dask_sizes})}
+    routes: dict[int, dict[str, float]] = {}
     for n in sizes:
         results[n]["local"] = time_nbflow(n, "local", args.repeat)
         results[n]["threads"] = time_nbflow(n, "threads", args.repeat)
@@ -131,6 +157,7 @@ def main() -> None:
         ):
             for n in dask_sizes:
                 results[n]["dask"] = time_nbflow(n, DaskExecutor(client=client), args.repeat)
+                routes[n] = time_submission(client, n, args.repeat)
     python = None if args.skip_prefect else prefect_python()
     if python is not None:
         for n, seconds in time_prefect(python, sorted(results)).items():
@@ -138,6 +165,11 @@ def main() -> None:
     elif not args.skip_prefect:
         print("Prefect 3 is not importable here and benchmarks/.venv-prefect does not exist: skipped")
     print(f"load average: {os.getloadavg()[0]:.2f}")
+    if routes:
+        print("| plain Dask tasks | from the driver (µs/task) | from a worker, worker_client (µs/task) |")
+        print("|---:|---:|---:|")
+        for n, route in routes.items():
+            print(f"| {n:,} | {route['driver'] / n * 1e6:,.1f} | {route['worker_client'] / n * 1e6:,.1f} |")
     print(
         "| children | nbflow local (µs/child) | nbflow threads | nbflow dask | Prefect 3 .map | Prefect / local |"
     )
