@@ -16,8 +16,9 @@ pool (threads), or as Dask tasks submitted from the parent's worker (``dask_work
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -109,15 +110,75 @@ def run_children_inline(task: Task, specs: Sequence[ChildSpec], info: RunInfo, e
 
 
 def threaded_children(workers: int) -> ChildRunner:
-    """Children on a pool of ``workers`` threads (the threads executor)."""
+    """Children on a pool of ``workers`` threads (the threads executor). A cancelled run
+    drops the children not started and stops the running ones (they end Cancelled)."""
 
     def run(task: Task, specs: Sequence[ChildSpec], info: RunInfo, emit: Any) -> list[State]:
         if workers <= 1 or len(specs) <= 1:
             return run_children_inline(task, specs, info, emit)
-        with ThreadPoolExecutor(min(workers, len(specs)), thread_name_prefix="nbflow-map") as pool:
-            return list(pool.map(lambda spec: run_child(task, spec, info, emit), specs))
+        from nbflow.core.taskrun import TaskCancelled, interrupt_thread
+
+        threads: dict[int, int] = {}  # child index -> the pool thread running it
+
+        def child(spec: ChildSpec) -> State:
+            threads[spec.index] = threading.get_ident()
+            try:
+                return run_child(task, spec, info, emit)
+            finally:
+                threads.pop(spec.index, None)
+
+        pool = ThreadPoolExecutor(min(workers, len(specs)), thread_name_prefix="nbflow-map")
+        futures: list[Future[State]] = []
+        try:
+            try:
+                futures.extend(pool.submit(child, spec) for spec in specs)
+                pending = set(futures)
+                # Short waits: the parent's thread notices a cancel (or is interrupted itself).
+                while pending and not info.cancelled():
+                    _, pending = wait(pending, timeout=0.1)
+            except (TaskCancelled, KeyboardInterrupt) as stop:  # the run is being stopped
+                if isinstance(stop, KeyboardInterrupt) and info.cancel_event is not None:
+                    info.cancel_event.set()
+            if not all(future.done() for future in futures) or len(futures) < len(specs):
+                for future in futures:
+                    future.cancel()
+                for thread_id in list(threads.values()):
+                    interrupt_thread(thread_id, TaskCancelled)
+        finally:
+            _stopping(pool.shutdown)
+        # Every child gets its final state, even if a stop request lands meanwhile.
+        states: dict[int, State] = {}
+        while len(states) < len(specs):
+            for i, spec in enumerate(specs):
+                if i not in states:
+                    future = futures[i] if i < len(futures) else None
+                    states[i] = _stopping(lambda f=future, c=spec: _outcome(f, task, c, info, emit))
+        return [states[i] for i in range(len(specs))]
 
     return run
+
+
+def _stopping(step: Callable[[], Any]) -> Any:
+    """``step()``, run to its end even when the run's stop request (an exception injected into
+    this thread) arrives meanwhile: the parent is stopping already and must finish recording."""
+    from nbflow.core.taskrun import TaskCancelled
+
+    while True:
+        try:
+            return step()
+        except (TaskCancelled, KeyboardInterrupt):
+            continue
+
+
+def _outcome(future: Future[State] | None, task: Task, spec: ChildSpec, info: RunInfo, emit: Any) -> State:
+    """A child's final state; one the cancel kept from starting (or stopped outside its
+    attempts) is recorded Cancelled now."""
+    if future is not None and not future.cancelled():
+        try:
+            return future.result()
+        except BaseException:  # noqa: BLE001 - stopped between steps: it ends Cancelled below
+            pass
+    return run_child(task, spec, info, emit)
 
 
 def run_child(task: Task, spec: ChildSpec, info: RunInfo, emit: Any) -> State:
@@ -138,7 +199,7 @@ def run_mapped(parent: TaskRun, children: ChildRunner, *, check_trigger: bool = 
     """The parent run of a mapped task: trigger (on its unmapped upstream), inputs, lengths,
     then every child through ``children``; the final state collects them."""
     from nbflow.core.record import new_id
-    from nbflow.core.taskrun import trigger_decision
+    from nbflow.core.taskrun import TaskCancelled, trigger_decision
 
     task = parent.task
     keys = task.map_keys
@@ -175,7 +236,12 @@ def run_mapped(parent: TaskRun, children: ChildRunner, *, check_trigger: bool = 
         )
         for i in range(count)
     ]
-    states = children(task, specs, parent.info, parent.emit) if specs else []
+    try:
+        states = children(task, specs, parent.info, parent.emit) if specs else []
+    except (TaskCancelled, KeyboardInterrupt) as stop:  # the run was cancelled while children ran
+        if isinstance(stop, KeyboardInterrupt) and parent.info.cancel_event is not None:
+            parent.info.cancel_event.set()
+        return parent.advance(State(S.CANCELLED, "stopped while its children ran", attempt=1))
     return parent.advance(parent.stored(mapped_final(task, states)))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -246,3 +247,41 @@ def test_the_run_view_shows_a_mapped_task_as_one_node_with_child_counts() -> Non
     assert view.detail("parse")["children"] == {"Success": 3, "Failed": 1}
     assert view.detail("parse[1]")["state"] == "Failed"
     assert "ValueError" in view.detail("parse[1]")["logs"][0]["message"]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_cancelling_a_run_stops_a_mapped_task_and_its_children(executor: str) -> None:
+    from nbflow import FlowRunner
+
+    started = threading.Semaphore(0)
+    running = 3 if executor == "threads" else 1  # children that run at once
+
+    @task
+    def slow(i: int) -> int:
+        started.release()
+        while True:  # Python code, so the cancel can stop it (a wait in C cannot be interrupted)
+            time.sleep(0.01)
+
+    with Flow("slow") as flow:
+        mapped = slow.map(list(range(20)))
+    stream = EventStream()
+    events = collect(stream)
+    runner = FlowRunner(flow, executor=ThreadExecutor(max_workers=3) if executor == "threads" else executor,
+                        stream=stream)  # fmt: skip
+
+    def cancel_when_started() -> None:
+        for _ in range(running):  # every pool thread is busy: the cancel lands while children run
+            started.acquire(timeout=60)
+        runner.cancel("stop")
+        if executor == "local":  # the local executor runs in this thread: interrupt it like Ctrl-C
+            from nbflow.core.taskrun import interrupt_thread
+
+            interrupt_thread(main, KeyboardInterrupt)
+
+    main = threading.get_ident()
+    threading.Thread(target=cancel_when_started, daemon=True).start()
+    state = runner.run()
+    assert state.type is S.CANCELLED
+    assert state.result[mapped].type is S.CANCELLED
+    finals = {e.task: e.state for e in events if e.kind == "state" and e.task and e.task.startswith("slow[")}
+    assert len(finals) == 20 and set(finals.values()) == {"Cancelled"}
