@@ -23,6 +23,7 @@ from nbflow.core.errors import (
 from nbflow.core.events import Event, EventStream
 from nbflow.core.executors import DaskExecutor, Executor, LocalExecutor, ThreadExecutor
 from nbflow.core.flows import Flow
+from nbflow.core.mapping import unmapped
 from nbflow.core.record import LogRecord, StateRecord
 from nbflow.core.runner import FlowRunner
 from nbflow.core.schedules import CronSchedule, IntervalSchedule, Schedule
@@ -53,6 +54,7 @@ __all__ = [
     "RunError",
     "Schedule",
     "ScheduleError",
+    "StartFlowRun",
     "State",
     "StateRecord",
     "StateTransitionError",
@@ -64,11 +66,17 @@ __all__ = [
     "secret",
     "task",
     "triggers",
+    "unmapped",
 ]
 
 
 # Heavy parts load on first use, so `import nbflow` stays light (httpx, anywidget).
-_LAZY = {"Client": "nbflow.client", "AsyncClient": "nbflow.client", "FlowWidget": "nbflow.kernel.widget"}
+_LAZY = {
+    "Client": "nbflow.client",
+    "AsyncClient": "nbflow.client",
+    "FlowWidget": "nbflow.kernel.widget",
+    "StartFlowRun": "nbflow.flowrun",
+}
 
 
 def __getattr__(name: str) -> Any:

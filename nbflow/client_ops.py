@@ -63,6 +63,10 @@ class TaskRunInfo:
     message: str
     attempt: int
     version: int
+    #: A mapped task: how many of its children are in each state (children are ``slug[i]``).
+    children: dict[str, int] = field(default_factory=dict)
+    #: Where its result is stored and its digest (``nbflow.core.results``), if it was stored.
+    result_ref: str | None = None
 
 
 @dataclass
@@ -86,6 +90,8 @@ class FlowRunInfo:
     created: bool | None = None
     #: the run's own ``nbflow.context`` values (``-c key=value``)
     context: dict[str, Any] = field(default_factory=dict)
+    #: The failed run this one restarts (its flow process reuses that run's stored results).
+    restart_of: str | None = None
 
     @classmethod
     def parse(cls, d: dict[str, Any]) -> FlowRunInfo:
@@ -106,8 +112,18 @@ class FlowRunInfo:
             storage=version.get("storage"),
             flow_version=version.get("version"),
             private=bool(version.get("private")),
+            restart_of=d.get("restartOf"),
             task_runs=[
-                TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"])
+                TaskRunInfo(
+                    t["id"],
+                    t["taskSlug"],
+                    t["state"],
+                    t["message"],
+                    t["attempt"],
+                    t["version"],
+                    {c["state"]: c["count"] for c in t.get("children") or []},
+                    t.get("resultRef"),
+                )  # fmt: skip
                 for t in d.get("taskRuns") or []
             ],
         )
@@ -133,9 +149,13 @@ class NewKey:
     key: str
 
 
-RUN_FIELDS = """id flowId flowVersionId state message version parameters context labels scheduledStartTime
+RUN_FIELDS = """id flowId flowVersionId state message version parameters context labels scheduledStartTime restartOf
   flow { name } flowVersion { version storage private }"""
-RUN_DETAIL = RUN_FIELDS + " taskRuns { id taskSlug state message attempt version }"
+# A mapped task is one row with its children's counts (its children are rows of their own).
+RUN_DETAIL = RUN_FIELDS + (
+    " taskRuns(includeChildren: false) { id taskSlug state message attempt version resultRef"
+    " children { state count } }"
+)
 
 
 def _results(rows: list[dict[str, Any]]) -> list[StateResult]:
@@ -287,6 +307,29 @@ def cancel_flow_run(run_id: str) -> Operation[FlowRunInfo]:
     """Cancel a run."""
     query = f"mutation($id: String!) {{ cancelFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
     return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["cancelFlowRun"]))
+
+
+def restart_sources(run_id: str) -> Operation[list[TaskRunInfo]]:
+    """The task runs a restarted run reuses (its own run only, for a run token)."""
+    query = (
+        "query($id: String!) { restartSources(flowRunId: $id) "
+        "{ id taskSlug state message attempt version resultRef } }"
+    )
+    return Operation(
+        query,
+        {"id": run_id},
+        lambda d: [
+            TaskRunInfo(t["id"], t["taskSlug"], t["state"], t["message"], t["attempt"], t["version"],
+                        result_ref=t["resultRef"])
+            for t in d["restartSources"]
+        ],
+    )  # fmt: skip
+
+
+def restart_flow_run(run_id: str) -> Operation[FlowRunInfo]:
+    """Re-run a failed run from its failed tasks (a new run that reuses the stored results)."""
+    query = f"mutation($id: String!) {{ restartFlowRun(flowRunId: $id) {{ {RUN_FIELDS} }} }}"
+    return Operation(query, {"id": run_id}, lambda d: FlowRunInfo.parse(d["restartFlowRun"]))
 
 
 def set_schedule_active(flow_id: str, active: bool) -> Operation[bool]:

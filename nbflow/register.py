@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nbflow.cells.export import export_module
-from nbflow.storage.code import LocalStorage
+from nbflow.storage.code import storage_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,7 +31,7 @@ def register_notebook_flow(
     makes agents keep the flow's log lines and failure details to themselves."""
     flow, _ = notebook.build()  # the same rules as a headless run: no hidden dependencies
     code = export_module(notebook, source=source)
-    ref = LocalStorage(storage_dir).put(notebook.name, code)
+    ref = storage_for(storage_dir).put(notebook.name, code)
     structure = flow.structure()
     return client.register_flow(
         notebook.name,

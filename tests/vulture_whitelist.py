@@ -18,7 +18,7 @@ NotebookModule  # imported by the modules `%flow export` / `nbflow export` write
 # Called by name.
 _.cmd_show, _.cmd_watch, _.cmd_cancel, _.cmd_backfill, _.cmd_status, _.cmd_logs, _.cmd_check
 _.cmd_schedule, _.cmd_cache, _.cmd_reset, _.cmd_name, _.cmd_order, _.cmd_remove  # FlowCommands.dispatch
-_.cmd_adopt, _.cmd_on  # FlowCommands.dispatch
+_.cmd_adopt, _.cmd_on, _.cmd_restart, _.cmd_pull  # FlowCommands.dispatch
 _.shell_task  # an IPython cell magic
 _._render_traceback_  # IPython shows a TaskFailed through it
 get_session  # tests and extensions reach a shell's session through it

@@ -106,3 +106,16 @@ describe("normalizeSnapshot", () => {
     expect(normalizeSnapshot(undefined)).toEqual({ run: null, tasks: {} });
   });
 });
+
+describe("mapped tasks", () => {
+  it("keep their children's counts by state from the kernel's snapshot", async () => {
+    const { childSummary } = await import("../src/dag/summary");
+    const snapshot = normalizeSnapshot({
+      run: null,
+      tasks: { parsed: { state: "Failed", children: { Success: 2, Failed: 1, Bogus: 4 } } },
+    } as never);
+    const children = snapshot.tasks.parsed?.children;
+    expect(children).toEqual({ Success: 2, Failed: 1 });
+    expect(childSummary(children ?? {})).toBe("2 success, 1 failed");
+  });
+});

@@ -29,6 +29,7 @@ from nbflow.agent.spool import Spool, left_behind
 from nbflow.core.errors import ClientError, StorageError, TransportError
 from nbflow.core.files import atomic_write
 from nbflow.core.record import StateRecord, new_id
+from nbflow.core.results import default_results_url
 from nbflow.core.settings import nbflow_home
 from nbflow.core.states import FINISHED_TYPES, StateType
 from nbflow.storage.code import load_code
@@ -221,6 +222,9 @@ class Agent:
             "dask_address": self.dask_address,
             # Private: log lines and failure details stay in this agent's run log, not the server.
             "private": self.private or run.private,
+            # Every task run's result goes here (registered with the code, else this agent's home).
+            "results": storage.get("results") or default_results_url(),
+            "restart_of": run.restart_of,
         }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{run.id}.log"

@@ -31,6 +31,7 @@ from nbflow.core import secrets
 from nbflow.core.errors import NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
+from nbflow.core.restart import Earlier, plan_restart
 from nbflow.core.runner import FlowRunner
 from nbflow.storage.code import load_code
 from nbflow.terminal.headless import check_executor
@@ -95,6 +96,8 @@ class FlowProcess:
             scheduled_start_time=datetime.fromisoformat(spec["scheduled_start_time"]),
             execution=self.reporter.execution,
             keep="none",  # the flow process ends with the run: results go after their last reader
+            results=spec.get("results"),
+            initial_states=self.restart_states(flow) if spec.get("restart_of") else None,
         )
 
     def resolve_secret(self, name: str) -> str | None:
@@ -102,6 +105,19 @@ class FlowProcess:
         from nbflow import client_team
 
         return self.client.execute(client_team.run_secret(self.run_id, name))
+
+    def restart_states(self, flow: Any) -> dict[Any, Any]:
+        """A restarted run: the states (and stored results) it reuses from the run it restarts."""
+        earlier = {
+            t.task_slug: Earlier(t.state, t.result_ref) for t in self.client.restart_sources(self.run_id)
+        }
+        plan = plan_restart(flow, earlier)
+        print(
+            f"restart of {self.spec['restart_of']}: reusing {len(plan.reused)} tasks, re-running {plan.rerun}"
+        )
+        for slug, why in plan.notes.items():
+            print(f"  {slug} runs again: {why}")
+        return plan.reused
 
     def finish(self, timeout: float) -> bool:
         """Deliver what is spooled (within ``timeout``); the spool goes once delivered."""

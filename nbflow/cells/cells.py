@@ -41,6 +41,8 @@ class TaskOptions:
     mutates: tuple[str, ...] = ()
     #: (event, function name) pairs from --on-failure / --on-success / --on-state (``cells/handlers.py``)
     handlers: tuple[tuple[str, str], ...] = ()
+    #: Names the cell runs once per element of (``--map``), each bound to the element.
+    map: tuple[str, ...] = ()
 
     def engine_options(self) -> dict[str, object]:
         """The options the engine's ``Task`` takes."""
@@ -114,6 +116,10 @@ def task_parser() -> argparse.ArgumentParser:
             flag, action="append", default=[], metavar="FUNCTION", dest=f"on_{event}",
             help=f"call FUNCTION(task, old_state, new_state), defined in %%%%setup, on {event} (repeatable)",
         )  # fmt: skip
+    parser.add_argument(
+        "--map", type=_csv, default=(), metavar="NAME[,NAME2]",
+        help="run the cell once per element of NAME (bound to NAME inside the cell); its outputs become lists",
+    )  # fmt: skip
     parser.add_argument("--no-run", action="store_true", help="define the task without running it")
     parser.add_argument("--shell", action="store_true", help="the cell is a shell script")
     return parser
@@ -150,9 +156,12 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         ns = TASK_PARSER.parse_args(argv)
     except (NotebookError, argparse.ArgumentError) as exc:
         raise NotebookError(f"{where}: {exc}\n{TASK_USAGE}") from None
-    bad = [n for n in ns.mutates if not n.isidentifier()]
-    if bad:
-        raise NotebookError(f"{where}: --mutates {bad[0]!r} is not a variable name\n{TASK_USAGE}")
+    for option, names in (("--mutates", ns.mutates), ("--map", ns.map)):
+        bad = [n for n in names if not n.isidentifier()]
+        if bad:
+            raise NotebookError(f"{where}: {option} {bad[0]!r} is not a variable name\n{TASK_USAGE}")
+    if ns.map and (shell or ns.shell):
+        raise NotebookError(f"{where}: --map is for Python cells, not shell cells\n{TASK_USAGE}")
     if ns.name is not None and not ns.name.isidentifier():
         raise NotebookError(
             f"{where}: task name {ns.name!r} must be a Python identifier (letters, digits, _)\n{TASK_USAGE}"
@@ -181,6 +190,7 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         shell=shell or ns.shell,
         mutates=ns.mutates,
         handlers=handlers,
+        map=ns.map,
     )
 
 

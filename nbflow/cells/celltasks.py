@@ -28,7 +28,7 @@ from nbflow.cells.figures import flush_figures, may_draw, pyplot_turn
 from nbflow.cells.guard import InputWatch, report
 from nbflow.cells.ipython import capture_displays, prepare_namespace, run_code, show
 from nbflow.core.context import context
-from nbflow.core.errors import RunError
+from nbflow.core.errors import NotebookError, RunError
 from nbflow.core.tasks import Task
 
 if TYPE_CHECKING:
@@ -195,6 +195,14 @@ class CellTask(Task):
         # (the %%task line is line 1; a leading %%time line is one more).
         self.line_offset = cell.first_line - 1 + (1 if self.cell_magic else 0)
         self._compiled: tuple[Any, Any] | None = None
+        if cell.options.map:
+            unread = [n for n in cell.options.map if n not in self.uses]
+            if unread:
+                raise NotebookError(
+                    f"{cell.where}: --map {unread[0]} names a variable the cell does not read; "
+                    f"map over one of: {', '.join(self.uses) or '(it reads none)'}"
+                )
+            self.map_keys = frozenset(cell.options.map)
 
     @property
     def kind(self) -> str:
@@ -262,6 +270,22 @@ class CellTask(Task):
                 inputs[key] = state.result[key]
             # else: the upstream cell deleted the name; this cell then fails naming it.
         return inputs
+
+    def combine_mapped(self, results: list[Any]) -> CellOutputs:
+        """A mapped cell's outputs: each name it defines as the list of its children's values
+        (``None`` where a child failed), their figures and changed inputs together."""
+        children = [r if isinstance(r, CellOutputs) else CellOutputs({}) for r in results]
+        names = [n for n in self.defines if n not in self.map_keys]
+        values = {n: [child.get(n) for child in children] for n in names}
+        displays = [child.display for child in children]
+        combined = CellOutputs(
+            values,
+            displays if any(d is not None for d in displays) else None,
+            figures=[f for child in children for f in child.figures],
+            mutated=dict.fromkeys(m for child in children for m in child.mutated),
+        )
+        combined.shown = any(child.shown for child in children)  # shown under the cell as they ran
+        return combined
 
     def portable_result(self, value: Any) -> tuple[Any, list[str]]:
         """Outputs that pickle; a file handle or a lock a cell defined stays behind, named."""

@@ -46,6 +46,8 @@ def _options(options: TaskOptions) -> str:
         parts.append(f"mutates={list(options.mutates)!r}")
     if options.handlers:
         parts.append(f"handlers={[list(pair) for pair in options.handlers]!r}")
+    if options.map:
+        parts.append(f"map={list(options.map)!r}")
     return "".join(f", {p}" for p in parts)
 
 

@@ -156,12 +156,13 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     if run.context:
         print(f"context: {run.context}")
     if run.task_runs:
-        print(
-            table(
-                ["task", "state", "attempt", "message"],
-                [[t.task_slug, t.state, t.attempt or "", shorten(t.message, 60)] for t in run.task_runs],
-            )
-        )
+        rows = [[t.task_slug, t.state, t.attempt or "", shorten(t.message, 60)] for t in run.task_runs]
+        headers = ["task", "state", "attempt", "message"]
+        if any(t.children for t in run.task_runs):  # mapped tasks: their children by state
+            headers.insert(2, "children")
+            for row, t in zip(rows, run.task_runs, strict=True):
+                row.insert(2, ", ".join(f"{n} {state.lower()}" for state, n in t.children.items()))
+        print(table(headers, rows))
     for line in logs:
         print(f"{line['taskSlug'] or '-'} [{line['level']}] {line['message']}")
     return 0
@@ -175,6 +176,17 @@ def cmd_runs_cancel(args: argparse.Namespace) -> int:
         emit_json(run)
     else:
         print(f"flow run {run.id}: {run.state}")
+    return 0
+
+
+def cmd_runs_restart(args: argparse.Namespace) -> int:
+    """``nbflow runs restart RUN_ID``: a new run from the failed tasks, reusing stored results."""
+    with client_from(args) as client:
+        run = client.restart_flow_run(args.run_id)
+    if args.json:
+        emit_json(run)
+    else:
+        print(f"flow run {run.id} restarts {run.restart_of} from its failed tasks: {run.state}")
     return 0
 
 
@@ -216,7 +228,10 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
     register.add_argument("--timezone", default="UTC")
     register.add_argument("--labels", metavar="a,b", help="agents need all these labels to run it")
     register.add_argument(
-        "--storage", metavar="DIR", help="where agents read the code (default: NBFLOW_HOME/storage)"
+        "--storage",
+        metavar="DIR|URL",
+        help="where agents read the code: a folder (default NBFLOW_HOME/storage) or a URL such as "
+        "s3://bucket/prefix (results go there too)",
     )
     register.add_argument(
         "--max-resubmits", type=int, default=0, metavar="N", help="resubmit a run whose agent died, N times"
@@ -254,3 +269,10 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--logs", action="store_true")
     cancel = _command(group, "cancel", "cancel a run (its agent stops it)", cmd_runs_cancel)
     cancel.add_argument("run_id")
+    restart = _command(
+        group,
+        "restart",
+        "re-run a failed run from its failed tasks, reusing stored results",
+        cmd_runs_restart,
+    )
+    restart.add_argument("run_id")

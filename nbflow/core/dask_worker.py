@@ -16,6 +16,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core import capture
+from nbflow.core.mapping import ChildSpec, child_slug, run_child
+from nbflow.core.record import LogRecord
 from nbflow.core.states import State, StateType
 from nbflow.core.taskrun import TaskRun
 
@@ -32,11 +34,12 @@ FLUSH_EVERY = 0.05
 
 
 class RemoteOutcome:
-    """A task run's final state (with its result) as it stays on the cluster for its readers."""
+    """A task run's final state (with its result) as it stays on the cluster for its readers;
+    ``events``: a mapped child's records (wire form), forwarded by its parent."""
 
     __slots__ = ("state", "events")
 
-    def __init__(self, state: State, events: list[Event]) -> None:
+    def __init__(self, state: State, events: list[dict[str, Any]]) -> None:
         self.state = state
         self.events = events
 
@@ -61,6 +64,11 @@ class _Outbox:
                 self.pending.setdefault(topic, []).append(wire)
 
         return emit
+
+    def forward(self, topic: str, wires: list[dict[str, Any]]) -> None:
+        """Records made elsewhere (a mapped task's children), sent with this process's own."""
+        with self.lock:
+            self.pending.setdefault(topic, []).extend(wires)
 
     def _start(self) -> None:
         from distributed import get_worker
@@ -105,24 +113,79 @@ def run_task_remote(
 ) -> RemoteOutcome:
     """One task run on a worker: trigger, cache, attempts; records to ``topic``.
     ``needed``: the outputs downstream tasks read (they must pickle to reach them)."""
-    import cloudpickle
-
     upstream = [(key, slug, outcome.state) for key, slug, outcome in incoming]
     emit = _outbox.emitter(topic)
-    run = TaskRun(task, task_run_id, upstream, constants, info, emit, requested=requested, needed=needed)
+    run = TaskRun(
+        task, task_run_id, upstream, constants, info, emit,
+        requested=requested, needed=needed, children=_children_on_cluster(topic),
+    )  # fmt: skip
     capture.install()
     try:
-        state = run.run()
-        if state.is_failed() and isinstance(state.result, BaseException):
-            try:
-                cloudpickle.dumps(state.result)
-            except Exception:
-                state.result = RuntimeError(state.message)
-        elif state.is_successful():
-            # What travels to other workers: leave out what cannot be pickled, and say so.
-            state.result, dropped = task.portable_result(state.result)
-            if dropped:
-                run.log("WARNING", f"outputs left on the worker (cannot be pickled): {', '.join(dropped)}")
+        state = _ready_to_travel(task, run.run(), run.log)
     finally:
         capture.uninstall()
     return RemoteOutcome(state, [])
+
+
+def _ready_to_travel(task: Task, state: State, log: Callable[[str, str], None]) -> State:
+    """The state as it can leave this worker: an exception that cannot be pickled becomes a
+    ``RuntimeError`` with its message; outputs that cannot be pickled stay here, said in the log."""
+    import cloudpickle
+
+    if state.is_failed() and isinstance(state.result, BaseException):
+        try:
+            cloudpickle.dumps(state.result)
+        except Exception:
+            state.result = RuntimeError(state.message)
+    elif state.is_successful():
+        state.result, dropped = task.portable_result(state.result)
+        if dropped:
+            log("WARNING", f"outputs left on the worker (cannot be pickled): {', '.join(dropped)}")
+    return state
+
+
+def _children_on_cluster(topic: str) -> Callable[..., list[State]]:
+    """A mapped task's children as Dask tasks, submitted in one batch from the parent's worker
+    (``worker_client`` secedes the parent from the worker's pool while it waits). A child
+    returns its records with its state and the parent forwards them before its own final
+    state, so the driver never sees the parent end before its children."""
+
+    def run(task: Task, specs: list[ChildSpec], info: RunInfo, emit: Any) -> list[State]:  # noqa: ARG001
+        from distributed import worker_client
+
+        slug = task.slug or task.name
+        with worker_client() as client:
+            futures = client.map(
+                run_child_remote, specs, task=task, info=info, pure=False,
+                key=[f"{child_slug(slug, s.index)}-{s.task_run_id}" for s in specs],
+            )  # fmt: skip
+            outcomes: list[RemoteOutcome] = client.gather(futures)
+        for outcome in outcomes:
+            _outbox.forward(topic, outcome.events)
+        return [outcome.state for outcome in outcomes]
+
+    return run
+
+
+def run_child_remote(spec: ChildSpec, *, task: Task, info: RunInfo) -> RemoteOutcome:
+    """One child of a mapped task on a worker; its records travel back with its state."""
+    wires: list[dict[str, Any]] = []
+
+    def emit(record: Event) -> None:
+        wires.append(record.to_wire())
+
+    capture.install()
+    try:
+        state = run_child(task, spec, info, emit)
+
+        def log(level: str, message: str) -> None:
+            slug = child_slug(task.slug or task.name, spec.index)
+            emit(
+                LogRecord(
+                    info.flow_run_id, level, message, time.time(), spec.task_run_id, slug, info.execution
+                )
+            )
+
+        return RemoteOutcome(_ready_to_travel(task, state, log), wires)
+    finally:
+        capture.uninstall()

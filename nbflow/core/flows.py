@@ -310,6 +310,7 @@ class Flow:
         initial_states: Mapping[Task, State] | None = None,
         stream: EventStream | None = None,
         echo: bool = True,
+        results: str | None = None,
     ) -> State:
         """Run the flow here and return the flow-run state.
 
@@ -318,6 +319,8 @@ class Flow:
         the local convenience scheduler; ``runs`` scheduled runs happen (``None``: forever).
         ``targets`` runs only those tasks and their upstream; ``initial_states``
         reuses finished states of an earlier run instead of running those tasks.
+        ``results``: a result store's URL (a folder, ``s3://...``): every task run's result
+        is written there and its state's ``result_ref`` names it (``nbflow.core.results``).
         """
         from nbflow.core.runner import FlowRunner, run_on_schedule_loop
 
@@ -329,6 +332,7 @@ class Flow:
             "initial_states": initial_states,
             "stream": stream,
             "echo": echo,
+            "results": results,
         }
         if self.schedule is not None and run_on_schedule is not False:
             return run_on_schedule_loop(self, runs=runs, **runner_kwargs)

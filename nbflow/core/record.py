@@ -83,7 +83,9 @@ def new_id() -> str:
 MAX_ID = 36
 """Longest run, task-run or transition id (a UUID's length; ``new_id`` makes shorter ones)."""
 MAX_NAME = 200
-"""Longest task slug or result reference."""
+"""Longest task slug."""
+MAX_REF = 1000
+"""Longest result reference (a stored result's location and digest, ``core.results``)."""
 MAX_MESSAGE = 100_000
 """Longest message of a record the server stores; ``cut`` makes longer ones fit."""
 _ID = {"max": MAX_ID}
@@ -104,7 +106,7 @@ class StateWire:
     message: str = ""
     attempt: int = 0
     execution: int = 0
-    result_ref: str | None = field(default=None, metadata=_NAME)
+    result_ref: str | None = field(default=None, metadata={"max": MAX_REF})
     start_time: float | None = None
 
 

@@ -25,7 +25,7 @@ from nbflow.core.context import (
 from nbflow.core.drivers import driver_for
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.events import Event, EventStream
-from nbflow.core.executors import Executor, resolve_executor
+from nbflow.core.executors import Executor, ThreadExecutor, resolve_executor
 from nbflow.core.plan import Plan, keeper
 from nbflow.core.record import StateRecord, new_id, state_change
 from nbflow.core.states import State, StateType
@@ -103,12 +103,14 @@ class FlowRunner:
         keep: str | Iterable[Task] | Callable[[Task], bool] = "all",
         context: Mapping[str, Any] | None = None,
         gate: SlotGate | None = None,
+        results: str | None = None,
     ) -> None:
         self.flow = flow
         #: where tagged tasks get concurrency slots (the agent's flow process sets one)
         self.gate = gate
         #: the run's own ``nbflow.context`` values (``-c key=value``), checked
         self.context = check_values(dict(context) if context is not None else None)
+        self.results = results  # a result store's URL: every task run's result is written there
         order = flow.sorted_tasks()  # raises CycleError before anything runs
         self.parameters = parameter_values(flow.parameters(), parameters)
         self.requested: set[Task] = set()
@@ -202,6 +204,8 @@ class FlowRunner:
             execution=self.execution,
             cancel_event=self.cancel_event,
             gate=self.gate,
+            map_workers=self.executor.workers() if isinstance(self.executor, ThreadExecutor) else 1,
+            results=self.results,
         )
 
     def run_task_now(
@@ -265,6 +269,7 @@ class FlowRunner:
                 result=earlier.result,
                 result_ref=earlier.result_ref,
                 attempt=earlier.attempt,
+                children=earlier.children,
             )
         return self._set_task_state(task, S.PENDING, state)
 

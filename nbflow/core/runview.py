@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbflow.core.mapping import count_states, parent_of
 from nbflow.core.record import STATE, LogRecord, StateRecord
 from nbflow.core.states import StateType
 
@@ -49,6 +50,12 @@ class TaskView:
     logs: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     # Position in the fold when last changed: tells runs apart without comparing ids.
     touched: int = 0
+    # A mapped task: each child's latest state by index (children are ``slug[i]`` tasks too).
+    children: dict[int, str] = field(default_factory=dict)
+
+    def child_counts(self) -> dict[str, int]:
+        """How many of a mapped task's children are in each state (empty for a plain task)."""
+        return count_states(self.children.values())
 
     @property
     def duration(self) -> float | None:
@@ -132,6 +139,11 @@ class RunView:
             view.started = record.timestamp  # the first Running starts the clock; retries keep it
         view.ended = record.timestamp if record.is_finished() else None
         view.touched = self._clock
+        child = parent_of(view.slug)
+        if child is not None:
+            parent = self.tasks.get(child[0])
+            if parent is not None:
+                parent.children[child[1]] = record.state
 
     def _apply_flow(self, record: StateRecord) -> None:
         run = self.run
@@ -168,13 +180,21 @@ class RunView:
         with self._lock:
             view = self.current(slug)
             if view is None or view.state is None:
-                return {"state": None, "message": "", "attempt": 0, "duration": None, "logs": []}
+                return {
+                    "state": None,
+                    "message": "",
+                    "attempt": 0,
+                    "duration": None,
+                    "children": {},
+                    "logs": [],
+                }
             logs = list(view.logs)[-log_lines:] if log_lines else list(view.logs)
             return {
                 "state": view.state,
                 "message": view.message,
                 "attempt": view.attempt,
                 "duration": view.duration,
+                "children": view.child_counts(),
                 "logs": [{"timestamp": r.timestamp, "level": r.level, "message": r.message} for r in logs],
             }
 
@@ -196,6 +216,7 @@ class RunView:
                             "message": view.message,
                             "started": _ms(view.started),
                             "ended": _ms(view.ended),
+                            "children": view.child_counts() or None,
                         }
                     )
             out_run = None

@@ -155,7 +155,7 @@ class State:
     names where it is stored (the cache key), which is all a server ever sees.
     """
 
-    __slots__ = ("type", "message", "timestamp", "attempt", "result", "result_ref", "start_time")
+    __slots__ = ("type", "message", "timestamp", "attempt", "result", "result_ref", "start_time", "children")
 
     def __init__(
         self,
@@ -167,6 +167,7 @@ class State:
         attempt: int = 0,
         timestamp: float | None = None,
         start_time: float | None = None,
+        children: tuple[State, ...] | None = None,
     ) -> None:
         self.type = type
         self.message = message
@@ -176,6 +177,9 @@ class State:
         self.timestamp = time.time() if timestamp is None else timestamp
         # Only Scheduled states carry a start time: when the run should begin.
         self.start_time = start_time
+        # A mapped task's final state: its children's final states in order (no results:
+        # the parent's result holds them); how a task mapped over it decides each child.
+        self.children = children
 
     @property
     def name(self) -> str:
@@ -225,6 +229,7 @@ class State:
             attempt=self.attempt,
             timestamp=self.timestamp,
             start_time=self.start_time,
+            children=self.children,
         )
 
     def to_dict(self) -> dict[str, Any]:

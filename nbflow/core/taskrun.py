@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.core import capture, secrets
 from nbflow.core.cache import MISSING, ResultStore, cache_key
 from nbflow.core.context import reset_context, set_context
+from nbflow.core.mapping import ChildRunner, run_children_inline, run_mapped, threaded_children
 from nbflow.core.record import LogRecord, state_change
 from nbflow.core.slots import SlotGate, release_slots, wait_for_slots
 from nbflow.core.states import State, StateType
@@ -52,6 +53,8 @@ class RunInfo:
         "execution",
         "cancel_event",
         "gate",
+        "map_workers",
+        "results",
     )
 
     def __init__(
@@ -67,6 +70,8 @@ class RunInfo:
         execution: int = 0,
         cancel_event: threading.Event | None = None,
         gate: SlotGate | None = None,
+        map_workers: int = 1,
+        results: str | None = None,
     ) -> None:
         self.flow_name = flow_name
         self.flow_run_id = flow_run_id
@@ -79,6 +84,10 @@ class RunInfo:
         self.cancel_event = cancel_event
         #: where tagged tasks get concurrency slots (the agent's flow process); None: no limits
         self.gate = gate
+        # Threads a mapped task's children may run on at once (1: one after the other).
+        self.map_workers = map_workers
+        # Where every task run's result is written (``core.results``); None: nowhere.
+        self.results = results
 
     def __getstate__(self) -> dict[str, Any]:
         # The cancel event and the gate (a server client) stay in the process that made them.
@@ -192,6 +201,7 @@ class TaskRun:
         initial: StateType = S.PENDING,
         requested: bool = False,
         needed: frozenset[str] | None = None,
+        children: ChildRunner | None = None,
     ) -> None:
         self.task = task
         # Outputs that must travel to other processes (downstream tasks on Dask): None = no travel.
@@ -206,9 +216,19 @@ class TaskRun:
         self.requested = requested
         self.cache_key: str | None = None
         self.store: ResultStore | None = None
+        # A mapped task's child (``mapping.run_child``): its element's inputs and index.
+        self.given_inputs: dict[str, Any] | None = None
+        self.index: int | None = None
+        self.children = children
 
     def run(self, *, check_trigger: bool = True) -> State:
-        """trigger -> inputs -> cache -> attempts (which store the result); the final state."""
+        """trigger -> inputs -> cache -> attempts (which store the result); the final state.
+        A mapped task's parent run maps instead (``mapping.run_mapped``)."""
+        if self.task.map_keys and self.index is None:
+            children = self.children or (
+                threaded_children(self.info.map_workers) if self.info.map_workers > 1 else run_children_inline
+            )
+            return run_mapped(self, children, check_trigger=check_trigger)
         if check_trigger:
             decided = trigger_decision(self.task, self.incoming, requested=self.requested)
             if decided is not None:
@@ -216,7 +236,7 @@ class TaskRun:
         inputs = self.inputs()
         cached = self.read_cache(inputs)
         if cached is not None:
-            return self.advance(cached)
+            return self.advance(self.stored(cached))
         gate = self.info.gate
         if gate is None or not self.task.tags:
             return self.attempts(inputs)
@@ -280,6 +300,8 @@ class TaskRun:
 
     def inputs(self) -> dict[str, Any]:
         """The task's keyword inputs: upstream results, then constants bound in the flow."""
+        if self.given_inputs is not None:
+            return self.given_inputs
         inputs = self.task.collect_inputs(self.incoming)
         return {**self.constants, **inputs} if self.constants else inputs
 
@@ -308,6 +330,7 @@ class TaskRun:
                 "task_run_id": self.task_run_id,
                 "task_name": self.task.name,
                 "task_slug": self.slug,
+                "map_index": self.index,
             }
         )
         out_token = capture.activate(output)
@@ -360,7 +383,27 @@ class TaskRun:
                     "cannot receive it on other workers; make it picklable or compute it where it is used"
                 )
                 return self.advance(State(S.FAILED, message, attempt=attempt))
-        return self.advance(State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt))
+        success = State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt)
+        return self.advance(self.stored(success))
+
+    def stored(self, state: State) -> State:
+        """``state`` with its result written to the run's result store (if it has one) and
+        ``result_ref`` naming it; a result that cannot be stored is said in the log."""
+        if self.info.results is None or not state.is_successful() or self.index is not None:
+            return state  # a mapped child's result is stored once, in its parent's list
+        from nbflow.core.errors import StorageError
+        from nbflow.core.results import ResultStore
+
+        value, dropped = self.task.portable_result(state.result)
+        if dropped:
+            self.log("WARNING", f"not stored (cannot be pickled): {', '.join(dropped)}")
+        try:
+            state.result_ref = ResultStore(self.info.results).save(
+                self.info.flow_run_id, self.slug, self.task_run_id, value
+            )
+        except StorageError as exc:
+            self.log("WARNING", f"result not stored: {exc}")
+        return state
 
     def failure(self, exc: Exception, attempt: int) -> State | None:
         """Log a failed attempt; ``None`` to try again (after the retry delay), else the final state."""

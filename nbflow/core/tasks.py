@@ -61,6 +61,9 @@ _NO_TAGS: frozenset[str] = frozenset()
 class Task:
     """A unit of work. Subclasses override ``run``; function tasks wrap ``fn``."""
 
+    #: The inputs a mapped task maps over (set by ``map``); empty for a plain task.
+    map_keys: frozenset[str] = frozenset()
+
     def __init__(
         self,
         fn: Callable[..., Any] | None = None,
@@ -111,6 +114,11 @@ class Task:
         """The result as it can be stored or shipped to another process, and what was left out."""
         return value, []
 
+    def combine_mapped(self, results: list[Any]) -> Any:
+        """A mapped task's result from its children's, in order: the list itself here (a cell
+        collects each output name into a list)."""
+        return results
+
     def residue(self, value: Any) -> Any:  # noqa: ARG002
         """What a run keeps of this task's result once nothing reads it any more: nothing here;
         a cell keeps its figures and the names it changed in place (headless reports them)."""
@@ -138,7 +146,7 @@ class Task:
 
     def options(self) -> dict[str, Any]:
         """JSON-able options, as the widget and the server see them."""
-        return {
+        options = {
             "retries": self.retries,
             "retry_delay": self.retry_delay,
             "timeout": self.timeout,
@@ -146,6 +154,9 @@ class Task:
             "cache_for": self.cache_for,
             "tags": sorted(self.tags),
         }
+        if self.map_keys:
+            options["map"] = sorted(self.map_keys)
+        return options
 
     @property
     def kind(self) -> str:
@@ -170,8 +181,13 @@ class Task:
             if self.fn is None:
                 raise GraphError(f"task {self.name!r} can only be called inside `with Flow(...)`")
             return self.fn(*args, **kwargs)
-        bound = self.copy()
-        arguments = self._bind_arguments(args, kwargs)
+        return self._add_to(flow, self.copy(), self._bind_arguments(args, kwargs), upstream_tasks)
+
+    @staticmethod
+    def _add_to(
+        flow: Flow, bound: Task, arguments: Mapping[str, Any], upstream_tasks: Iterable[Task]
+    ) -> Task:
+        """Add ``bound`` to ``flow``: task arguments become edges, plain values constants."""
         flow.add_task(bound)
         for key, value in arguments.items():
             if isinstance(value, Task):
@@ -181,6 +197,23 @@ class Task:
         for upstream in upstream_tasks:
             flow.add_edge(upstream, bound)
         return bound
+
+    def map(self, *args: Any, upstream_tasks: Iterable[Task] = (), **kwargs: Any) -> Any:
+        """One run per element of the inputs not wrapped in ``unmapped(...)`` (``nbflow.mapping``).
+        Inside ``with Flow(...)`` it adds one mapped task whose result is the list of its
+        children's results; outside a flow it calls the function per element."""
+        from nbflow.core.mapping import split_arguments
+
+        values, keys = split_arguments(self.name, self._bind_arguments(args, kwargs))
+        flow = active_flow.get()
+        if flow is None:
+            if self.fn is None:
+                raise GraphError(f"task {self.name!r} can only be mapped inside `with Flow(...)`")
+            count = min((len(values[k]) for k in keys), default=0)
+            return [
+                self.fn(**{k: (v[i] if k in keys else v) for k, v in values.items()}) for i in range(count)
+            ]
+        return self._add_to(flow, self.copy(map_keys=keys), values, upstream_tasks)
 
     def _bind_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.fn is None:

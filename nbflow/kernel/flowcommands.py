@@ -87,13 +87,20 @@ def _add_server(sub: argparse._SubParsersAction) -> None:
     register = sub.add_parser("register", help="register the flow with the nbflow server")
     _server_options(register, flag=False)
     register.add_argument(
-        "--storage", metavar="DIR", help="where agents read the code (default: NBFLOW_HOME/storage)"
+        "--storage", metavar="DIR|URL", help="where agents read the code: a folder or s3://bucket/prefix"
     )
     register.add_argument("--max-resubmits", type=int, default=0, metavar="N")
     register.add_argument("--private", action="store_true", help=PRIVATE_HELP)
     watch = sub.add_parser("watch", help="show a server run in the widget, live")
     watch.add_argument("run_id")
     _server_options(watch, flag=False)
+    restart = sub.add_parser("restart", help="re-run a failed server run from its failed tasks")
+    restart.add_argument("run_id")
+    _server_options(restart, flag=False)
+    pull = sub.add_parser("pull", help="load a server run's stored outputs into the kernel")
+    pull.add_argument("run_id")
+    pull.add_argument("names", nargs="*", help="only these variables (or every output of these tasks)")
+    _server_options(pull, flag=False)
 
 
 def _add_editing(sub: argparse._SubParsersAction) -> None:
@@ -206,6 +213,28 @@ class FlowCommands:
         """``%flow watch RUN_ID``: a server run, live in the widget."""
         self._watch(args.server, args.key, args.run_id)
 
+    def cmd_restart(self, args: argparse.Namespace) -> None:
+        """``%flow restart RUN_ID``: a new server run that re-runs the failed tasks and their
+        downstream, reusing the stored results of the others (an agent runs it)."""
+        from nbflow.kernel import remote
+
+        with remote.client(args.server, args.key) as api:
+            run = api.restart_flow_run(args.run_id)
+        print(
+            f"flow run {run.id} restarts {args.run_id} from its failed tasks; %flow watch {run.id} follows it"
+        )
+
+    def cmd_pull(self, args: argparse.Namespace) -> None:
+        """``%flow pull RUN_ID [NAMES]``: a server run's stored outputs become kernel variables."""
+        from nbflow.kernel import remote
+
+        with remote.client(args.server, args.key) as api:
+            values, unstored = remote.pull_outputs(api, args.run_id, args.names)
+        self.shell.user_ns.update(values)
+        print(f"pulled {', '.join(values) or 'nothing'} from run {args.run_id}")
+        if unstored and not args.names:
+            print(f"no stored result for: {', '.join(unstored)}")
+
     def cmd_register(self, args: argparse.Namespace) -> None:
         """``%flow register``."""
         from nbflow.kernel import remote
@@ -316,8 +345,11 @@ class FlowCommands:
         """``%flow status``: each task's latest state."""
         session = self.session
         rows = []
+        children: list[str] = []  # a mapped task's children by state: "3 success, 1 failed"
         for name in session.flow.task_names:
             view = session.view.latest(name)
+            counts = view.child_counts() if view else {}
+            children.append(", ".join(f"{n} {state.lower()}" for state, n in counts.items()))
             rows.append(
                 [
                     name,
@@ -327,12 +359,17 @@ class FlowCommands:
                     shorten(view.message, 70) if view else "",
                 ]
             )
+        headers = ["task", "state", "attempts", "duration", "message"]
+        if any(children):
+            headers.insert(2, "children")
+            for row, counted in zip(rows, children, strict=True):
+                row.insert(2, counted)
         run = session.view.run
         running = " (running now)" if session.runner is not None else ""
         last = f"; last run: {run.state}" if run is not None and run.state else ""
         print(f"flow {session.flow.name!r}: {len(rows)} tasks{last}{running}")
         if rows:
-            print(table(["task", "state", "attempts", "duration", "message"], rows))
+            print(table(headers, rows))
 
     def cmd_logs(self, args: argparse.Namespace) -> None:
         """``%flow logs [TASK]``."""

@@ -19,6 +19,7 @@ from nbflow.cells.cells import TASK_PARSER, parse_task_line
 from nbflow.cells.guard import unwatched
 from nbflow.cells.ipython import live_displays
 from nbflow.core.errors import NbflowError
+from nbflow.core.mapping import child_slug
 from nbflow.core.states import StateType
 from nbflow.kernel.cellcomm import open_cell_comm
 from nbflow.kernel.flowcommands import FLOW_PARSER, FlowCommands
@@ -84,7 +85,9 @@ class NbflowMagics(Magics):
             if display is not None and not getattr(state.result, "shown", False):
                 self.shell.displayhook(display)
             return
-        view = self.session.view.latest(name)
+        # A mapped cell: the traceback of its first failed child (``name[i]``).
+        failed = [i for i, child in enumerate(state.children or ()) if child.is_failed()]
+        view = self.session.view.latest(child_slug(name, failed[0]) if failed else name)
         errors = [line.message for line in (view.logs if view else []) if line.level == "ERROR"]
         attempts = f" after {state.attempt} attempts" if state.attempt > 1 else ""
         details = errors[-1] if errors and state.type is S.FAILED else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core.errors import TransportError
@@ -82,3 +83,31 @@ def _create_once(
                 raise
             time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def pull_outputs(api: Client, run_id: str, names: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """A server run's stored outputs as kernel variables (a cell's names, a task's result under
+    its slug), read from the result store by their references; and the tasks with nothing
+    stored. ``names``: only these variables (or every output of these tasks)."""
+    from nbflow.core.errors import NotebookError
+    from nbflow.core.results import is_ref, load
+
+    run = api.flow_run(run_id)
+    values: dict[str, Any] = {}
+    unstored: list[str] = []
+    for task_run in run.task_runs:
+        if not is_ref(task_run.result_ref):
+            unstored.append(task_run.task_slug)
+            continue
+        stored = load(task_run.result_ref or "")
+        outputs = dict(stored) if isinstance(stored, Mapping) else {task_run.task_slug: stored}
+        if names and task_run.task_slug not in names:
+            outputs = {k: v for k, v in outputs.items() if k in names}
+        values.update(outputs)
+    missing = [n for n in names if n not in values and all(t.task_slug != n for t in run.task_runs)]
+    if missing:
+        known = sorted({t.task_slug for t in run.task_runs} | set(values))
+        raise NotebookError(
+            f"run {run_id} stored no output named {missing[0]!r}; its tasks and outputs: {', '.join(known) or '(none)'}"
+        )
+    return values, unstored

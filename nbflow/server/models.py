@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from nbflow.core.record import MAX_REF
+
 # SQLite autoincrements only INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
 AutoId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -163,6 +165,8 @@ class FlowRun(Base):
     # SHA-256 of the current execution's run token (see auth.new_run_token).
     run_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resubmits: Mapped[int] = mapped_column(Integer, default=0)
+    # The failed run this one restarts (``restartFlowRun``): it reuses that run's stored results.
+    restart_of: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -194,6 +198,8 @@ class TaskRun(Base):
     execution: Mapped[int] = mapped_column(Integer, default=0)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Where its result is stored and its digest (``core.results``): never the data itself.
+    result_ref: Mapped[str | None] = mapped_column(String(MAX_REF), nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -228,7 +234,7 @@ class RunEvent(Base):
     transition_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     execution: Mapped[int] = mapped_column(Integer, default=0)
     seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    result_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    result_ref: Mapped[str | None] = mapped_column(String(MAX_REF), nullable=True)
     start_time: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 

@@ -41,7 +41,7 @@ class NotebookModule:
 
     def task(self, name: str, source: str, **options: Any) -> None:
         """A ``%%task`` cell with its options."""
-        for key in ("tags", "upstream", "mutates"):
+        for key in ("tags", "upstream", "mutates", "map"):
             if key in options:
                 options[key] = tuple(options[key])
         if "handlers" in options:

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "agent": {"core", "client", "config", "storage", "terminal"},
     "server": {"core"},
     "triggers": {"core"},
+    "flowrun": {"core", "client"},
 }
 # Libraries a component must never import, not even lazily.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {

@@ -42,10 +42,24 @@ export function normalizeSnapshot(raw: CompactSnapshot | null | undefined): RunS
       message: str(t.message),
       started: num(t.started),
       ended: num(t.ended),
+      ...(childCounts(t.children) ? { children: childCounts(t.children) } : {}),
     };
   }
   return out;
 }
+
+/** A mapped task's children by state, from the snapshot (undefined when there are none). */
+function childCounts(raw: unknown): Record<string, number> | undefined {
+  if (!raw || typeof raw !== "object") return undefined;
+  const out: Record<string, number> = {};
+  for (const [state, n] of Object.entries(raw as Record<string, unknown>)) {
+    if (isStateName(state) && typeof n === "number" && Number.isFinite(n)) out[state] = n;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+const sameCounts = (a?: Record<string, number>, b?: Record<string, number>): boolean =>
+  JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
 
 export const sameTaskState = (a: TaskRunState | undefined, b: TaskRunState | undefined): boolean =>
   a === b ||
@@ -55,7 +69,8 @@ export const sameTaskState = (a: TaskRunState | undefined, b: TaskRunState | und
     a.attempt === b.attempt &&
     a.message === b.message &&
     a.started === b.started &&
-    a.ended === b.ended);
+    a.ended === b.ended &&
+    sameCounts(a.children, b.children));
 
 export interface ApplyResult {
   /** Slugs whose entry changed. */

@@ -66,3 +66,10 @@ export function taskDuration(
   if (!entry || entry.started === null) return null;
   return Math.max(0, (entry.ended ?? nowSeconds) - entry.started);
 }
+
+/** A mapped task's children by state, as its node's status shows them: "3 success, 1 failed". */
+export function childSummary(children: Record<string, number>): string {
+  return Object.entries(children)
+    .map(([state, n]) => `${n} ${state.toLowerCase()}`)
+    .join(", ");
+}

@@ -59,6 +59,8 @@ export interface TaskRunState {
   started: number | null;
   /** Epoch seconds of the finished state, null while not finished. */
   ended: number | null;
+  /** A mapped task: how many of its children are in each state. */
+  children?: Record<string, number>;
 }
 
 export interface FlowRunState {

@@ -10,7 +10,7 @@ import { PanZoom, type Transform } from "./panzoom";
 import { GraphRenderer, type NodeDisplay } from "./render";
 import { applyEvents, emptySnapshot, normalizeSnapshot, sameTaskState } from "./snapshot";
 import { isActive, stateLabel } from "./states";
-import { type ProgressSummary, formatDuration, summarize, taskDuration } from "./summary";
+import { type ProgressSummary, childSummary, formatDuration, summarize, taskDuration } from "./summary";
 import { htmlEl, svgEl } from "./svg";
 import type { CompactSnapshot, DisplayState, EngineEvent, FlowGraph, RunSnapshot } from "./types";
 
@@ -176,6 +176,7 @@ export function createDagView(container: HTMLElement, options: DagViewOptions = 
     const duration = formatDuration(taskDuration(entry, at));
     if (duration) parts.push(duration);
     if (entry && entry.attempt > 1) parts.push(`attempt ${entry.attempt}`);
+    if (entry?.children) parts.push(childSummary(entry.children));
     return { state, status: parts.join(" \u00b7 ") };
   };
 

@@ -15,23 +15,11 @@ from strawberry.scalars import JSON
 from nbflow.server.errors import RequestError
 from nbflow.server.models import RunEvent, utcnow
 from nbflow.server.schema.context import CanRead, ctx
-from nbflow.server.schema.types import FlowRunType, FlowType, LogEntry
+from nbflow.server.schema.types import FlowRunType, FlowType, LogEntry, StateCount
+from nbflow.server.schema.types import state_counts as _counts
 from nbflow.server.services import dashboard as service
 
 MAX_FLOWS = 500
-
-
-@strawberry.type
-class StateCount:
-    """How many runs are in one state."""
-
-    state: str
-    count: int
-
-
-def _counts(counts: dict[str, int]) -> list[StateCount]:
-    """State counts in a stable order."""
-    return [StateCount(state=s, count=n) for s, n in sorted(counts.items())]
 
 
 @strawberry.type

@@ -17,6 +17,8 @@ class StorageInput:
     kind: str
     location: str
     sha256: str
+    #: Where the flow's runs store their task results (a URL), when registered with one.
+    results: str | None = None
 
 
 @strawberry.input

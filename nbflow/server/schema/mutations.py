@@ -69,6 +69,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
                 "kind": input.storage.kind,
                 "location": input.storage.location,
                 "sha256": input.storage.sha256,
+                **({"results": input.storage.results} if input.storage.results else {}),
             },
             max_resubmits=input.max_resubmits,
             private=input.private,
@@ -118,6 +119,16 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
         c = ctx(info)
         async with c.sessions.begin() as session:
             run = FlowRunType.from_row(await run_service.cancel_flow_run(session, c.tenant_id, flow_run_id))
+        c.notifier.notify()
+        return run
+
+    @strawberry.mutation(permission_classes=[CanManageFlows])
+    async def restart_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:
+        """Re-run a failed run from its failed tasks: a new run (``restartOf``) that reuses the
+        stored results of the tasks that succeeded."""
+        c = ctx(info)
+        async with c.sessions.begin() as session:
+            run = FlowRunType.from_row(await run_service.restart_flow_run(session, c.tenant_id, flow_run_id))
         c.notifier.notify()
         return run
 

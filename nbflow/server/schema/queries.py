@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from nbflow.server.errors import RequestError
 from nbflow.server.models import ApiKey, Tenant
-from nbflow.server.schema.context import CanRead, IsAdmin, ctx
+from nbflow.server.schema.context import CanRead, CanWriteRuns, IsAdmin, check_own_run, ctx
 from nbflow.server.schema.dashboard import DashboardQuery
 from nbflow.server.schema.team import TeamQuery
-from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me
+from nbflow.server.schema.types import ApiKeyInfo, FlowRunPage, FlowRunType, FlowType, Me, TaskRunType
 from nbflow.server.services import flows as flow_service
 from nbflow.server.services import runs as run_service
 
@@ -56,6 +56,20 @@ class Query(DashboardQuery, TeamQuery):  # the web UI's read-side queries live i
         c = ctx(info)
         async with c.sessions() as session:
             return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=id, name=name))
+
+    @strawberry.field(permission_classes=[CanWriteRuns])
+    async def restart_sources(self, info: strawberry.Info, flow_run_id: str) -> list[TaskRunType]:
+        """For a run made by ``restartFlowRun``: the task runs of the run it restarts (their
+        states and stored results' references), which its flow process reuses. A run token
+        may ask for its own run only; an ordinary run has none."""
+        c = ctx(info)
+        check_own_run(c, {flow_run_id})
+        async with c.sessions() as session:
+            run = await run_service.get_flow_run(session, c.tenant_id, flow_run_id)
+            if run.restart_of is None:
+                return []
+            rows = await run_service.task_runs(session, c.tenant_id, run.restart_of)
+        return [TaskRunType.from_row(r) for r in rows if run_service.map_index(r.task_slug) is None]
 
     @strawberry.field(permission_classes=[CanRead])
     async def flow_run(self, info: strawberry.Info, id: str) -> FlowRunType:

@@ -125,8 +125,22 @@ class FlowType:
 
 
 @strawberry.type
+class StateCount:
+    """How many runs (or a mapped task's children) are in one state."""
+
+    state: str
+    count: int
+
+
+def state_counts(counts: dict[str, int]) -> list[StateCount]:
+    """State counts in a stable order."""
+    return [StateCount(state=s, count=n) for s, n in sorted(counts.items())]
+
+
+@strawberry.type
 class TaskRunType:
-    """One run of one task: its current state and times."""
+    """One run of one task: its current state and times. A mapped task's children are task
+    runs named ``slug[i]`` (``map_index`` i); the parent carries their counts by state."""
 
     id: str
     flow_run_id: str
@@ -138,6 +152,11 @@ class TaskRunType:
     execution: int
     start_time: datetime | None
     end_time: datetime | None
+    map_index: int | None = None
+    result_ref: str | None = strawberry.field(
+        default=None, description="Where its result is stored and its sha256 (never the data)."
+    )
+    children: list[StateCount] = strawberry.field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: TaskRun) -> TaskRunType:
@@ -145,7 +164,8 @@ class TaskRunType:
         return cls(
             id=row.id, flow_run_id=row.flow_run_id, task_slug=row.task_slug, state=row.state,
             message=row.state_message, attempt=row.attempt, version=row.version, execution=row.execution,
-            start_time=row.start_time, end_time=row.end_time,
+            start_time=row.start_time, end_time=row.end_time, map_index=run_service.map_index(row.task_slug),
+            result_ref=row.result_ref,
         )  # fmt: skip
 
     @strawberry.field(permission_classes=[CanRead])
@@ -190,6 +210,7 @@ class FlowRunType:
     context: JSON = strawberry.field(
         default_factory=dict, description="The run's own nbflow.context values (-c key=value)."
     )
+    restart_of: str | None = strawberry.field(default=None, description="The failed run this one restarts.")
     # What the resolver that made this object had loaded already (saves a query each).
     known_flow: strawberry.Private[FlowType | None] = None
     known_version: strawberry.Private[FlowVersionType | None] = None
@@ -204,7 +225,7 @@ class FlowRunType:
             labels=list(row.labels), idempotency_key=row.idempotency_key, state=row.state,
             message=row.state_message, version=row.version, scheduled_start_time=row.scheduled_start_time,
             start_time=row.start_time, end_time=row.end_time, agent_id=row.agent_id, resubmits=row.resubmits,
-            execution=row.execution, context=row.context or {},
+            execution=row.execution, context=row.context or {}, restart_of=row.restart_of,
             known_flow=FlowType.from_row(flow) if flow is not None else None,
             known_version=FlowVersionType.from_row(version) if version is not None else None,
         )  # fmt: skip
@@ -252,13 +273,21 @@ class FlowRunType:
             )
 
     @strawberry.field(permission_classes=[CanRead])
-    async def task_runs(self, info: strawberry.Info) -> list[TaskRunType]:
-        """The run's task runs, in the order they started."""
+    async def task_runs(self, info: strawberry.Info, include_children: bool = True) -> list[TaskRunType]:
+        """The run's task runs, in the order they started; a mapped task's carry its children's
+        counts by state (``include_children: false`` leaves the children's own rows out)."""
         c = ctx(info)
         async with c.sessions() as session:
-            return [
-                TaskRunType.from_row(r) for r in await run_service.task_runs(session, c.tenant_id, self.id)
-            ]
+            rows = await run_service.task_runs(session, c.tenant_id, self.id)
+        children = run_service.child_counts(rows)
+        out = []
+        for row in rows:
+            task_run = TaskRunType.from_row(row)
+            if task_run.map_index is not None and not include_children:
+                continue
+            task_run.children = state_counts(children.get(row.task_slug, {}))
+            out.append(task_run)
+        return out
 
     @strawberry.field(permission_classes=[CanRead])
     async def states(self, info: strawberry.Info) -> list[StateEntry]:

@@ -70,6 +70,8 @@ def validate_spec(spec: FlowSpec) -> Schedule | None:
         raise RequestError("storage.sha256 must be the 64-character hex SHA-256 of the flow's code")
     limits.name(str(storage["kind"]), "storage.kind")
     limits.name(str(storage["location"]), "storage.location", longest=limits.MAX_LOCATION)
+    if storage.get("results") is not None:
+        limits.name(str(storage["results"]), "storage.results", longest=limits.MAX_LOCATION)
     if spec.max_resubmits < 0:
         raise RequestError("max_resubmits must be 0 or more")
     if spec.schedule is None:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from nbflow.core.states import FINISHED_TYPES, StateType, state_types
+from nbflow.core.mapping import count_states, parent_of
+from nbflow.core.states import FAILED_TYPES, FINISHED_TYPES, StateType, state_types
 from nbflow.core.tasks import parameter_values
 from nbflow.server import limits
 from nbflow.server.errors import Conflict, NotFound, RequestError
@@ -131,6 +132,29 @@ async def get_flow_run(session: AsyncSession, tenant_id: str, run_id: str) -> Fl
     ).scalar_one_or_none()
     if run is None:
         raise NotFound(f"no flow run {run_id!r} in this tenant")
+    return run
+
+
+async def restart_flow_run(session: AsyncSession, tenant_id: str, run_id: str) -> FlowRun:
+    """A new run of a failed (or cancelled) run's flow version, with its parameters, that
+    names it in ``restart_of``: its flow process reuses the stored results of the tasks that
+    succeeded and runs only the failed ones and their downstream."""
+    old = await get_flow_run(session, tenant_id, run_id)
+    if StateType(old.state) not in FAILED_TYPES | {S.CANCELLED}:
+        raise Conflict(
+            f"flow run {run_id!r} is {old.state}: only a failed or cancelled run restarts from "
+            "failure; create a new run to run it again"
+        )
+    flow = await session.get(Flow, old.flow_id)
+    version = await session.get(FlowVersion, old.flow_version_id)
+    if flow is None or version is None:
+        raise NotFound(f"the flow version of run {run_id!r} is gone; register the flow and create a new run")
+    extra = [label for label in old.labels if label not in version.labels]
+    run, _ = await create_flow_run(
+        session, tenant_id, flow, parameters=old.parameters, labels=extra, version=version
+    )
+    run.restart_of = old.id
+    run.state_message = f"restart of {old.id} from its failed tasks; {run.state_message}"
     return run
 
 
@@ -305,6 +329,25 @@ async def task_runs(session: AsyncSession, tenant_id: str, run_id: str) -> list[
             )
         ).scalars()
     )
+
+
+def map_index(slug: str) -> int | None:
+    """The index of a mapped task's child (``clean[3]`` -> 3); ``None`` for any other task."""
+    child = parent_of(slug)
+    return child[1] if child is not None else None
+
+
+def child_counts(rows: list[TaskRun]) -> dict[str, dict[str, int]]:
+    """Each mapped task's children by state (the latest task run of each child counts)."""
+    latest: dict[str, tuple[str, str]] = {}  # child slug -> (parent slug, state), later rows win
+    for row in rows:
+        child = parent_of(row.task_slug)
+        if child is not None:
+            latest[row.task_slug] = (child[0], row.state)
+    by_parent: dict[str, list[str]] = {}
+    for parent, state in latest.values():
+        by_parent.setdefault(parent, []).append(state)
+    return {parent: count_states(states) for parent, states in by_parent.items()}
 
 
 async def state_history(

@@ -187,7 +187,9 @@ async def set_task_run_states(
         await session.execute(insert(TaskRun.__table__), list(inserted.values()))
     for task_run_id in changed - set(inserted):
         row = rows[task_run_id]
-        fields = ("state", "state_message", "attempt", "version", "start_time", "end_time", "execution")
+        fields = (
+            "state", "state_message", "attempt", "version", "start_time", "end_time", "execution", "result_ref",
+        )  # fmt: skip
         # Guarded by the version read above: a concurrent writer makes this a no-op, not a lost update.
         await session.execute(
             update(TaskRun.__table__)
@@ -245,6 +247,8 @@ def _apply_task_change(
         attempt=change.attempt,
         version=row["version"] + 1,
         execution=change.execution,
+        # Where the engine stored the result (a location and digest, never the data).
+        result_ref=change.result_ref or row.get("result_ref"),
         **_effects(TASK_RUN_EFFECTS, row, change),
     )
     changed.add(task_run_id)

@@ -7,7 +7,7 @@ delivery's record; ``concurrency_limits``, ``concurrency_slots``: tag limits
 (and flow-run limits per label) and the slots leased to running task runs.
 
 Revision ID: 0004
-Revises: 0002 (the lead re-chains it after 0003 at merge)
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

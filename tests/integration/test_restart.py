@@ -1,0 +1,86 @@
+"""Restart from failure and %flow pull against a real server and agent, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from notebook_helpers import kernel as _kernel  # noqa: E402
+from notebook_helpers import write_notebook  # noqa: E402
+from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def cells(marker: Path) -> list[str]:
+    return [
+        "%%task items_cell\nitems = [1, 2, 3]",
+        "%%task other\nother = len(items) * 2",
+        f"%%task checked\nimport os\nassert os.path.exists({str(marker)!r}), 'the input is not ready'\nchecked = sum(items)",
+        "%%task report\nreport = (checked, other)",
+    ]
+
+
+def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
+    with server.client() as client:
+        run = client.flow_run(run_id)
+    return run if run.state in FINISHED else None
+
+
+def test_a_failed_run_restarts_from_its_failed_tasks_and_a_kernel_pulls_its_outputs(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ready"
+    server.cli("register", str(write_notebook(tmp_path / "restartable.ipynb", cells(marker))))
+    # The agent keeps its results in its own home (another machine would, too).
+    agent = AgentProcess(
+        server,
+        agent_key(server),
+        home=tmp_path / "agent-home",
+        extra=("--storage-root", str(server.home / "storage")),
+    ).start()
+    try:
+        with server.client() as client:
+            first = client.create_flow_run(flow_name="restartable")
+        failed = wait_for(lambda: finished(server, first.id), timeout=60, what="the first run")
+        assert failed.state == "Failed", agent.log()
+        assert {t.task_slug: t.state for t in failed.task_runs} == {
+            "items_cell": "Success", "other": "Success", "checked": "Failed", "report": "TriggerFailed",
+        }  # fmt: skip
+        assert all(t.result_ref for t in failed.task_runs if t.state == "Success")
+        # A run that did not fail cannot be restarted; an unknown one is a clear error.
+        refused = server.cli("runs", "restart", "no-such-run", check=False)
+        assert refused.returncode != 0 and "no flow run 'no-such-run'" in refused.stderr + refused.stdout
+
+        marker.write_text("ready")
+        answer = server.cli("runs", "restart", first.id).stdout
+        restart_id = answer.split()[2]
+        assert f"restarts {first.id} from its failed tasks" in answer
+        second = wait_for(lambda: finished(server, restart_id), timeout=60, what="the restarted run")
+        assert second.state == "Success", agent.log()
+        assert second.restart_of == first.id
+        # Only the failed task and its downstream ran again; the others were reused.
+        assert {t.task_slug: t.state for t in second.task_runs} == {
+            "items_cell": "Cached", "other": "Cached", "checked": "Success", "report": "Success",
+        }  # fmt: skip
+        assert sum(t.version for t in second.task_runs if t.state == "Cached") == 2  # one state each
+        again = server.cli("runs", "restart", restart_id, check=False)
+        assert (
+            again.returncode != 0 and "only a failed or cancelled run restarts" in again.stderr + again.stdout
+        )
+
+        # A kernel pulls the restarted run's outputs (reused ones included) into its variables.
+        for k in _kernel():
+            k.run("%load_ext nbflow")
+            k.run(f"%flow pull {restart_id} --server {server.url} --key {server.admin_key}")
+            assert k.ns["report"] == (6, 6) and k.ns["checked"] == 6 and k.ns["items"] == [1, 2, 3]
+            k.run(f"%flow pull {first.id} other --server {server.url} --key {server.admin_key}")
+            k.run(
+                f"%flow pull {first.id} nope --server {server.url} --key {server.admin_key}",
+                expect_error=True,
+            )
+    finally:
+        agent.stop()
