@@ -118,4 +118,25 @@ describe("mapped tasks", () => {
     expect(children).toEqual({ Success: 2, Failed: 1 });
     expect(childSummary(children ?? {})).toBe("2 success, 1 failed");
   });
+
+  it("count their children's states from streamed events, a child moving on moving one count", () => {
+    const snapshot = emptySnapshot();
+    const events = [
+      stateEvent(null, "Running"),
+      stateEvent("parse", "Running"),
+      ...[0, 1, 2].map((i) => stateEvent(`parse[${i}]`, "Running")),
+      stateEvent("parse[0]", "Success"),
+      stateEvent("parse[1]", "Success"),
+      stateEvent("parse[2]", "Retrying"),
+    ];
+    const first = applyEvents(snapshot, events, ["parse"]);
+    expect(snapshot.tasks.parse?.children).toEqual({ Success: 2, Retrying: 1 });
+    expect(first.changed.has("parse")).toBe(true);
+    applyEvents(snapshot, [stateEvent("parse[2]", "Running"), stateEvent("parse[2]", "Failed")], ["parse"]);
+    expect(snapshot.tasks.parse?.children).toEqual({ Success: 2, Failed: 1 });
+    applyEvents(snapshot, [stateEvent("parse[2]", "Failed")], ["parse"]); // a re-delivery counts once
+    expect(snapshot.tasks.parse?.children).toEqual({ Success: 2, Failed: 1 });
+    applyEvents(snapshot, [stateEvent(null, "Running"), stateEvent("parse[0]", "Running")], ["parse"]);
+    expect(snapshot.tasks.parse?.children).toEqual({ Running: 1 }); // a new run starts from zero
+  });
 });

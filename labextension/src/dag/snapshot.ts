@@ -116,6 +116,7 @@ function applyFlowEvent(
     // A run starts from scratch: nodes of the previous run must not look current.
     snapshot.tasks = {};
     for (const slug of slugs) snapshot.tasks[slug] = pendingEntry();
+    childStates.delete(snapshot);
     result.reset = true;
   } else {
     if (!run || run.flow_run_id !== ev.flow_run_id) {
@@ -149,4 +150,44 @@ function applyTaskEvent(snapshot: RunSnapshot, ev: EngineEvent, state: StateName
     ended: isFinished(state) ? ts : null,
   };
   result.changed.add(slug);
+  countChild(snapshot, slug, state, result);
+}
+
+/** A mapped task's child run is named `parent[i]` (slugs never hold brackets otherwise). */
+const CHILD = /^(.+)\[(\d+)\]$/;
+/** Per snapshot: each child's latest state, so a child moving on moves one count. */
+const childStates = new WeakMap<RunSnapshot, Map<string, StateName>>();
+
+/** Fold a child's event into its parent's counts by state: the node shows "3 success, 1 failed"
+ * in the browser as the kernel's snapshot does (streamed feeds carry only the children's events). */
+function countChild(snapshot: RunSnapshot, slug: string, state: StateName, result: ApplyResult): void {
+  const match = CHILD.exec(slug);
+  if (!match) return;
+  const parent = match[1] as string;
+  let states = childStates.get(snapshot);
+  if (!states) {
+    states = new Map();
+    childStates.set(snapshot, states);
+  }
+  const before = states.get(slug);
+  if (before === state) return;
+  states.set(slug, state);
+  const entry = snapshot.tasks[parent] ?? pendingEntry();
+  // Counts come from events alone: the first child seen here starts them from zero.
+  const counts: Record<string, number> = before === undefined && !hasChildIn(states, parent, slug) ? {} : { ...entry.children };
+  if (before !== undefined) {
+    const left = (counts[before] ?? 1) - 1;
+    if (left > 0) counts[before] = left;
+    else delete counts[before];
+  }
+  counts[state] = (counts[state] ?? 0) + 1;
+  snapshot.tasks[parent] = { ...entry, children: counts };
+  result.changed.add(parent);
+}
+
+function hasChildIn(states: Map<string, StateName>, parent: string, except: string): boolean {
+  for (const slug of states.keys()) {
+    if (slug !== except && slug.startsWith(`${parent}[`)) return true;
+  }
+  return false;
 }
