@@ -136,6 +136,8 @@ describe("mapped tasks", () => {
     expect(snapshot.tasks.parse?.children).toEqual({ Success: 2, Failed: 1 });
     applyEvents(snapshot, [stateEvent("parse[2]", "Failed")], ["parse"]); // a re-delivery counts once
     expect(snapshot.tasks.parse?.children).toEqual({ Success: 2, Failed: 1 });
+    applyEvents(snapshot, [stateEvent("parse", "Failed")], ["parse"]); // the parent's own end keeps them
+    expect(snapshot.tasks.parse).toMatchObject({ state: "Failed", children: { Success: 2, Failed: 1 } });
     applyEvents(snapshot, [stateEvent(null, "Running"), stateEvent("parse[0]", "Running")], ["parse"]);
     expect(snapshot.tasks.parse?.children).toEqual({ Running: 1 }); // a new run starts from zero
   });

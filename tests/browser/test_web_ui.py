@@ -217,3 +217,23 @@ def test_a_read_only_key_sees_no_run_or_cancel_controls_and_the_server_refuses_t
     finally:
         with stack.client() as client:
             client.cancel_flow_run(run.id)
+
+
+MAPPED = [
+    "%load_ext nbflow\n%flow name mapped_demo",
+    "%%params\npages = [1, 2, 3, 4]",
+    "%%task size --map pages\nsize = pages * 10",
+    "%%task total\ntotal = sum(size)",
+]
+
+
+def test_a_mapped_task_is_one_node_counting_its_children(page: Page, stack: UiStack) -> None:
+    stack.register("mapped_demo", MAPPED)
+    with stack.client() as client:
+        run_id = client.create_flow_run(flow_name="mapped_demo").id
+    sign_in(page, stack.url, stack.admin_key, f"/runs/{run_id}")
+    page.wait_for_selector(".ui-run-page[data-run-state='Success']", timeout=LIVE)
+    page.wait_for_selector(node(page, "size", "Success"), timeout=LIVE)
+    assert "4 success" in (page.locator(node(page, "size")).text_content() or "")
+    assert page.locator(".ui-run-dag g.nbflow-node[data-task^='size[']").count() == 0  # children: no nodes
+

@@ -148,6 +148,7 @@ function applyTaskEvent(snapshot: RunSnapshot, ev: EngineEvent, state: StateName
     // The first Running of the run starts the clock; retries keep it running.
     started: state === "Running" && prev.started === null ? ts : prev.started,
     ended: isFinished(state) ? ts : null,
+    ...(prev.children ? { children: prev.children } : {}), // a mapped task's own end keeps its counts
   };
   result.changed.add(slug);
   countChild(snapshot, slug, state, result);
