@@ -236,4 +236,3 @@ def test_a_mapped_task_is_one_node_counting_its_children(page: Page, stack: UiSt
     page.wait_for_selector(node(page, "size", "Success"), timeout=LIVE)
     assert "4 success" in (page.locator(node(page, "size")).text_content() or "")
     assert page.locator(".ui-run-dag g.nbflow-node[data-task^='size[']").count() == 0  # children: no nodes
-
