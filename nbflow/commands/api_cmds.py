@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nbflow.commands.common import add_server_options, client_from, emit_json
+from nbflow.commands.common import add_server_options, client_from, emit_json, respond, server_command
 from nbflow.terminal.report import shorten, table
 
 if TYPE_CHECKING:
@@ -16,38 +16,30 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     """``nbflow keys create``."""
     with client_from(args) as client:
         key = client.create_api_key(args.role, args.name or "")
-    if args.json:
-        emit_json(key)
-    else:
-        print(f"new {key.role} key {key.name!r} (id {key.id}), shown once:\n\n    {key.key}\n")
-    return 0
+    return respond(
+        args, key, f"new {key.role} key {key.name!r} (id {key.id}), shown once:\n\n    {key.key}\n"
+    )
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     """``nbflow keys revoke``."""
     with client_from(args) as client:
         client.revoke_api_key(args.id)
-    if args.json:
-        emit_json({"revoked": args.id})
-    else:
-        print(f"revoked key {args.id}")
-    return 0
+    return respond(args, {"revoked": args.id}, f"revoked key {args.id}")
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     """``nbflow keys list``."""
     with client_from(args) as client:
         keys = client.api_keys()
-    if args.json:
-        emit_json(keys)
-    else:
-        print(
-            table(
-                ["id", "prefix", "role", "name", "revoked"],
-                [[k["id"], k["prefix"], k["role"], k["name"], "yes" if k["revoked"] else ""] for k in keys],
-            )
-        )
-    return 0
+    return respond(
+        args,
+        keys,
+        table(
+            ["id", "prefix", "role", "name", "revoked"],
+            [[k["id"], k["prefix"], k["role"], k["name"], "yes" if k["revoked"] else ""] for k in keys],
+        ),
+    )
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -131,14 +123,12 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
             idempotency_key=args.idempotency_key,
             context=parse_context(args.context) or None,
         )
-    if args.json:
-        emit_json(run)
-    else:
-        print(
-            f"flow run {run.id} of {args.flow!r}: {run.state}"
-            + ("" if run.created else " (existing run for this key)")
-        )
-    return 0
+    return respond(
+        args,
+        run,
+        f"flow run {run.id} of {args.flow!r}: {run.state}"
+        + ("" if run.created else " (existing run for this key)"),
+    )
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
@@ -172,22 +162,16 @@ def cmd_runs_cancel(args: argparse.Namespace) -> int:
     """``nbflow runs cancel RUN_ID``."""
     with client_from(args) as client:
         run = client.cancel_flow_run(args.run_id)
-    if args.json:
-        emit_json(run)
-    else:
-        print(f"flow run {run.id}: {run.state}")
-    return 0
+    return respond(args, run, f"flow run {run.id}: {run.state}")
 
 
 def cmd_runs_restart(args: argparse.Namespace) -> int:
     """``nbflow runs restart RUN_ID``: a new run from the failed tasks, reusing stored results."""
     with client_from(args) as client:
         run = client.restart_flow_run(args.run_id)
-    if args.json:
-        emit_json(run)
-    else:
-        print(f"flow run {run.id} restarts {run.restart_of} from its failed tasks: {run.state}")
-    return 0
+    return respond(
+        args, run, f"flow run {run.id} restarts {run.restart_of} from its failed tasks: {run.state}"
+    )
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -198,25 +182,15 @@ def add(sub: argparse._SubParsersAction) -> None:
     _add_runs(sub)
 
 
-def _command(
-    group: argparse._SubParsersAction, name: str, help: str, handler: Any
-) -> argparse.ArgumentParser:
-    """A subcommand with its help line (so the group's --help lists it) and the server options."""
-    parser = group.add_parser(name, help=help, description=help)
-    add_server_options(parser)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def _add_keys(sub: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="API keys of your tenant (admin key needed)")
     group = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
-    create = _command(group, "create", "make a key (shown once)", cmd_keys_create)
+    create = server_command(group, "create", "make a key (shown once)", cmd_keys_create)
     create.add_argument("--role", required=True, choices=["admin", "user", "agent", "read-only"])
     create.add_argument("--name")
-    revoke = _command(group, "revoke", "revoke a key by id or prefix", cmd_keys_revoke)
+    revoke = server_command(group, "revoke", "revoke a key by id or prefix", cmd_keys_revoke)
     revoke.add_argument("id")
-    _command(group, "list", "list the keys (never their secrets)", cmd_keys_list)
+    server_command(group, "list", "list the keys (never their secrets)", cmd_keys_list)
 
 
 def _add_register(sub: argparse._SubParsersAction) -> None:
@@ -248,28 +222,28 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
 def _add_flows(sub: argparse._SubParsersAction) -> None:
     flows = sub.add_parser("flows", help="registered flows")
     group = flows.add_subparsers(dest="flows_command", metavar="COMMAND", required=True)
-    _command(group, "list", "list the registered flows with their version and schedule", cmd_flows_list)
+    server_command(group, "list", "list the registered flows with their version and schedule", cmd_flows_list)
 
 
 def _add_runs(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="flow runs on the server")
     group = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
-    listing = _command(group, "list", "list flow runs, newest first", cmd_runs_list)
+    listing = server_command(group, "list", "list flow runs, newest first", cmd_runs_list)
     listing.add_argument("--flow", metavar="NAME")
     listing.add_argument("--state", action="append", metavar="STATE")
     listing.add_argument("--limit", type=int, default=20)
-    create = _command(group, "create", "create a flow run (an agent runs it)", cmd_runs_create)
+    create = server_command(group, "create", "create a flow run (an agent runs it)", cmd_runs_create)
     create.add_argument("flow", metavar="FLOW")
     create.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     create.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="a value tasks read as nbflow.context.KEY (repeatable)")  # fmt: skip
     create.add_argument("--idempotency-key")
-    show = _command(group, "show", "a run's state, task runs and (with --logs) its logs", cmd_runs_show)
+    show = server_command(group, "show", "a run's state, task runs and (with --logs) its logs", cmd_runs_show)
     show.add_argument("run_id")
     show.add_argument("--logs", action="store_true")
-    cancel = _command(group, "cancel", "cancel a run (its agent stops it)", cmd_runs_cancel)
+    cancel = server_command(group, "cancel", "cancel a run (its agent stops it)", cmd_runs_cancel)
     cancel.add_argument("run_id")
-    restart = _command(
+    restart = server_command(
         group,
         "restart",
         "re-run a failed run from its failed tasks, reusing stored results",

@@ -23,6 +23,17 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def server_command(
+    group: argparse._SubParsersAction, name: str, help: str, handler: Any
+) -> argparse.ArgumentParser:
+    """A subcommand that talks to the server: its help line (so the group's --help lists it),
+    the server options, and the function that runs it."""
+    parser = group.add_parser(name, help=help, description=help)
+    add_server_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def client_from(args: argparse.Namespace) -> Any:
     """A client for the command's server and key."""
     from nbflow.client import Client
@@ -46,3 +57,13 @@ def emit_json(value: Any) -> None:
     """Print ``value`` (dataclasses included) as JSON."""
     json.dump(_plain(value), sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def respond(args: argparse.Namespace, value: Any, text: str) -> int:
+    """What a command prints when it is done: ``value`` as JSON with ``--json``, else ``text``;
+    the command's exit code (0)."""
+    if args.json:
+        emit_json(value)
+    else:
+        print(text)
+    return 0

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from nbflow import client_team as team
-from nbflow.commands.common import add_server_options, client_from, emit_json
+from nbflow.commands.common import client_from, emit_json, respond, server_command
 from nbflow.core.errors import NbflowError
 from nbflow.terminal.report import table
 
@@ -33,24 +33,20 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
     value = _read_value(args.name)
     with client_from(args) as client:
         answer = client.execute(team.set_secret(args.name, value))
-    if args.json:
-        emit_json(answer)
-    else:
-        print(f"secret {answer['name']!r} set (stored encrypted; its value is never shown again)")
-    return 0
+    return respond(
+        args, answer, f"secret {answer['name']!r} set (stored encrypted; its value is never shown again)"
+    )
 
 
 def cmd_secrets_list(args: argparse.Namespace) -> int:
     """``nbflow secrets list``: names and times."""
     with client_from(args) as client:
         rows = client.execute(team.secrets())
-    if args.json:
-        emit_json(rows)
-    else:
-        print(
-            table(["secret", "updated"], [[r["name"], r["updated"]] for r in rows]) if rows else "no secrets"
-        )
-    return 0
+    return respond(
+        args,
+        rows,
+        table(["secret", "updated"], [[r["name"], r["updated"]] for r in rows]) if rows else "no secrets",
+    )
 
 
 def cmd_secrets_delete(args: argparse.Namespace) -> int:
@@ -72,11 +68,7 @@ def cmd_hooks_add(args: argparse.Namespace) -> int:
                 flow_name=args.flow, late_minutes=args.late_minutes,
             )
         )  # fmt: skip
-    if args.json:
-        emit_json(hook)
-    else:
-        print(f"hook {hook['name']!r} ({hook['id']}) added: {_describe(hook)}")
-    return 0
+    return respond(args, hook, f"hook {hook['name']!r} ({hook['id']}) added: {_describe(hook)}")
 
 
 def _describe(hook: dict[str, Any]) -> str:
@@ -174,29 +166,22 @@ def cmd_limits_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _command(
-    group: argparse._SubParsersAction, name: str, help: str, handler: Any
-) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help, description=help)
-    add_server_options(parser)
-    parser.set_defaults(handler=handler)
-    return parser
-
-
 def _add_secrets(sub: argparse._SubParsersAction) -> None:
     secrets = sub.add_parser("secrets", help="secrets tasks read with nbflow.secret(NAME) on agents")
     group = secrets.add_subparsers(dest="secrets_command", metavar="COMMAND", required=True)
-    setter = _command(group, "set", "set a secret; the value comes from stdin or a prompt", cmd_secrets_set)
+    setter = server_command(
+        group, "set", "set a secret; the value comes from stdin or a prompt", cmd_secrets_set
+    )
     setter.add_argument("name")
-    _command(group, "list", "list the secrets (names only)", cmd_secrets_list)
-    deleter = _command(group, "delete", "delete a secret", cmd_secrets_delete)
+    server_command(group, "list", "list the secrets (names only)", cmd_secrets_list)
+    deleter = server_command(group, "delete", "delete a secret", cmd_secrets_delete)
     deleter.add_argument("name")
 
 
 def _add_hooks(sub: argparse._SubParsersAction) -> None:
     hooks = sub.add_parser("hooks", help="webhooks and email the server sends on run states")
     group = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
-    add = _command(group, "add", "add a hook", cmd_hooks_add)
+    add = server_command(group, "add", "add a hook", cmd_hooks_add)
     add.add_argument("name")
     target = add.add_mutually_exclusive_group(required=True)
     target.add_argument("--webhook", metavar="URL", help="POST a JSON body (Slack-compatible `text`) to URL")
@@ -210,27 +195,27 @@ def _add_hooks(sub: argparse._SubParsersAction) -> None:
     add.add_argument(
         "--late-minutes", type=int, metavar="N", help="for Late: a run not started N minutes after its time"
     )
-    listing = _command(group, "list", "list the hooks (and their deliveries)", cmd_hooks_list)
+    listing = server_command(group, "list", "list the hooks (and their deliveries)", cmd_hooks_list)
     listing.add_argument("--deliveries", action="store_true", help="show recent deliveries too")
     listing.add_argument("--hook", metavar="HOOK", help="deliveries of this hook only")
     listing.add_argument("--limit", type=int, default=20)
-    remove = _command(group, "remove", "remove a hook (by id or name)", cmd_hooks_remove)
+    remove = server_command(group, "remove", "remove a hook (by id or name)", cmd_hooks_remove)
     remove.add_argument("hook")
-    test = _command(group, "test", "send a test message through a hook now", cmd_hooks_test)
+    test = server_command(group, "test", "send a test message through a hook now", cmd_hooks_test)
     test.add_argument("hook")
 
 
 def _add_limits(sub: argparse._SubParsersAction) -> None:
     limits = sub.add_parser("limits", help="tag concurrency limits across all agents")
     group = limits.add_subparsers(dest="limits_command", metavar="COMMAND", required=True)
-    setter = _command(group, "set", "at most N task runs with TAG run at once", cmd_limits_set)
+    setter = server_command(group, "set", "at most N task runs with TAG run at once", cmd_limits_set)
     setter.add_argument("tag", metavar="TAG")
     setter.add_argument("limit", type=int, metavar="N")
     setter.add_argument(
         "--label", action="store_true", help="TAG is a run label: at most N active flow runs with it"
     )
-    _command(group, "list", "the limits and the slots in use", cmd_limits_list)
-    deleter = _command(group, "delete", "remove a tag's limit", cmd_limits_delete)
+    server_command(group, "list", "the limits and the slots in use", cmd_limits_list)
+    deleter = server_command(group, "delete", "remove a tag's limit", cmd_limits_delete)
     deleter.add_argument("tag", metavar="TAG")
     deleter.add_argument("--label", action="store_true", help="TAG is a run label")
 

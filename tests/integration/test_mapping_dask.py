@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,21 +11,14 @@ import pytest
 
 from nbflow import DaskExecutor, EventStream, Flow, Parameter, StateType, task, unmapped
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mapping_helpers import scale, total  # noqa: E402
+
 if TYPE_CHECKING:
     from nbflow.core.events import Event
 
 pytestmark = pytest.mark.integration
 S = StateType
-
-
-@task
-def scale(x: int, factor: int) -> int:
-    return x * factor
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
 
 
 @task

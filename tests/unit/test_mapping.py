@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,6 +23,9 @@ from nbflow import (
 )
 from nbflow.core.mapping import child_counts, parent_of
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mapping_helpers import scale, total  # noqa: E402
+
 if TYPE_CHECKING:
     from nbflow.core.events import Event
 
@@ -36,16 +41,6 @@ def collect(stream: EventStream) -> list[Event]:
 
 def states_of(events: list[Event], slug: str) -> list[str]:
     return [e.state for e in events if e.kind == "state" and e.task == slug]
-
-
-@task
-def scale(x: int, factor: int) -> int:
-    return x * factor
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,23 +11,13 @@ from nbflow import Flow, Parameter, task, unmapped
 from nbflow.core.errors import StorageError
 from nbflow.core.results import is_ref, load, parse_ref
 
-if TYPE_CHECKING:
-    from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from mapping_helpers import scale, total  # noqa: E402
 
 
 @task
 def numbers(n: int) -> list[int]:
     return list(range(n))
-
-
-@task
-def scale(x: int, factor: int) -> int:
-    return x * factor
-
-
-@task
-def total(xs: list[int]) -> int:
-    return sum(xs)
 
 
 def build() -> Flow:

@@ -4,7 +4,7 @@
  * Read-only here: `nbflow hooks|limits|secrets` change them. Refreshed every 10 s.
  */
 import { useEffect } from "preact/hooks";
-import { Card, Empty, ErrorBox, Link, Loading } from "../components/common";
+import { Card, Empty, ErrorBox, Link, Loading, Table } from "../components/common";
 import { formatTime, relativeTime } from "../format";
 import { useNow, useQuery, useTitle } from "../hooks";
 import { type HookRow, TEAM, type TeamData } from "../queries";
@@ -35,26 +35,17 @@ export function TeamPage() {
         <>
           <Card title="Hooks">
             {data.hooks.length ? (
-              <table class="ui-table ui-hooks" aria-label="Hooks">
-                <thead>
-                  <tr>
-                    <th scope="col">Hook</th>
-                    <th scope="col">Fires on</th>
-                    <th scope="col">Sends to</th>
+              <Table label="Hooks" columns={["Hook", "Fires on", "Sends to"]} extraClass="ui-hooks">
+                {data.hooks.map((h) => (
+                  <tr key={h.id} data-hook={h.name}>
+                    <td>{h.name}</td>
+                    <td>{firesOn(h)}</td>
+                    <td class="ui-mono">
+                      {h.kind} {h.target}
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {data.hooks.map((h) => (
-                    <tr key={h.id} data-hook={h.name}>
-                      <td>{h.name}</td>
-                      <td>{firesOn(h)}</td>
-                      <td class="ui-mono">
-                        {h.kind} {h.target}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+                ))}
+              </Table>
             ) : (
               <Empty>
                 No hooks. Add one with <code>nbflow hooks add NAME --webhook URL --on Failed</code>.
@@ -63,75 +54,54 @@ export function TeamPage() {
           </Card>
           <Card title="Deliveries">
             {data.hookDeliveries.length ? (
-              <table class="ui-table ui-deliveries" aria-label="Deliveries">
-                <thead>
-                  <tr>
-                    <th scope="col">When</th>
-                    <th scope="col">Hook</th>
-                    <th scope="col">Run</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Delivery</th>
-                    <th scope="col">Last error</th>
+              <Table label="Deliveries" columns={["When", "Hook", "Run", "State", "Delivery", "Last error"]} extraClass="ui-deliveries">
+                {data.hookDeliveries.map((d) => (
+                  <tr key={d.id} data-delivery={d.status}>
+                    <td title={formatTime(d.created)}>{relativeTime(d.created, now)}</td>
+                    <td>{d.hookName}</td>
+                    <td>
+                      {d.flowRunId === "-" ? (
+                        "test"
+                      ) : (
+                        <Link to={{ page: "run", id: d.flowRunId }} class="ui-mono">
+                          {d.flowRunId.slice(0, 8)}
+                        </Link>
+                      )}
+                      {d.taskSlug ? ` ${d.taskSlug}` : ""}
+                    </td>
+                    <td>{d.state}</td>
+                    <td>
+                      {d.status} ({d.attempts} {d.attempts === 1 ? "attempt" : "attempts"})
+                    </td>
+                    <td class="ui-muted">{d.lastError}</td>
                   </tr>
-                </thead>
-                <tbody>
-                  {data.hookDeliveries.map((d) => (
-                    <tr key={d.id} data-delivery={d.status}>
-                      <td title={formatTime(d.created)}>{relativeTime(d.created, now)}</td>
-                      <td>{d.hookName}</td>
-                      <td>
-                        {d.flowRunId === "-" ? (
-                          "test"
-                        ) : (
-                          <Link to={{ page: "run", id: d.flowRunId }} class="ui-mono">
-                            {d.flowRunId.slice(0, 8)}
-                          </Link>
-                        )}
-                        {d.taskSlug ? ` ${d.taskSlug}` : ""}
-                      </td>
-                      <td>{d.state}</td>
-                      <td>
-                        {d.status} ({d.attempts} {d.attempts === 1 ? "attempt" : "attempts"})
-                      </td>
-                      <td class="ui-muted">{d.lastError}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+                ))}
+              </Table>
             ) : (
               <Empty>No deliveries yet.</Empty>
             )}
           </Card>
           <Card title="Concurrency limits">
             {data.concurrencyLimits.length ? (
-              <table class="ui-table ui-limits" aria-label="Concurrency limits">
-                <thead>
-                  <tr>
-                    <th scope="col">Limit on</th>
-                    <th scope="col">In use</th>
-                    <th scope="col">Held by</th>
+              <Table label="Concurrency limits" columns={["Limit on", "In use", "Held by"]} extraClass="ui-limits">
+                {data.concurrencyLimits.map((l) => (
+                  <tr key={l.kind + l.tag} data-tag={l.tag} data-kind={l.kind}>
+                    <td>
+                      {l.kind} {l.tag}
+                    </td>
+                    <td>
+                      {l.inUse} of {l.limit} {l.kind === "label" ? "flow runs" : "task runs"}
+                    </td>
+                    <td>
+                      {l.holders.map((h) => (
+                        <Link key={h.flowRunId + h.taskSlug} to={{ page: "run", id: h.flowRunId }}>
+                          {h.taskSlug}{" "}
+                        </Link>
+                      ))}
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {data.concurrencyLimits.map((l) => (
-                    <tr key={l.kind + l.tag} data-tag={l.tag} data-kind={l.kind}>
-                      <td>
-                        {l.kind} {l.tag}
-                      </td>
-                      <td>
-                        {l.inUse} of {l.limit} {l.kind === "label" ? "flow runs" : "task runs"}
-                      </td>
-                      <td>
-                        {l.holders.map((h) => (
-                          <Link key={h.flowRunId + h.taskSlug} to={{ page: "run", id: h.flowRunId }}>
-                            {h.taskSlug}{" "}
-                          </Link>
-                        ))}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+                ))}
+              </Table>
             ) : (
               <Empty>
                 No limits. <code>nbflow limits set TAG N</code> caps the running tasks with that tag;{" "}

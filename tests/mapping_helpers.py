@@ -1,0 +1,17 @@
+"""The two tasks the mapping tests map and reduce with (engine, results and Dask tests)."""
+
+from __future__ import annotations
+
+from nbflow import task
+
+
+@task
+def scale(x: int, factor: int) -> int:
+    """One child's work: ``x`` times ``factor``."""
+    return x * factor
+
+
+@task
+def total(xs: list[int]) -> int:
+    """The reduce after a map: the children's results summed."""
+    return sum(xs)
