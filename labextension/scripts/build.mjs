@@ -11,8 +11,9 @@
 // packages JupyterLab shares; jupyterlab is a build requirement of the wheel.
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -52,12 +53,31 @@ for (const [file, info] of Object.entries(result.metafile.outputs)) {
 
 // -- the prebuilt JupyterLab extension -------------------------------------------
 
+/** The interpreter a script on PATH runs with (its `#!` line), or undefined. */
+function interpreterOf(script) {
+  for (const dir of (process.env.PATH || "").split(delimiter)) {
+    try {
+      const [first, second = ""] = readFileSync(join(dir, script), "utf8").split("\n", 2);
+      // pip writes `#!/bin/sh` and `'''exec' "PYTHON" "$0" "$@"` when the path is too long for `#!`.
+      const long = /^'''exec' "([^"]+)"/.exec(second);
+      if (long) return long[1];
+      if (first.startsWith("#!")) return first.slice(2).trim().split(/\s+/)[0];
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
 /** The installed jupyterlab's staging folder (its core package.json), from the Python that builds. */
 function jupyterlabStaging() {
   if (process.env.NBFLOW_JUPYTERLAB_STAGING) return process.env.NBFLOW_JUPYTERLAB_STAGING;
   const code = "import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), 'staging'))";
   const tried = [];
-  for (const python of [process.env.PYTHON, "python3", "python"].filter(Boolean)) {
+  // pip builds in an isolated environment: its interpreter is not on PATH, but the scripts of the
+  // jupyterlab it installed for the build are, and their first line names that interpreter.
+  const fromScripts = ["jupyter-lab", "jupyter-labextension"].map(interpreterOf);
+  for (const python of [process.env.PYTHON, ...fromScripts, "python3", "python"].filter(Boolean)) {
     try {
       return execFileSync(python, ["-c", code], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
     } catch (err) {
