@@ -126,8 +126,12 @@ def test_kernel_frees_a_value_once_a_later_cell_rebinds_its_name(k: Kernel) -> N
     k.run("import gc, weakref\nclass Blob: pass\nrefs = {}")
     k.run("%%task load --no-run\ndf = Blob()\nrefs['load'] = weakref.ref(df)")
     k.run("%%task clean --no-run\ndf = Blob()\nrefs['clean'] = weakref.ref(df)")
+    # Freed while the run goes on, within moments: a state event on its way to the observers
+    # (widget, badges) may hold it until it is delivered.
     k.run(
-        "%%task report --no-run\ngc.collect()\nalive = sorted(n for n, r in refs.items() if r() is not None)"
+        "%%task report --no-run\nimport time\nfor _ in range(200):\n    gc.collect()\n"
+        "    if refs['load']() is None:\n        break\n    time.sleep(0.01)\n"
+        "alive = sorted(n for n, r in refs.items() if r() is not None)"
     )
     k.run("%flow run --quiet")
     # As in a plain run: load's df was rebound by clean, which report reads.
