@@ -120,13 +120,9 @@ async def acquire(
     heartbeat_timeout: float,
 ) -> tuple[bool, str]:
     """(granted, why not): a slot of every limited tag in ``tags`` for the task run, or none."""
-    run = (
-        await session.execute(
-            select(FlowRun).where(FlowRun.id == flow_run_id, FlowRun.tenant_id == tenant_id)
-        )
-    ).scalar_one_or_none()
-    if run is None:
-        raise NotFound(f"no flow run {flow_run_id!r} in this tenant")
+    from nbflow.server.services.runs import get_flow_run  # runs.py imports this module
+
+    run = await get_flow_run(session, tenant_id, flow_run_id)
     if run.state not in _ACTIVE:
         raise Conflict(f"flow run {flow_run_id} is {run.state}: only running runs take slots")
     wanted = limits.labels(tags, "tags")  # clean, unique, sorted, at most MAX_LABELS
