@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
@@ -38,20 +39,9 @@ def cmd_start(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    settings = Settings(
-        database_url=database,
-        scheduler_interval=args.scheduler_interval,
-        heartbeat_timeout=args.heartbeat_timeout,
-        submitted_timeout=args.submitted_timeout,
-        recovery_interval=args.recovery_interval,
-        max_body_bytes=args.max_body_bytes,
-        on_bootstrap=on_bootstrap,
-        hook_interval=args.hook_interval,
-        hook_retry_base=args.hook_retry_base,
-        smtp_host=args.smtp_host,
-        smtp_port=args.smtp_port,
-        smtp_from=args.smtp_from,
-    )
+    # Every setting `server start` has a flag for is named alike in Settings.
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
+    settings = Settings(**flags, database_url=database, on_bootstrap=on_bootstrap)
     print(f"nbflow server {__version__} on {url} (database {_redacted(database)})", flush=True)
     print(f"web UI: {url}/ (sign in with an API key)", flush=True)
     # Live-feed streams never end by themselves: give them a few seconds, then close them.

@@ -283,30 +283,19 @@ class FlowRunner:
         self.task_run_ids[task] = run_id = new_id()
         return run_id, self.flow.constants.get(task)
 
+    def _call(self, task: Task, info: RunInfo) -> tuple[Any, ...]:
+        """``run_task``'s positional arguments for a task that starts now."""
+        run_id, constants = self.start(task)
+        return (task, run_id, self._incoming(task), constants, info, self.stream.emitter())
+
     def run_here(self, task: Task, info: RunInfo) -> State:
         """Run ``task`` in this thread (the sequential and threads drivers)."""
-        run_id, constants = self.start(task)
-        return run_task(
-            task,
-            run_id,
-            self._incoming(task),
-            constants,
-            info,
-            self.stream.emitter(),
-            requested=task in self.requested,
-        )
+        return run_task(*self._call(task, info), requested=task in self.requested)
 
     def submit(self, task: Task, info: RunInfo) -> Any:
         """Hand one task run to the executor (``executor.submit``); its handle."""
-        run_id, constants = self.start(task)
         return self.executor.submit(
-            functools.partial(run_task, requested=task in self.requested),
-            task,
-            run_id,
-            self._incoming(task),
-            constants,
-            info,
-            self.stream.emitter(),
+            functools.partial(run_task, requested=task in self.requested), *self._call(task, info)
         )
 
     def finished(self, task: Task, state: State) -> list[Task]:

@@ -447,18 +447,7 @@ class TaskRun:
         return self.cache_key
 
 
-def run_task(
-    task: Task,
-    task_run_id: str,
-    incoming: list[Incoming],
-    constants: Mapping[str, Any] | None,
-    info: RunInfo,
-    emit: Emit | None,
-    *,
-    initial: StateType = S.PENDING,
-    check_trigger: bool = True,
-    requested: bool = False,
-) -> State:
-    """Run one task to its final state (``TaskRun``), as every executor calls it."""
-    run = TaskRun(task, task_run_id, incoming, constants, info, emit, initial=initial, requested=requested)
-    return run.run(check_trigger=check_trigger)
+def run_task(*call: Any, check_trigger: bool = True, **options: Any) -> State:
+    """Run one task to its final state, as every executor calls it: ``TaskRun(*call, **options)``
+    (task, task run id, incoming, constants, info, emit; then ``TaskRun``'s keywords)."""
+    return TaskRun(*call, **options).run(check_trigger=check_trigger)

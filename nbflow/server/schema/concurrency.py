@@ -49,10 +49,7 @@ class ConcurrencyQuery:
     async def concurrency_limits(self, info: strawberry.Info) -> list[ConcurrencyLimitType]:
         """Every limit, with the slots held now."""
         c = ctx(info)
-        async with c.sessions() as session:
-            rows = await concurrency.list_limits(
-                session, c.tenant_id, heartbeat_timeout=c.settings.heartbeat_timeout
-            )
+        rows = await c.read(concurrency.list_limits, heartbeat_timeout=c.settings.heartbeat_timeout)
         return [
             ConcurrencyLimitType(
                 kind=row.kind,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import strawberry
 
@@ -11,9 +11,14 @@ from nbflow.server.auth import ADMIN, AGENT, READ_ONLY, RUN, USER, Principal
 from nbflow.server.errors import Forbidden
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from nbflow.server.services.feed import Notifier
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,6 +34,16 @@ class Context:
     def tenant_id(self) -> str:
         """The caller's tenant: every query filters on it."""
         return self.principal.tenant_id
+
+    async def read(
+        self,
+        query: Callable[Concatenate[AsyncSession, str, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """One service query for the caller's tenant, in a read session of its own."""
+        async with self.sessions() as session:
+            return await query(session, self.tenant_id, *args, **kwargs)
 
 
 def ctx(info: strawberry.Info) -> Context:

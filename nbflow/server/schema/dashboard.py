@@ -8,6 +8,7 @@ caller's tenant and needs a key that may read (admin, user, read-only).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,7 +16,7 @@ from strawberry.scalars import JSON
 from nbflow.server.errors import RequestError
 from nbflow.server.models import RunEvent, utcnow
 from nbflow.server.schema.context import CanRead, ctx
-from nbflow.server.schema.types import FlowRunType, FlowType, LogEntry, StateCount
+from nbflow.server.schema.types import FlowRunType, FlowType, LogEntry, StateCount, StateEntry
 from nbflow.server.schema.types import state_counts as _counts
 from nbflow.server.services import dashboard as service
 
@@ -86,27 +87,16 @@ class FlowRecentRuns:
 
 
 @strawberry.type
-class RunStateEntry:
+class RunStateEntry(StateEntry):
     """One state change of a run (``task_slug`` null) or of one of its tasks."""
 
-    position: int
     task_run_id: str | None
     task_slug: str | None
-    state: str
-    previous: str | None
-    message: str
-    attempt: int
-    timestamp: float
-    transition_id: str
 
     @classmethod
-    def from_row(cls, row: RunEvent) -> RunStateEntry:
-        """The entry a stored state change makes."""
-        return cls(
-            position=row.position, task_run_id=row.task_run_id, task_slug=row.task, state=row.state or "",
-            previous=row.previous, message=row.message, attempt=row.attempt, timestamp=row.timestamp,
-            transition_id=row.transition_id or "",
-        )  # fmt: skip
+    def from_row(cls, row: RunEvent, **more: Any) -> RunStateEntry:
+        """The entry a stored state change makes, with its task."""
+        return super().from_row(row, task_run_id=row.task_run_id, task_slug=row.task, **more)  # type: ignore[return-value]
 
 
 @strawberry.type
@@ -209,9 +199,7 @@ class DashboardQuery:
     )
     async def run_history(self, info: strawberry.Info, flow_run_id: str) -> list[RunStateEntry]:
         """The run's state history, flow and tasks together."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            rows = await service.run_history(session, c.tenant_id, flow_run_id)
+        rows = await ctx(info).read(service.run_history, flow_run_id)
         return [RunStateEntry.from_row(r) for r in rows]
 
     @strawberry.field(
@@ -221,9 +209,7 @@ class DashboardQuery:
     )
     async def run_history_rows(self, info: strawberry.Info, flow_run_id: str) -> JSON:
         """The run's state history as compact rows (what the web UI's run page loads)."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return await service.run_history_rows(session, c.tenant_id, flow_run_id)  # type: ignore[return-value]
+        return await ctx(info).read(service.run_history_rows, flow_run_id)  # type: ignore[return-value]
 
     @strawberry.field(
         permission_classes=[CanRead],
@@ -241,10 +227,8 @@ class DashboardQuery:
         limit: int = 1000,
     ) -> list[LogEntry]:
         """A run's log lines, filtered and paged."""
-        c = ctx(info)
         query = service.LogQuery(flow_run_id, levels, min_level, search, task_slug, after_id, limit)
-        async with c.sessions() as session:
-            return [LogEntry.from_row(r) for r in await service.search_logs(session, c.tenant_id, query)]
+        return [LogEntry.from_row(r) for r in await ctx(info).read(service.search_logs, query)]
 
     @strawberry.field(
         permission_classes=[CanRead],
@@ -263,9 +247,7 @@ class DashboardQuery:
         limit: int = 10_000,
     ) -> LogRows:
         """The same lines as ``runLogs``, compact: one JSON value for a whole page."""
-        c = ctx(info)
         query = service.LogQuery(flow_run_id, levels, min_level, search, task_slug, after_id, limit)
-        async with c.sessions() as session:
-            rows, more = await service.log_rows(session, c.tenant_id, query)
+        rows, more = await ctx(info).read(service.log_rows, query)
         last_id = rows[-1][0] if rows else after_id
         return LogRows(rows=rows, count=len(rows), last_id=last_id, more=more)  # type: ignore[arg-type]

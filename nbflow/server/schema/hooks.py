@@ -88,18 +88,14 @@ class HooksQuery:
     @strawberry.field(permission_classes=[CanRead], description="The tenant's hooks.")
     async def hooks(self, info: strawberry.Info) -> list[HookType]:
         """The tenant's hooks, oldest first."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return [HookType.from_row(h, f) for h, f in await hook_service.list_hooks(session, c.tenant_id)]
+        return [HookType.from_row(h, f) for h, f in await ctx(info).read(hook_service.list_hooks)]
 
     @strawberry.field(permission_classes=[CanRead], description="Recent deliveries, newest first.")
     async def hook_deliveries(
         self, info: strawberry.Info, hook: str | None = None, limit: int = 50
     ) -> list[HookDeliveryType]:
         """Recent deliveries of every hook, or of one (by id or name)."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            rows = await hook_service.list_deliveries(session, c.tenant_id, hook_id=hook, limit=limit)
+        rows = await ctx(info).read(hook_service.list_deliveries, hook_id=hook, limit=limit)
         return [HookDeliveryType.from_row(row, name) for row, name in rows]
 
 

@@ -53,9 +53,7 @@ class Query(DashboardQuery, TeamQuery):  # the web UI's read-side queries live i
     @strawberry.field(permission_classes=[CanRead])
     async def flow(self, info: strawberry.Info, id: str | None = None, name: str | None = None) -> FlowType:
         """One flow by id or name."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=id, name=name))
+        return FlowType.from_row(await ctx(info).read(flow_service.get_flow, flow_id=id, name=name))
 
     @strawberry.field(permission_classes=[CanWriteRuns])
     async def restart_sources(self, info: strawberry.Info, flow_run_id: str) -> list[TaskRunType]:

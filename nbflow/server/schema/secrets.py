@@ -40,9 +40,7 @@ class SecretsQuery:
     @strawberry.field(permission_classes=[CanRead], description="The tenant's secrets: names only.")
     async def secrets(self, info: strawberry.Info) -> list[SecretInfo]:
         """The tenant's secrets, by name."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return [_info(row) for row in await secret_service.list_secrets(session, c.tenant_id)]
+        return [_info(row) for row in await ctx(info).read(secret_service.list_secrets)]
 
     @strawberry.field(
         permission_classes=[CanResolveSecrets],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from sqlalchemy import select
@@ -33,12 +33,12 @@ class StateEntry:
     execution: int
 
     @classmethod
-    def from_row(cls, row: RunEvent) -> StateEntry:
-        """The entry a stored state change makes."""
+    def from_row(cls, row: RunEvent, **more: Any) -> StateEntry:
+        """The entry a stored state change makes (``more``: a subclass's own fields)."""
         return cls(
             state=row.state or "", previous=row.previous, message=row.message, attempt=row.attempt,
             timestamp=row.timestamp, transition_id=row.transition_id or "", position=row.position,
-            execution=row.execution,
+            execution=row.execution, **more,
         )  # fmt: skip
 
 
@@ -91,9 +91,7 @@ class FlowVersionType:
     @strawberry.field
     async def flow(self, info: strawberry.Info) -> FlowType:
         """The flow this is a version of."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
+        return FlowType.from_row(await ctx(info).read(flow_service.get_flow, flow_id=self.flow_id))
 
 
 @strawberry.type
@@ -257,28 +255,20 @@ class FlowRunType:
         """The run's flow."""
         if self.known_flow is not None:
             return self.known_flow
-        c = ctx(info)
-        async with c.sessions() as session:
-            return FlowType.from_row(await flow_service.get_flow(session, c.tenant_id, flow_id=self.flow_id))
+        return FlowType.from_row(await ctx(info).read(flow_service.get_flow, flow_id=self.flow_id))
 
     @strawberry.field
     async def flow_version(self, info: strawberry.Info) -> FlowVersionType:
         """The flow version the run runs."""
         if self.known_version is not None:
             return self.known_version
-        c = ctx(info)
-        async with c.sessions() as session:
-            return FlowVersionType.from_row(
-                await flow_service.get_version(session, c.tenant_id, self.flow_version_id)
-            )
+        return FlowVersionType.from_row(await ctx(info).read(flow_service.get_version, self.flow_version_id))
 
     @strawberry.field(permission_classes=[CanRead])
     async def task_runs(self, info: strawberry.Info, include_children: bool = True) -> list[TaskRunType]:
         """The run's task runs, in the order they started; a mapped task's carry its children's
         counts by state (``include_children: false`` leaves the children's own rows out)."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            rows = await run_service.task_runs(session, c.tenant_id, self.id)
+        rows = await ctx(info).read(run_service.task_runs, self.id)
         children = run_service.child_counts(rows)
         out = []
         for row in rows:
@@ -292,12 +282,8 @@ class FlowRunType:
     @strawberry.field(permission_classes=[CanRead])
     async def states(self, info: strawberry.Info) -> list[StateEntry]:
         """Every state change of the flow run itself, in recorded order."""
-        c = ctx(info)
-        async with c.sessions() as session:
-            return [
-                StateEntry.from_row(r)
-                for r in await run_service.state_history(session, c.tenant_id, flow_run_id=self.id)
-            ]
+        rows = await ctx(info).read(run_service.state_history, flow_run_id=self.id)
+        return [StateEntry.from_row(r) for r in rows]
 
     @strawberry.field(permission_classes=[CanRead])
     async def logs(
