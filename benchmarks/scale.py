@@ -264,7 +264,10 @@ def main() -> None:
 
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, database(base, Path(tmp)) as url:
-        proc, server_url, key = start_server(Path(tmp), url, "--scheduler-interval", "100000")
+        server = start_server(Path(tmp), url, scheduler_interval=100_000)
+        proc, server_url, key = server.proc, server.url, server.admin_key
+        assert proc is not None, "server did not start"
+        assert key is not None, "server printed no admin key"
         try:
             with Client(server_url, key) as client:
                 tenant_id = client.graphql("{ me { tenantId } }", {})["me"]["tenantId"]
@@ -277,8 +280,7 @@ def main() -> None:
             results |= long_polling(server_url, agent_key, proc.pid, args.agents, args.poll_seconds)
             results |= live_feed(server_url, key, proc.pid, args.subscribers, 1000)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop()
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
     print(f"PostgreSQL with {args.runs:,} flow runs, {args.runs * args.tasks:,} task runs\n")

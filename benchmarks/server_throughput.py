@@ -14,19 +14,17 @@ import asyncio
 import contextlib
 import os
 import platform
-import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from server_helpers import ServerProcess, fresh_postgres_database  # noqa: E402
 
-from nbflow.client import AsyncClient, Client
-from nbflow.core.record import StateRecord, new_id
+from nbflow.client import AsyncClient, Client  # noqa: E402
+from nbflow.core.record import StateRecord, new_id  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,43 +33,11 @@ STRUCTURE = {"name": "bench", "tasks": [{"slug": f"t{i}"} for i in range(10)], "
 STORAGE = {"kind": "local", "location": "/bench.py", "sha256": "c" * 64}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(home: Path, database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = free_port()
-    log = home / "server.log"
-    env = {**os.environ, "NBFLOW_HOME": str(home)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nbflow.cli",
-            "server",
-            "start",
-            "--db",
-            database_url,
-            "--port",
-            str(port),
-            *extra,
-        ],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    key = re.search(r"^\s+(nbf_\S+)$", log.read_text(), re.MULTILINE)
-    assert key, log.read_text()
-    return proc, url, key.group(1)
+def start_server(home: Path, database_url: str, **options: float) -> ServerProcess:
+    """A real ``nbflow server start`` with the server's own default timings unless given."""
+    return ServerProcess(
+        home, database_url, **{"scheduler_interval": 10.0, "recovery_interval": 5.0, **options}
+    ).start()
 
 
 @contextlib.contextmanager
@@ -81,18 +47,8 @@ def database(base: str | None, home: Path) -> Iterator[str]:
     if base is None:
         yield f"sqlite+aiosqlite:///{home / 'nbflow.db'}"
         return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    dbname = f"nbflow_bench_{new_id()[:8]}"
-    admin = make_url(base).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield make_url(base).set(database=dbname).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    with fresh_postgres_database(base) as url:
+        yield url
 
 
 def task_updates(run_id: str, n: int) -> list[dict]:
@@ -170,12 +126,11 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     for name, base in backends:
         with tempfile.TemporaryDirectory() as tmp, database(base, Path(tmp)) as url:
-            proc, server_url, key = start_server(Path(tmp), url)
+            server = start_server(Path(tmp), url)
             try:
-                table[name] = measure(server_url, key, args.updates, args.batch, args.runs)
+                table[name] = measure(server.url, server.admin_key, args.updates, args.batch, args.runs)
             finally:
-                proc.terminate()
-                proc.wait(10)
+                server.stop()
         print(name, {k: round(v) for k, v in table[name].items()}, flush=True)
 
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")

@@ -91,12 +91,12 @@ def postgres_url() -> str | None:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new empty database on the test PostgreSQL server, dropped afterwards."""
+def fresh_postgres_database(server_url: str | None = None) -> Iterator[str]:
+    """A new empty database on the test PostgreSQL server (or beside ``server_url``), dropped afterwards."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    base = make_url(postgres_url() or "")
+    base = make_url(server_url or postgres_url() or "")
     admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
     name = f"nbflow_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:

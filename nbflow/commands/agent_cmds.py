@@ -7,6 +7,8 @@ import contextlib
 import signal
 from typing import TYPE_CHECKING, Any
 
+from nbflow.commands.common import command_group
+
 if TYPE_CHECKING:
     import argparse
 
@@ -73,8 +75,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--port", type=int, default=None, help="server port (default 4200, or a free one)")
     demo.set_defaults(handler=cmd_demo)
 
-    agent = sub.add_parser("agent", help="run registered flows on this machine")
-    agent_sub = agent.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
+    agent_sub = command_group(sub, "agent", "run registered flows on this machine")
     start = agent_sub.add_parser("start", help="pull runs from the server and run them in subprocesses")
     start.add_argument(
         "--server", metavar="URL", help="server URL (default: NBFLOW_API_URL or ~/.nbflow/config.toml)"

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbflow.commands.common import add_server_options, client_from, emit_json, respond, server_command
+from nbflow.commands.common import (
+    add_server_options,
+    client_from,
+    command_group,
+    emit_json,
+    respond,
+    server_command,
+)
 from nbflow.terminal.report import shorten, table
 
 if TYPE_CHECKING:
@@ -183,8 +190,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_keys(sub: argparse._SubParsersAction) -> None:
-    keys = sub.add_parser("keys", help="API keys of your tenant (admin key needed)")
-    group = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "keys", "API keys of your tenant (admin key needed)")
     create = server_command(group, "create", "make a key (shown once)", cmd_keys_create)
     create.add_argument("--role", required=True, choices=["admin", "user", "agent", "read-only"])
     create.add_argument("--name")
@@ -220,14 +226,12 @@ def _add_register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_flows(sub: argparse._SubParsersAction) -> None:
-    flows = sub.add_parser("flows", help="registered flows")
-    group = flows.add_subparsers(dest="flows_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "flows", "registered flows")
     server_command(group, "list", "list the registered flows with their version and schedule", cmd_flows_list)
 
 
 def _add_runs(sub: argparse._SubParsersAction) -> None:
-    runs = sub.add_parser("runs", help="flow runs on the server")
-    group = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "runs", "flow runs on the server")
     listing = server_command(group, "list", "list flow runs, newest first", cmd_runs_list)
     listing.add_argument("--flow", metavar="NAME")
     listing.add_argument("--state", action="append", metavar="STATE")

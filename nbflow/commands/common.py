@@ -23,6 +23,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
 
+def command_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """A command made of subcommands (``nbflow NAME COMMAND``): the group to add them to."""
+    parser = sub.add_parser(name, help=help, description=help)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+
 def server_command(
     group: argparse._SubParsersAction, name: str, help: str, handler: Any
 ) -> argparse.ArgumentParser:
@@ -39,6 +45,12 @@ def client_from(args: argparse.Namespace) -> Any:
     from nbflow.client import Client
 
     return Client(args.server, args.key)
+
+
+def execute(args: argparse.Namespace, operation: Any) -> Any:
+    """Send one client operation (``client_ops``/``client_team``) to the command's server: its answer."""
+    with client_from(args) as client:
+        return client.execute(operation)
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
+from nbflow.commands.common import command_group
+
 if TYPE_CHECKING:
     import argparse
 
@@ -77,8 +79,7 @@ def cmd_tenants_create(args: argparse.Namespace) -> int:
 
 def add(sub: argparse._SubParsersAction) -> None:
     """The server commands."""
-    server = sub.add_parser("server", help="the orchestration server")
-    server_sub = server.add_subparsers(dest="server_command", metavar="COMMAND", required=True)
+    server_sub = command_group(sub, "server", "the orchestration server")
     start = server_sub.add_parser("start", help="start the server (GraphQL API, scheduler, recovery)")
     start.add_argument("--db", metavar="URL", help="database URL (default: SQLite file under NBFLOW_HOME)")
     start.add_argument("--host", default="127.0.0.1")
@@ -106,8 +107,7 @@ def add(sub: argparse._SubParsersAction) -> None:
     hooks.add_argument("--hook-retry-base", type=float, default=10.0, metavar="SECONDS",
                        help="delay before a failed delivery's first retry (doubling after)")  # fmt: skip
     start.set_defaults(handler=cmd_start)
-    tenants = server_sub.add_parser("tenants", help="tenants of the server's database")
-    tenants_sub = tenants.add_subparsers(dest="tenants_command", metavar="COMMAND", required=True)
+    tenants_sub = command_group(server_sub, "tenants", "tenants of the server's database")
     create = tenants_sub.add_parser("create", help="create a tenant and print its admin key")
     create.add_argument("name")
     create.add_argument("--db", metavar="URL", help="database URL (default: SQLite file under NBFLOW_HOME)")

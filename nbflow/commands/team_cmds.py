@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from nbflow import client_team as team
-from nbflow.commands.common import client_from, emit_json, respond, server_command
+from nbflow.commands.common import command_group, emit_json, execute, respond, server_command
 from nbflow.core.errors import NbflowError
 from nbflow.terminal.report import table
 
@@ -31,8 +31,7 @@ def _read_value(name: str) -> str:
 def cmd_secrets_set(args: argparse.Namespace) -> int:
     """``nbflow secrets set NAME`` (the value from stdin or a prompt)."""
     value = _read_value(args.name)
-    with client_from(args) as client:
-        answer = client.execute(team.set_secret(args.name, value))
+    answer = execute(args, team.set_secret(args.name, value))
     return respond(
         args, answer, f"secret {answer['name']!r} set (stored encrypted; its value is never shown again)"
     )
@@ -40,8 +39,7 @@ def cmd_secrets_set(args: argparse.Namespace) -> int:
 
 def cmd_secrets_list(args: argparse.Namespace) -> int:
     """``nbflow secrets list``: names and times."""
-    with client_from(args) as client:
-        rows = client.execute(team.secrets())
+    rows = execute(args, team.secrets())
     return respond(
         args,
         rows,
@@ -51,8 +49,7 @@ def cmd_secrets_list(args: argparse.Namespace) -> int:
 
 def cmd_secrets_delete(args: argparse.Namespace) -> int:
     """``nbflow secrets delete NAME``."""
-    with client_from(args) as client:
-        client.execute(team.delete_secret(args.name))
+    execute(args, team.delete_secret(args.name))
     print(f"secret {args.name!r} deleted")
     return 0
 
@@ -61,13 +58,17 @@ def cmd_hooks_add(args: argparse.Namespace) -> int:
     """``nbflow hooks add NAME (--webhook URL | --email ADDRESSES) [--flow F] [--on S,...]``."""
     kind, target = ("webhook", args.webhook) if args.webhook else ("email", args.email)
     states = [s.strip() for s in args.on.split(",") if s.strip()]
-    with client_from(args) as client:
-        hook = client.execute(
-            team.add_hook(
-                args.name, kind, target, states=states, scope="task_run" if args.task_runs else "flow_run",
-                flow_name=args.flow, late_minutes=args.late_minutes,
-            )
-        )  # fmt: skip
+    scope = "task_run" if args.task_runs else "flow_run"
+    operation = team.add_hook(
+        args.name,
+        kind,
+        target,
+        states=states,
+        scope=scope,
+        flow_name=args.flow,
+        late_minutes=args.late_minutes,
+    )
+    hook = execute(args, operation)
     return respond(args, hook, f"hook {hook['name']!r} ({hook['id']}) added: {_describe(hook)}")
 
 
@@ -80,11 +81,8 @@ def _describe(hook: dict[str, Any]) -> str:
 
 def cmd_hooks_list(args: argparse.Namespace) -> int:
     """``nbflow hooks list [--deliveries]``: the hooks, and their recent deliveries."""
-    with client_from(args) as client:
-        rows = client.execute(team.hooks())
-        deliveries = (
-            client.execute(team.hook_deliveries(args.hook, limit=args.limit)) if args.deliveries else []
-        )
+    rows = execute(args, team.hooks())
+    deliveries = execute(args, team.hook_deliveries(args.hook, limit=args.limit)) if args.deliveries else []
     if args.json:
         emit_json({"hooks": rows, "deliveries": deliveries})
         return 0
@@ -105,16 +103,14 @@ def cmd_hooks_list(args: argparse.Namespace) -> int:
 
 def cmd_hooks_remove(args: argparse.Namespace) -> int:
     """``nbflow hooks remove HOOK``."""
-    with client_from(args) as client:
-        client.execute(team.remove_hook(args.hook))
+    execute(args, team.remove_hook(args.hook))
     print(f"hook {args.hook!r} removed")
     return 0
 
 
 def cmd_hooks_test(args: argparse.Namespace) -> int:
     """``nbflow hooks test HOOK``: send a test message now; exit 1 if it did not arrive."""
-    with client_from(args) as client:
-        delivery = client.execute(team.test_hook(args.hook))
+    delivery = execute(args, team.test_hook(args.hook))
     if args.json:
         emit_json(delivery)
     elif delivery["status"] == "delivered":
@@ -127,8 +123,7 @@ def cmd_hooks_test(args: argparse.Namespace) -> int:
 def cmd_limits_set(args: argparse.Namespace) -> int:
     """``nbflow limits set TAG N`` (``--label``: flow runs with the label LABEL)."""
     kind = "label" if args.label else "tag"
-    with client_from(args) as client:
-        row = client.execute(team.set_concurrency_limit(args.tag, args.limit, kind=kind))
+    row = execute(args, team.set_concurrency_limit(args.tag, args.limit, kind=kind))
     if kind == "label":
         print(f"at most {row['limit']} flow runs with label {row['tag']!r} are active at once")
     else:
@@ -138,8 +133,7 @@ def cmd_limits_set(args: argparse.Namespace) -> int:
 
 def cmd_limits_list(args: argparse.Namespace) -> int:
     """``nbflow limits list``: each limit, its slots in use and who holds them."""
-    with client_from(args) as client:
-        rows = client.execute(team.concurrency_limits())
+    rows = execute(args, team.concurrency_limits())
     if args.json:
         emit_json(rows)
         return 0
@@ -160,15 +154,13 @@ def cmd_limits_list(args: argparse.Namespace) -> int:
 def cmd_limits_delete(args: argparse.Namespace) -> int:
     """``nbflow limits delete TAG``."""
     kind = "label" if args.label else "tag"
-    with client_from(args) as client:
-        client.execute(team.delete_concurrency_limit(args.tag, kind=kind))
+    execute(args, team.delete_concurrency_limit(args.tag, kind=kind))
     print(f"{kind} {args.tag!r} has no limit now")
     return 0
 
 
 def _add_secrets(sub: argparse._SubParsersAction) -> None:
-    secrets = sub.add_parser("secrets", help="secrets tasks read with nbflow.secret(NAME) on agents")
-    group = secrets.add_subparsers(dest="secrets_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "secrets", "secrets tasks read with nbflow.secret(NAME) on agents")
     setter = server_command(
         group, "set", "set a secret; the value comes from stdin or a prompt", cmd_secrets_set
     )
@@ -179,8 +171,7 @@ def _add_secrets(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_hooks(sub: argparse._SubParsersAction) -> None:
-    hooks = sub.add_parser("hooks", help="webhooks and email the server sends on run states")
-    group = hooks.add_subparsers(dest="hooks_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "hooks", "webhooks and email the server sends on run states")
     add = server_command(group, "add", "add a hook", cmd_hooks_add)
     add.add_argument("name")
     target = add.add_mutually_exclusive_group(required=True)
@@ -206,8 +197,7 @@ def _add_hooks(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_limits(sub: argparse._SubParsersAction) -> None:
-    limits = sub.add_parser("limits", help="tag concurrency limits across all agents")
-    group = limits.add_subparsers(dest="limits_command", metavar="COMMAND", required=True)
+    group = command_group(sub, "limits", "tag concurrency limits across all agents")
     setter = server_command(group, "set", "at most N task runs with TAG run at once", cmd_limits_set)
     setter.add_argument("tag", metavar="TAG")
     setter.add_argument("limit", type=int, metavar="N")

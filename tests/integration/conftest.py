@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from typing import TYPE_CHECKING
 
-from server_helpers import ServerProcess, fresh_postgres_database, postgres_url  # noqa: E402
+from server_helpers import ServerProcess, fresh_postgres_database, postgres_url, sqlite_server  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -35,3 +35,9 @@ def server(database_url: str, nbflow_home: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def sqlite_agent_server(nbflow_home: Path, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A SQLite server that gives up on a silent agent's run after 3 s (agent tests kill agents)."""
+    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)

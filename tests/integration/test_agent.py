@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, sqlite_server, wait_for  # noqa: E402
+from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 from nbflow.storage.code import sha256_text  # noqa: E402
 
@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
+def server(sqlite_agent_server: ServerProcess) -> ServerProcess:
+    return sqlite_agent_server
 
 
 def register(server: ServerProcess, notebook: Path, *extra: str) -> None:

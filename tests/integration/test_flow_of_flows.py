@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import AgentProcess, ServerProcess, agent_key, sqlite_server  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key  # noqa: E402
 
 from nbflow import EventStream, Flow, Parameter, StartFlowRun, StateType, task  # noqa: E402
 
@@ -18,8 +18,8 @@ S = StateType
 
 
 @pytest.fixture
-def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
+def server(sqlite_agent_server: ServerProcess) -> ServerProcess:
+    return sqlite_agent_server
 
 
 def test_a_task_starts_another_flow_with_parameters_and_waits_for_it(

@@ -12,23 +12,13 @@ import pytest
 from nbflow import DaskExecutor, EventStream, Flow, Parameter, StateType, task, unmapped
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mapping_helpers import scale, total  # noqa: E402
+from mapping_helpers import double, parse, scale, total  # noqa: E402
 
 if TYPE_CHECKING:
     from nbflow.core.events import Event
 
 pytestmark = pytest.mark.integration
 S = StateType
-
-
-@task
-def parse(text: str) -> int:
-    return int(text)
-
-
-@task
-def double(n: int) -> int:
-    return 2 * n
 
 
 def build() -> Flow:

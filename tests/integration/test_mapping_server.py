@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, sqlite_server, wait_for  # noqa: E402
+from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -20,8 +20,8 @@ CELLS = [
 
 
 @pytest.fixture
-def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
+def server(sqlite_agent_server: ServerProcess) -> ServerProcess:
+    return sqlite_agent_server
 
 
 def test_the_server_shows_a_mapped_task_as_one_row_with_child_counts(

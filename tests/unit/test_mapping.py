@@ -24,7 +24,7 @@ from nbflow import (
 from nbflow.core.mapping import child_counts, parent_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from mapping_helpers import scale, total  # noqa: E402
+from mapping_helpers import double, parse, scale, total  # noqa: E402
 
 if TYPE_CHECKING:
     from nbflow.core.events import Event
@@ -90,14 +90,6 @@ def test_one_failing_child_retries_alone(executor: str) -> None:
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_a_failed_child_fails_the_parent_and_triggers_decide_per_child(executor: str) -> None:
-    @task
-    def parse(text: str) -> int:
-        return int(text)
-
-    @task
-    def double(n: int) -> int:
-        return 2 * n
-
     with Flow("parse") as flow:
         numbers = parse.map(["1", "x", "3"])
         doubled = double.map(numbers)

@@ -82,19 +82,15 @@ class ConcurrencyMutation:
         self, info: strawberry.Info, tag: str, limit: int, kind: str = "tag"
     ) -> ConcurrencyLimitType:
         """Create or change a limit."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            row = await concurrency.set_limit(session, c.tenant_id, tag, limit, kind=kind)
-            return ConcurrencyLimitType(kind=row.kind, tag=row.tag, limit=row.limit, in_use=0, holders=[])
+        row = await ctx(info).write(concurrency.set_limit, tag, limit, kind=kind)
+        return ConcurrencyLimitType(kind=row.kind, tag=row.tag, limit=row.limit, in_use=0, holders=[])
 
     @strawberry.mutation(
         permission_classes=[CanManageFlows], description="Remove the limit of a tag or label."
     )
     async def delete_concurrency_limit(self, info: strawberry.Info, tag: str, kind: str = "tag") -> bool:
         """Remove a limit."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            await concurrency.delete_limit(session, c.tenant_id, tag, kind=kind)
+        await ctx(info).write(concurrency.delete_limit, tag, kind=kind)
         return True
 
     @strawberry.mutation(

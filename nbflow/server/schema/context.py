@@ -45,6 +45,17 @@ class Context:
         async with self.sessions() as session:
             return await query(session, self.tenant_id, *args, **kwargs)
 
+    async def write(
+        self,
+        command: Callable[Concatenate[AsyncSession, str, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """One service command for the caller's tenant, in a transaction of its own (committed
+        when it returns, rolled back if it raises)."""
+        async with self.sessions.begin() as session:
+            return await command(session, self.tenant_id, *args, **kwargs)
+
 
 def ctx(info: strawberry.Info) -> Context:
     """The nbflow context of a resolver's ``info``."""

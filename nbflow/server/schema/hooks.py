@@ -118,9 +118,7 @@ class HooksMutation:
     @strawberry.mutation(permission_classes=[CanManageFlows], description="Remove a hook (by id or name).")
     async def remove_hook(self, info: strawberry.Info, hook: str) -> bool:
         """Remove a hook and its deliveries."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            await hook_service.remove_hook(session, c.tenant_id, hook)
+        await ctx(info).write(hook_service.remove_hook, hook)
         return True
 
     @strawberry.mutation(

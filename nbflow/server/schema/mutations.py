@@ -117,29 +117,23 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     async def cancel_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:
         """Cancel a run: at once if not started, else its agent stops it."""
         c = ctx(info)
-        async with c.sessions.begin() as session:
-            run = FlowRunType.from_row(await run_service.cancel_flow_run(session, c.tenant_id, flow_run_id))
+        run = await c.write(run_service.cancel_flow_run, flow_run_id)
         c.notifier.notify()
-        return run
+        return FlowRunType.from_row(run)
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def restart_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:
         """Re-run a failed run from its failed tasks: a new run (``restartOf``) that reuses the
         stored results of the tasks that succeeded."""
         c = ctx(info)
-        async with c.sessions.begin() as session:
-            run = FlowRunType.from_row(await run_service.restart_flow_run(session, c.tenant_id, flow_run_id))
+        run = await c.write(run_service.restart_flow_run, flow_run_id)
         c.notifier.notify()
-        return run
+        return FlowRunType.from_row(run)
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def set_schedule_active(self, info: strawberry.Info, flow_id: str, active: bool) -> FlowType:
         """Turn a flow's schedule on or off (off deletes its future scheduled runs)."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            return FlowType.from_row(
-                await flow_service.set_schedule_active(session, c.tenant_id, flow_id, active)
-            )
+        return FlowType.from_row(await ctx(info).write(flow_service.set_schedule_active, flow_id, active))
 
     @strawberry.mutation(
         permission_classes=[CanWriteRuns], description="Compare-and-set on each run's version."
@@ -219,17 +213,13 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     ) -> list[RunStatusType]:
         """Keep runs alive; returns their state and execution, so the agent sees cancellations
         and runs that another execution owns now (and nothing else of them)."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            rows = await run_service.heartbeat(session, c.tenant_id, flow_run_ids, agent_id)
-            return [RunStatusType.from_row(r) for r in rows]
+        rows = await ctx(info).write(run_service.heartbeat, flow_run_ids, agent_id)
+        return [RunStatusType.from_row(r) for r in rows]
 
     @strawberry.mutation(permission_classes=[CanReport], description="An agent says hello; returns its id.")
     async def register_agent(self, info: strawberry.Info, name: str, labels: list[str] | None = None) -> str:
         """An agent says hello; returns its id."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            return (await run_service.register_agent(session, c.tenant_id, name, list(labels or []))).id
+        return (await ctx(info).write(run_service.register_agent, name, list(labels or []))).id
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="The key is shown once.")
     async def create_api_key(self, info: strawberry.Info, role: str, name: str = "") -> NewApiKey:

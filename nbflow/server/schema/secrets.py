@@ -60,14 +60,10 @@ class SecretsMutation:
     @strawberry.mutation(permission_classes=[CanManageFlows], description="Set a secret (stored encrypted).")
     async def set_secret(self, info: strawberry.Info, name: str, value: str) -> SecretInfo:
         """Create or replace a secret; the answer never holds the value."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            return _info(await secret_service.set_secret(session, c.tenant_id, name, value))
+        return _info(await ctx(info).write(secret_service.set_secret, name, value))
 
     @strawberry.mutation(permission_classes=[CanManageFlows], description="Delete a secret.")
     async def delete_secret(self, info: strawberry.Info, name: str) -> bool:
         """Delete a secret; an error if there is none."""
-        c = ctx(info)
-        async with c.sessions.begin() as session:
-            await secret_service.delete_secret(session, c.tenant_id, name)
+        await ctx(info).write(secret_service.delete_secret, name)
         return True
