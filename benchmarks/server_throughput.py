@@ -4,6 +4,9 @@ Starts a real ``nbflow server start`` process per database (SQLite file, and
 PostgreSQL when NBFLOW_TEST_POSTGRES_URL is set: a fresh database is made and
 dropped), then drives it over HTTP with the nbflow client from this process.
 
+With Prefect 3's server on the same databases and pgbench's simple-update rate as peers in
+the same run (``server_peers.py``; ``--skip-peers`` leaves them out).
+
     python benchmarks/server_throughput.py [--updates 2000] [--batch 500] [--runs 300]
 """
 
@@ -22,6 +25,9 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from server_helpers import ServerProcess, fresh_postgres_database  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import server_peers  # noqa: E402
 
 from nbflow.client import AsyncClient, Client  # noqa: E402
 from nbflow.core.record import StateRecord, new_id  # noqa: E402
@@ -117,35 +123,56 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--skip-peers", action="store_true", help="no Prefect 3 server, no pgbench")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
     args = parser.parse_args()
 
     backends: list[tuple[str, str | None]] = [("SQLite", None)]
     pg = os.environ.get("NBFLOW_TEST_POSTGRES_URL")
     if pg:
         backends.append(("PostgreSQL", pg))
+    prefect = None if args.skip_peers else server_peers.prefect_version()
     table: dict[str, dict[str, float]] = {}
     for name, base in backends:
         with tempfile.TemporaryDirectory() as tmp, database(base, Path(tmp)) as url:
             server = start_server(Path(tmp), url)
             try:
-                table[name] = measure(server.url, server.admin_key, args.updates, args.batch, args.runs)
+                table[f"nbflow, {name}"] = measure(
+                    server.url, server.admin_key, args.updates, args.batch, args.runs
+                )
             finally:
                 server.stop()
-        print(name, {k: round(v) for k, v in table[name].items()}, flush=True)
+        if prefect:
+            table[f"Prefect {prefect}, {name}"] = server_peers.prefect_server(base, args.updates, args.runs)
+    print_table(table, os.getloadavg()[0])
+    if pg and not args.skip_peers:
+        tps = server_peers.pgbench_tps(pg, args.pgbench_seconds)
+        shown = f"{tps:,.0f} transactions/s" if isinstance(tps, float) else tps
+        print(f"\npgbench -N (simple-update), 1 client, prepared, PostgreSQL: {shown}")
+    if not args.skip_peers and not prefect:
+        print(
+            "\nPrefect 3 not measured: run benchmarks/engine_overhead.py once to install benchmarks/.venv-prefect"
+        )
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+
+def print_table(table: dict[str, dict[str, float]], load: float) -> None:
+    """Measures down, servers across, then each nbflow/Prefect ratio on the same database."""
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"load average {load:.2f}\n")  # fmt: skip
     names = list(table)
+    metrics = list(next(iter(table.values())))
     print("| measure | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
-    for metric in next(iter(table.values())):
-        print(f"| {metric} | " + " | ".join(f"{table[n][metric]:,.0f}" for n in names) + " |")
-    first = table[names[0]]
-    single = next(k for k in first if "one per request" in k)
-    batched = next(k for k in first if "batches" in k)
-    for n in names:
-        print(
-            f"{n}: batching is {table[n][batched] / table[n][single]:.0f}x faster than one update per request"
-        )
+    for metric in metrics:
+        cells = [f"{table[n][metric]:,.0f}" if metric in table[n] else "—" for n in names]
+        print(f"| {metric} | " + " | ".join(cells) + " |")
+    for name in names:
+        peer = next((n for n in names if n.startswith("Prefect") and n.endswith(name.split(", ")[1])), None)
+        if not name.startswith("nbflow") or peer is None:
+            continue
+        for metric in metrics:
+            if metric in table[peer]:
+                print(f"{name} / {peer}, {metric}: {table[name][metric] / table[peer][metric]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ CASES = {
     "magic_overhead": ["--repeat", "20"],
     "mapping": ["--sizes", "10", "--dask-sizes", "10", "--repeat", "1", "--skip-prefect"],
     "result_store": ["--small", "5", "--large", "2", "--mb", "0.1"],
-    "server_throughput": ["--updates", "40", "--batch", "10", "--runs", "5"],
+    "server_throughput": ["--updates", "40", "--batch", "10", "--runs", "5", "--skip-peers"],
     "agent_latency": ["--runs", "3", "--burst", "3", "--concurrency", "1"],
     "scale": [  # fmt: skip
         "--runs",

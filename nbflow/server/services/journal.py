@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 _KEY = "nbflow.journal"
 _MARKS = "nbflow.journal.savepoints"
-_CHUNK = 500
 
 
 class JournalSession(Session):
@@ -116,9 +115,10 @@ def _write(session: Session) -> None:
         first = last - len(rows) + 1
         for offset, row in enumerate(rows):
             row["position"] = first + offset
-        # Chunks keep each statement under both databases' bound-parameter limits.
-        for start in range(0, len(rows), _CHUNK):
-            session.execute(insert(RunEvent).values(rows[start : start + _CHUNK]).on_conflict_do_nothing())
+        # One statement with the rows as parameters: SQLAlchemy compiles it once and sends it in
+        # batches within both databases' bound-parameter limits ("insertmanyvalues"); rows
+        # spelled into the statement with .values() were compiled anew for every call.
+        session.execute(insert(RunEvent).on_conflict_do_nothing(), rows)
 
 
 @event.listens_for(JournalSession, "after_rollback")
