@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from test_widget_in_jupyterlab import accept_kernel_dialog
 
 if TYPE_CHECKING:
     from conftest import JupyterLab
@@ -15,12 +16,7 @@ pytestmark = pytest.mark.browser
 def test_a_notebook_7_page_shows_the_widget_and_the_messages(page, notebook7: JupyterLab) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{notebook7.url}/notebooks/05_shell_task.ipynb")
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-    select = page.locator(".jp-Dialog button.jp-mod-accept")
-    try:
-        select.wait_for(timeout=3_000)
-        select.click()
-    except Exception:  # no kernel dialog this time
-        pass
+    accept_kernel_dialog(page)
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
     page.wait_for_selector(".nbflow-summary[data-running='0'][data-total='5']", timeout=120_000)

@@ -13,16 +13,20 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 
-def open_notebook(page, jupyter: JupyterLab, notebook: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto(f"{jupyter.url}/lab/tree/{notebook}")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-    # JupyterLab may ask which kernel to start; a user takes the preferred one.
+def accept_kernel_dialog(page) -> None:  # type: ignore[no-untyped-def]
+    """JupyterLab or Notebook 7 may ask which kernel to start; a user takes the preferred one."""
     select = page.locator(".jp-Dialog button.jp-mod-accept")
     try:
         select.wait_for(timeout=3_000)
         select.click()
     except Exception:  # no dialog this time
         pass
+
+
+def open_notebook(page, jupyter: JupyterLab, notebook: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{jupyter.url}/lab/tree/{notebook}")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    accept_kernel_dialog(page)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
 
 
