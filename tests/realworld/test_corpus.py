@@ -113,13 +113,19 @@ def test_every_notebook_converts_to_tasks_with_no_hidden_dependency(name: str, t
     assert len(set(conversion.flow.task_names)) == len(conversion.flow.task_names)
 
 
+@pytest.fixture(params=NAMES)
+def corpus_case(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, str], Path]:
+    """A corpus notebook: its name, its plain run's values and a fresh working folder."""
+    return request.param, _plain(request.param, tmp_path_factory), _workdir(tmp_path)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
 def test_headless_and_exported_runs_give_the_plain_values(
-    name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    corpus_case: tuple[str, dict[str, str], Path],
 ) -> None:
-    plain = _plain(name, tmp_path_factory)
-    workdir = _workdir(tmp_path)
+    name, plain, workdir = corpus_case
     converted = _convert(name, workdir)
     _assert_same(plain, _run("headless", converted, workdir), f"{name} headless")
     module = workdir / f"{name}_flow.py"
@@ -134,10 +140,8 @@ def test_headless_and_exported_runs_give_the_plain_values(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
 def test_converted_notebook_in_a_kernel_gives_the_plain_values_and_outputs(
-    name: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    corpus_case: tuple[str, dict[str, str], Path],
 ) -> None:
-    plain = _plain(name, tmp_path_factory)
-    workdir = _workdir(tmp_path)
+    name, plain, workdir = corpus_case
     _assert_same(plain, _in_kernel(_convert(name, workdir), workdir), f"{name} in a kernel")
