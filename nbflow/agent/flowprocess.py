@@ -24,9 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nbflow import flowrun
 from nbflow.agent.reporter import ServerReporter, make_sender
 from nbflow.agent.slots import ServerGate
 from nbflow.agent.spool import Spool, SpoolSender
+from nbflow.config import resolve as resolve_server
 from nbflow.core import secrets
 from nbflow.core.errors import NbflowError
 from nbflow.core.events import EventStream
@@ -106,6 +108,11 @@ class FlowProcess:
 
         return self.client.execute(client_team.run_secret(self.run_id, name))
 
+    def start_key(self) -> str | None:
+        """The key a ``%%task --starts`` cell creates runs with (a run token cannot): the agent
+        machine's ``NBFLOW_API_KEY`` or saved config, else the secret ``NBFLOW_API_KEY``."""
+        return resolve_server(self.spec["server"]).key or secrets.secret("NBFLOW_API_KEY")
+
     def restart_states(self, flow: Any) -> dict[Any, Any]:
         """A restarted run: the states (and stored results) it reuses from the run it restarts."""
         earlier = {
@@ -172,6 +179,8 @@ class FlowProcess:
             return 4
         # nbflow.secret("NAME") in a task asks the server, with this run's token.
         secrets.set_resolver(self.resolve_secret)
+        # %%task --starts cells start runs on this run's server.
+        flowrun.install(self.spec["server"], key=self.start_key)
         self.stream.subscribe(self.reporter.observe)
         # The run's log file on the agent keeps every line (a private run's only copy).
         self.stream.subscribe(TerminalProgress(sys.stdout, show_logs=self.reporter.private).observe)

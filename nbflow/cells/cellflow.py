@@ -20,6 +20,7 @@ from nbflow.cells.celltasks import CellTask, SetupCode, ShellTask
 from nbflow.cells.guard import Detections
 from nbflow.cells.handlers import check_defined, check_handler_name, event_states, handlers_for
 from nbflow.cells.naming import derive_task_name, unique_name
+from nbflow.cells.starts import StartsCellTask
 from nbflow.core.errors import CycleError, HiddenDependencyError, NotebookError
 from nbflow.core.flows import Flow
 from nbflow.core.tasks import Parameter, Task
@@ -55,6 +56,22 @@ class Resolution:
     def undeclared(self, task: str) -> list[str]:
         """Inputs ``task`` is known to change in place without saying so in its cell."""
         return [n for n, how in self.changes.get(task, {}).items() if how in ("detected", "method call")]
+
+
+def cell_task(
+    cell: Cell,
+    name: str,
+    *,
+    setup: SetupCode,
+    parameter_names: Iterable[str] = (),
+    changes: Mapping[str, str] | None = None,
+) -> Task:
+    """The engine task of a ``%%task`` cell: a shell script, a cell that starts another flow's
+    run (``--starts``), or a Python cell."""
+    if cell.options.shell:
+        return ShellTask(cell, name)
+    kind = StartsCellTask if cell.options.starts is not None else CellTask
+    return kind(cell, name, setup=setup, parameter_names=parameter_names, changes=changes)
 
 
 def _is_stable_key(key: str) -> bool:
@@ -385,12 +402,9 @@ class NotebookFlow:
             flow.add_task(p)
         tasks: dict[str, Task] = {}
         for name, cell in self._tasks.items():
-            task: Task
-            if cell.options.shell:
-                task = ShellTask(cell, name)
-            else:
-                changes = resolution.changes.get(name, {})
-                task = CellTask(cell, name, setup=setup, parameter_names=parameters, changes=changes)
+            changes = resolution.changes.get(name, {})
+            task = cell_task(cell, name, setup=setup, parameter_names=parameters, changes=changes)
+            if isinstance(task, CellTask):
                 task.hidden = tuple(resolution.hidden.get(name, ()))
                 task.undeclared_mutations = tuple(resolution.undeclared(name))
             task.state_handlers = tuple(handlers_for(cell.options.handlers, setup, owner=f"task {name!r}"))

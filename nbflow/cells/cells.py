@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from nbflow.cells.analysis import CellAnalysis, analyze
@@ -43,6 +43,9 @@ class TaskOptions:
     handlers: tuple[tuple[str, str], ...] = ()
     #: Names the cell runs once per element of (``--map``), each bound to the element.
     map: tuple[str, ...] = ()
+    #: The registered flow this cell starts a run of (``--starts``), and whether it waits for it.
+    starts: str | None = None
+    wait: bool = True
 
     def engine_options(self) -> dict[str, object]:
         """The options the engine's ``Task`` takes."""
@@ -120,6 +123,14 @@ def task_parser() -> argparse.ArgumentParser:
         "--map", type=_csv, default=(), metavar="NAME[,NAME2]",
         help="run the cell once per element of NAME (bound to NAME inside the cell); its outputs become lists",
     )  # fmt: skip
+    parser.add_argument(
+        "--starts", default=None, metavar="FLOW",
+        help="start a run of the registered flow FLOW on the server and wait for it: its parameters are "
+        "the dict the cell binds to `parameters`, its outcome is bound to FLOW_run (see starts_outcome_name)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-wait", action="store_true", help="with --starts: do not wait for the run to end"
+    )
     parser.add_argument("--no-run", action="store_true", help="define the task without running it")
     parser.add_argument("--shell", action="store_true", help="the cell is a shell script")
     return parser
@@ -162,6 +173,7 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
             raise NotebookError(f"{where}: {option} {bad[0]!r} is not a variable name\n{TASK_USAGE}")
     if ns.map and (shell or ns.shell):
         raise NotebookError(f"{where}: --map is for Python cells, not shell cells\n{TASK_USAGE}")
+    _check_starts(ns, where=where, shell=shell or ns.shell)
     if ns.name is not None and not ns.name.isidentifier():
         raise NotebookError(
             f"{where}: task name {ns.name!r} must be a Python identifier (letters, digits, _)\n{TASK_USAGE}"
@@ -191,7 +203,28 @@ def _parse_task_line(line: str, *, where: str, shell: bool) -> TaskOptions:
         mutates=ns.mutates,
         handlers=handlers,
         map=ns.map,
+        starts=ns.starts,
+        wait=not ns.no_wait,
     )
+
+
+def _check_starts(ns: argparse.Namespace, *, where: str, shell: bool) -> None:
+    """``--starts FLOW`` names a flow, in a Python cell; ``--no-wait`` goes with it."""
+    if ns.no_wait and ns.starts is None:
+        raise NotebookError(f"{where}: --no-wait goes with --starts FLOW\n{TASK_USAGE}")
+    if ns.starts is None:
+        return
+    if not ns.starts.strip() or ns.starts.startswith("-"):
+        raise NotebookError(f"{where}: --starts needs the name of a registered flow\n{TASK_USAGE}")
+    if shell:
+        raise NotebookError(f"{where}: --starts is for Python cells, not shell cells\n{TASK_USAGE}")
+
+
+def starts_outcome_name(flow_name: str) -> str:
+    """The variable a ``--starts FLOW`` cell binds the started run's outcome to: ``FLOW_run``
+    (``daily-etl`` -> ``daily_etl_run``); later cells read it like any other output."""
+    stem = re.sub(r"\W+", "_", flow_name).strip("_") or "flow"
+    return f"{stem}_run" if stem[0].isalpha() or stem[0] == "_" else f"f_{stem}_run"
 
 
 @dataclass
@@ -222,6 +255,10 @@ class Cell:
                 self._analysis = CellAnalysis(defines=(), uses=())
             else:
                 self._analysis = analyze(self.source, where=self.where, first_line=self.first_line)
+            if self.options.starts is not None:  # the started run's outcome is an output too
+                outcome = starts_outcome_name(self.options.starts)
+                defines = tuple(dict.fromkeys([*self._analysis.defines, outcome]))
+                self._analysis = replace(self._analysis, defines=defines)
         return self._analysis
 
 

@@ -48,6 +48,10 @@ def _options(options: TaskOptions) -> str:
         parts.append(f"handlers={[list(pair) for pair in options.handlers]!r}")
     if options.map:
         parts.append(f"map={list(options.map)!r}")
+    if options.starts is not None:
+        parts.append(f"starts={options.starts!r}")
+    if not options.wait:
+        parts.append("wait=False")
     return "".join(f", {p}" for p in parts)
 
 

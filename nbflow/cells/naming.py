@@ -1,6 +1,7 @@
 """Task names derived from cells: readable, never missing, unique in document order.
 
-A ``%%task`` without a name is named after the first name the cell defines;
+A ``%%task`` without a name is named after the first name the cell defines (a
+``--starts FLOW`` cell after the outcome it binds, ``FLOW_run``);
 a cell that defines nothing is named after what it does: ``plt.plot(x)`` is
 ``plot_x``, ``df.head()`` is ``df_head``, ``%timeit f(x)`` is ``timeit_f_x``,
 ``(n**2 for n in range(12))`` is ``generator_n``. When nothing readable is
@@ -13,6 +14,8 @@ from __future__ import annotations
 import ast
 import re
 from typing import TYPE_CHECKING
+
+from nbflow.cells.cells import starts_outcome_name
 
 if TYPE_CHECKING:
     from collections.abc import Container
@@ -134,6 +137,8 @@ def derive_task_name(cell: Cell) -> str:
         return cell.options.name
     if cell.options.shell:
         return _shell_name(cell.source)
+    if cell.options.starts is not None:  # named like the outcome it binds: etl_run
+        return starts_outcome_name(cell.options.starts)
     analysis = cell.analysis
     if analysis.defines:
         return analysis.defines[0]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
+from nbflow import flowrun
 from nbflow.cells.cells import TASK_PARSER, parse_task_line
 from nbflow.cells.guard import unwatched
 from nbflow.cells.ipython import live_displays
@@ -176,6 +177,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if id(ipython) in _SESSIONS:
         return
     session = NotebookSession(ipython)
+    flowrun.install()  # %%task --starts cells start runs on the client's server, with its key
     pre, post = _hooks(session)
     ipython.events.register("pre_run_cell", pre)
     ipython.events.register("post_run_cell", post)

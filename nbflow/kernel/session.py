@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbflow.cells.cellflow import NotebookFlow, Resolution
+from nbflow.cells.cellflow import NotebookFlow, Resolution, cell_task
 from nbflow.cells.cells import Cell, TaskOptions
-from nbflow.cells.celltasks import EMPTY_SETUP, CellTask, ShellTask
+from nbflow.cells.celltasks import EMPTY_SETUP
 from nbflow.cells.guard import refuse_parallel
 from nbflow.cells.handlers import MappingSource, handlers_for
 from nbflow.core.errors import NbflowError, NotebookError, RunError
@@ -130,7 +130,7 @@ class NotebookSession:
     def run_task_now(self, name: str) -> State:
         """Run one task cell now against the kernel's values; its outputs go into the kernel."""
         cell = self.flow.task_cell(name)
-        task: Task = ShellTask(cell, name) if cell.options.shell else CellTask(cell, name, setup=EMPTY_SETUP)
+        task = cell_task(cell, name, setup=EMPTY_SETUP)
         task.slug = name
         ns = self.user_ns
         # Its handlers are the kernel's functions: %%setup ran in the kernel's namespace.

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from nbflow import flowrun
 from nbflow.cells.figures import save_figures
 from nbflow.cells.guard import Detections, mutation_message, refuse_parallel
 from nbflow.cells.params import parse_context, parse_parameters
@@ -66,6 +67,7 @@ def run_notebook_flow(
     out = out or sys.stdout
     err = sys.stderr
     detections = Detections.on_disk(notebook.name)
+    flowrun.install()  # %%task --starts cells start runs on the client's server, with its key
     notebook.detections = detections  # what earlier runs found: planned for before running
     try:
         flow, _ = notebook.build()
