@@ -123,6 +123,12 @@ def test_a_starts_cell_in_the_kernel_waits_binds_the_outcome_and_fails_with_the_
             started = k.ns["child_run"].flow_run_id
             wait_for(partial(finished, server, started), timeout=60, what="the child")
             assert out.read_text() == "70"
+            k.run("%%task sizes\nsizes = [1, 2]")
+            k.run('%%task fan_out --starts child --map sizes\nparameters = {"n": sizes}')
+            fanned = k.ns["child_run"]  # one run per element, their outcomes in order
+            assert [o.state for o in fanned] == ["Success", "Success"]
+            with server.client() as client:
+                assert [client.flow_run(o.flow_run_id).parameters["n"] for o in fanned] == [1, 2]
             failed = k.run('%%task --starts child\nparameters = {"fail": True}', expect_error=True)
             assert "of 'child' ended Failed" in str(failed.error_in_exec)
             wrong = k.run("%%task --starts child\nparameters = [1]", expect_error=True)
