@@ -124,6 +124,8 @@ class FlowProcess:
         )
         for slug, why in plan.notes.items():
             print(f"  {slug} runs again: {why}")
+        for slug, (reused, count) in plan.children.items():
+            print(f"  {slug} reuses {reused} of its {count} children, runs the others")
         return plan.reused
 
     def finish(self, timeout: float) -> bool:

@@ -11,6 +11,11 @@ a mapped task decides each child's trigger from the matching upstream child.
 
 Children run where the executor can run them in parallel: inline (local), on a thread
 pool (threads), or as Dask tasks submitted from the parent's worker (``dask_worker``).
+
+A mapped task that did not succeed stores a ``PartialMap`` (its succeeded children's results
+by index) where a successful one stores its result; a restart (``core.restart``) sets
+``Task.reused_children`` from it, and ``run_mapped`` then records those children ``Cached``
+with their earlier results and runs only the others.
 """
 
 from __future__ import annotations
@@ -88,6 +93,15 @@ def _mappable(value: Any) -> TypeGuard[Sequence[Any]]:
         and hasattr(type(value), "__getitem__")
         and not isinstance(value, str | bytes | Mapping)
     )
+
+
+@dataclass(frozen=True)
+class PartialMap:
+    """What a mapped task that did not succeed stores: the results of its children that
+    succeeded, by index, out of ``count`` children (a restart reuses them)."""
+
+    count: int
+    results: dict[int, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +251,36 @@ def run_mapped(parent: TaskRun, children: ChildRunner, *, check_trigger: bool = 
         for i in range(count)
     ]
     try:
-        states = children(task, specs, parent.info, parent.emit) if specs else []
+        states = _run_or_reuse(task, specs, children, parent)
     except (TaskCancelled, KeyboardInterrupt) as stop:  # the run was cancelled while children ran
         if isinstance(stop, KeyboardInterrupt) and parent.info.cancel_event is not None:
             parent.info.cancel_event.set()
         return parent.advance(State(S.CANCELLED, "stopped while its children ran", attempt=1))
-    return parent.advance(parent.stored(mapped_final(task, states)))
+    final = mapped_final(task, states)
+    if final.is_successful():
+        return parent.advance(parent.stored(final))
+    done = {i: task.portable_result(s.result)[0] for i, s in enumerate(states) if s.is_successful()}
+    partial = PartialMap(len(states), done) if done else None  # a restart reuses these children
+    return parent.advance(parent.stored(final, partial=partial))
+
+
+def _run_or_reuse(task: Task, specs: list[ChildSpec], children: ChildRunner, parent: TaskRun) -> list[State]:
+    """Every child's final state, in order: the ones an earlier run finished (a restart:
+    ``Task.reused_children``) are recorded ``Cached`` with their results, the rest run."""
+    from nbflow.core.taskrun import TaskRun
+
+    reused = task.reused_children or {}
+    by_index: dict[int, State] = {}
+    for spec in specs:
+        if spec.index in reused:
+            run = TaskRun(task, spec.task_run_id, spec.incoming, None, parent.info, parent.emit)
+            run.slug, run.index = child_slug(task.slug or task.name, spec.index), spec.index
+            earlier = State(S.CACHED, "reused: Success in an earlier run", result=reused[spec.index])
+            by_index[spec.index] = run.advance(earlier)
+    to_run = [spec for spec in specs if spec.index not in by_index]
+    ran = children(task, to_run, parent.info, parent.emit) if to_run else []
+    by_index.update((spec.index, state) for spec, state in zip(to_run, ran, strict=True))
+    return [by_index[spec.index] for spec in specs]
 
 
 def _child_state(upstream: State, index: int) -> State:

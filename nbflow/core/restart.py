@@ -5,14 +5,19 @@ them; every other task that succeeded is reused (``FlowRunner(initial_states=...
 records it ``Cached``, "reused: Success in an earlier run"). Only the results a task
 that runs again reads are loaded from the result store (``core.results``); a needed
 result that was never stored, or cannot be read, makes its task run again too.
+
+A mapped task that failed while its upstream is reused runs only its children that did
+not succeed: the others' results come from the ``PartialMap`` it stored
+(``Task.reused_children``, set here on the flow's task).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nbflow.core.errors import StorageError
+from nbflow.core.mapping import PartialMap
 from nbflow.core.results import is_ref, load
 from nbflow.core.states import SUCCESSFUL_TYPES, State, StateType
 
@@ -39,6 +44,8 @@ class RestartPlan:
     rerun: list[str]
     #: Why a task that succeeded runs again anyway (its stored result is missing or unreadable).
     notes: dict[str, str]
+    #: Mapped tasks that run again: how many children they reuse, of how many.
+    children: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def plan_restart(flow: Flow, earlier: Mapping[str, Earlier]) -> RestartPlan:
@@ -75,7 +82,33 @@ def plan_restart(flow: Flow, earlier: Mapping[str, Earlier]) -> RestartPlan:
             result=loaded.get(task),
             result_ref=record.result_ref,
         )
-    return RestartPlan(states, [t.slug or "" for t in tasks if t in rerun], notes)
+    children = _reuse_children(flow, rerun, reused, earlier, notes)
+    return RestartPlan(states, [t.slug or "" for t in tasks if t in rerun], notes, children)
+
+
+def _reuse_children(
+    flow: Flow, rerun: set[Task], reused: set[Task], earlier: Mapping[str, Earlier], notes: dict[str, str]
+) -> dict[str, tuple[int, int]]:
+    """Mark each mapped task that runs again only for its own failed children (its upstream
+    is all reused, so every child's inputs are the earlier run's) with the children it
+    reuses; (reused, of) per task slug."""
+    counts: dict[str, tuple[int, int]] = {}
+    for task in rerun:
+        slug = task.slug or ""
+        record = earlier.get(slug)
+        if not task.map_keys or record is None or not is_ref(record.result_ref):
+            continue
+        if any(e.upstream not in reused for e in flow.upstream_edges(task)):
+            continue  # an upstream runs again: every child's inputs may differ
+        try:
+            stored = load(record.result_ref or "")
+        except StorageError as exc:
+            notes[slug] = f"all its children run again: {exc}"
+            continue
+        if isinstance(stored, PartialMap):
+            task.reused_children = dict(stored.results)
+            counts[slug] = (len(stored.results), stored.count)
+    return counts
 
 
 def _succeeded(record: Earlier | None) -> bool:

@@ -28,6 +28,7 @@ from nbflow.core.triggers import all_successful, manual_only, trigger_name
 
 if TYPE_CHECKING:
     from nbflow.core.events import Event
+    from nbflow.core.mapping import PartialMap
     from nbflow.core.tasks import Task
 
 S = StateType
@@ -386,15 +387,17 @@ class TaskRun:
         success = State(S.SUCCESS, result=value, result_ref=self.save(value), attempt=attempt)
         return self.advance(self.stored(success))
 
-    def stored(self, state: State) -> State:
+    def stored(self, state: State, *, partial: PartialMap | None = None) -> State:
         """``state`` with its result written to the run's result store (if it has one) and
-        ``result_ref`` naming it; a result that cannot be stored is said in the log."""
-        if self.info.results is None or not state.is_successful() or self.index is not None:
+        ``result_ref`` naming it; a result that cannot be stored is said in the log. A mapped
+        task that did not succeed stores ``partial`` instead: its succeeded children's results."""
+        storing = state.is_successful() or partial is not None
+        if self.info.results is None or not storing or self.index is not None:
             return state  # a mapped child's result is stored once, in its parent's list
         from nbflow.core.errors import StorageError
         from nbflow.core.results import ResultStore
 
-        value, dropped = self.task.portable_result(state.result)
+        value, dropped = self.task.portable_result(state.result) if partial is None else (partial, [])
         if dropped:
             self.log("WARNING", f"not stored (cannot be pickled): {', '.join(dropped)}")
         try:

@@ -63,6 +63,9 @@ class Task:
 
     #: The inputs a mapped task maps over (set by ``map``); empty for a plain task.
     map_keys: frozenset[str] = frozenset()
+    #: A mapped task's children an earlier run finished, index -> result: a restart reuses
+    #: them (``core.restart.plan_restart`` sets it; ``core.mapping`` records them Cached).
+    reused_children: dict[int, Any] | None = None
 
     def __init__(
         self,

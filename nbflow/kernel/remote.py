@@ -91,12 +91,14 @@ def pull_outputs(api: Client, run_id: str, names: Sequence[str] = ()) -> tuple[d
     stored. ``names``: only these variables (or every output of these tasks)."""
     from nbflow.core.errors import NotebookError
     from nbflow.core.results import is_ref, load
+    from nbflow.core.states import SUCCESSFUL_TYPES, StateType
 
     run = api.flow_run(run_id)
     values: dict[str, Any] = {}
     unstored: list[str] = []
     for task_run in run.task_runs:
-        if not is_ref(task_run.result_ref):
+        # A mapped task that failed stores its succeeded children (for a restart), not outputs.
+        if not is_ref(task_run.result_ref) or StateType(task_run.state) not in SUCCESSFUL_TYPES:
             unstored.append(task_run.task_slug)
             continue
         stored = load(task_run.result_ref or "")

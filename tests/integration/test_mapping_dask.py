@@ -102,3 +102,35 @@ def test_a_notebook_with_a_mapped_cell_gives_the_same_lists_on_dask(tmp_path: Pa
         pids = by_slug["scaled"].result["pid"]
         assert (set(pids) == {os.getpid()}) == (executor != "dask")
     assert results["local"] == results["threads"] == results["dask"] == ([30, 10, 20], 60)
+
+
+@task
+def checked(n: int, marker: str, log: str) -> int:
+    with open(log, "a") as fh:
+        fh.write(f"{n}\n")
+    if n == 2 and not os.path.exists(marker):
+        raise ValueError("not ready")
+    return n * n
+
+
+def test_on_dask_a_restart_runs_only_the_failed_children(tmp_path: Path) -> None:
+    from nbflow.core.restart import Earlier, plan_restart
+
+    marker, log, store = tmp_path / "ready", tmp_path / "runs.txt", str(tmp_path / "results")
+
+    def build_checked() -> tuple[Flow, object]:
+        with Flow("checked") as flow:
+            squares = checked.map([1, 2, 3], marker=unmapped(str(marker)), log=unmapped(str(log)))
+        return flow, squares
+
+    flow, squares = build_checked()
+    first = flow.run(executor=DaskExecutor(n_workers=2, processes=True), results=store)
+    assert first.result[squares].message == "1 of 3 children failed: checked[1]"
+    marker.write_text("ready")
+    earlier = {t.slug: Earlier(s.type.value, s.result_ref) for t, s in first.result.items()}
+    flow, squares = build_checked()
+    plan = plan_restart(flow, earlier)
+    second = flow.run(executor=DaskExecutor(n_workers=2, processes=True), initial_states=plan.reused)
+    assert second.result[squares].result == [1, 4, 9]
+    assert sorted(log.read_text().split()) == ["1", "2", "2", "3"]  # only the failed child ran again
+    assert [c.type for c in second.result[squares].children] == [S.CACHED, S.SUCCESS, S.CACHED]

@@ -84,3 +84,60 @@ def test_a_failed_run_restarts_from_its_failed_tasks_and_a_kernel_pulls_its_outp
             )
     finally:
         agent.stop()
+
+
+def mapped_cells(marker: Path, log: Path) -> list[str]:
+    """A mapped cell whose child for 3 fails until ``marker`` exists; each child run adds its
+    element to ``log``, so the file counts the child runs."""
+    square = (
+        "%%task square --map items\nimport os\n"
+        f"open({str(log)!r}, 'a').write(str(items) + '\\n')\n"
+        f"assert items != 3 or os.path.exists({str(marker)!r}), 'the input is not ready'\n"
+        "squares = items * items"
+    )
+    return ["%%task items_cell\nitems = [1, 2, 3, 4]", square, "%%task report\nreport = sum(squares)"]
+
+
+def task_runs(server: ServerProcess, run_id: str) -> dict[str, str]:
+    """Every task run of a run, mapped children included: slug -> state."""
+    with server.client() as client:
+        data = client.graphql(
+            "query($id: String!) { flowRun(id: $id) { taskRuns { taskSlug state } } }", {"id": run_id}
+        )
+    return {t["taskSlug"]: t["state"] for t in data["flowRun"]["taskRuns"]}
+
+
+def test_a_restart_reruns_only_the_failed_children_of_a_mapped_task(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    marker, log = tmp_path / "ready", tmp_path / "child-runs.txt"
+    server.cli("register", str(write_notebook(tmp_path / "mapped_restart.ipynb", mapped_cells(marker, log))))
+    agent = AgentProcess(server, agent_key(server)).start()
+    try:
+        with server.client() as client:
+            first = client.create_flow_run(flow_name="mapped_restart")
+        failed = wait_for(lambda: finished(server, first.id), timeout=60, what="the first run")
+        assert failed.state == "Failed", agent.log()
+        assert task_runs(server, first.id) == {
+            "items_cell": "Success", "square": "Failed", "square[0]": "Success", "square[1]": "Success",
+            "square[2]": "Failed", "square[3]": "Success", "report": "TriggerFailed",
+        }  # fmt: skip
+
+        marker.write_text("ready")
+        restart_id = server.cli("runs", "restart", first.id).stdout.split()[2]
+        second = wait_for(lambda: finished(server, restart_id), timeout=60, what="the restarted run")
+        assert second.state == "Success", agent.log()
+        # One child ran again; its siblings came back from the result store.
+        assert task_runs(server, restart_id) == {
+            "items_cell": "Cached", "square": "Success", "square[0]": "Cached", "square[1]": "Cached",
+            "square[2]": "Success", "square[3]": "Cached", "report": "Success",
+        }  # fmt: skip
+        assert log.read_text().split() == ["1", "2", "3", "4", "3"]
+        run_log = (server.home / "agent" / "logs" / f"{restart_id}.log").read_text()
+        assert "square reuses 3 of its 4 children, runs the others" in run_log
+        for k in _kernel():
+            k.run("%load_ext nbflow")
+            k.run(f"%flow pull {restart_id} --server {server.url} --key {server.admin_key}")
+            assert k.ns["squares"] == [1, 4, 9, 16] and k.ns["report"] == 30
+    finally:
+        agent.stop()
