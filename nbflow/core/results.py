@@ -57,16 +57,35 @@ def is_ref(ref: str | None) -> bool:
     return bool(ref) and _REF.match(ref or "") is not None
 
 
+def checked_url(url: str) -> str:
+    """A result store's URL as given on a command line, checked before a run starts: a local
+    path made absolute (results are found again from anywhere), an unknown protocol or a
+    missing fsspec extra (``s3://`` without s3fs) a ``StorageError`` naming it."""
+    import fsspec
+
+    if "://" not in url:
+        return str(Path(url).expanduser().resolve())
+    try:
+        fsspec.core.url_to_fs(url)
+    except Exception as exc:
+        raise StorageError(f"cannot store results at {url}: {type(exc).__name__}: {exc}") from None
+    return url.rstrip("/")
+
+
 class ResultStore:
     """Task-run results under one URL (a folder, ``s3://bucket/prefix``, any fsspec URL)."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = (url or default_results_url()).rstrip("/")
 
+    def run_folder(self, flow_run_id: str) -> str:
+        """Where one flow run's results go."""
+        return join(self.url, _UNSAFE.sub("_", flow_run_id))
+
     def location(self, flow_run_id: str, task_slug: str, task_run_id: str) -> str:
         """Where one task run's result goes."""
         name = _UNSAFE.sub("_", f"{task_slug}-{task_run_id}")
-        return join(self.url, _UNSAFE.sub("_", flow_run_id), f"{name}.pkl")
+        return join(self.run_folder(flow_run_id), f"{name}.pkl")
 
     def save(self, flow_run_id: str, task_slug: str, task_run_id: str, value: Any) -> str:
         """Write ``value``; its reference. ``StorageError`` saying why it could not be written."""

@@ -16,6 +16,7 @@ from nbflow.cells.params import expand_backfill, parse_context, parse_parameters
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.executors import resolve_executor
 from nbflow.core.schedules import CronSchedule, IntervalSchedule
+from nbflow.terminal.headless import results_report
 from nbflow.terminal.progress import summary
 from nbflow.terminal.report import seconds, shorten, table
 
@@ -67,6 +68,10 @@ def _add_running(sub: argparse._SubParsersAction) -> None:
         "--rerun-failed", action="store_true", help="re-run only failed tasks and their downstream"
     )
     run.add_argument("--on-schedule", action="store_true", help="wait for each scheduled time, then run")
+    run.add_argument(
+        "--results", metavar="URL",
+        help="store every task run's result under URL (a folder, s3://bucket/prefix: any fsspec URL)",
+    )  # fmt: skip
     run.add_argument(
         "--runs", type=int, default=None, metavar="N", help="with --on-schedule: stop after N runs"
     )
@@ -275,6 +280,7 @@ class FlowCommands:
             rerun_failed=args.rerun_failed,
             background=args.background,
             context=parse_context(args.context),
+            results=args.results,
         )
         if args.background:
             print(
@@ -283,6 +289,10 @@ class FlowCommands:
             return None
         assert state is not None
         print(summary(session.flow.name, state))
+        stored, missing = results_report(runner, state)
+        for line, stream in ((stored, sys.stdout), (missing, sys.stderr)):
+            if line is not None:
+                print(line, file=stream)
         self._warn_mutations()
         return None
 

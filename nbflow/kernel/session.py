@@ -23,6 +23,7 @@ from nbflow.core.errors import NbflowError, NotebookError, RunError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import Executor, resolve_executor
 from nbflow.core.flows import Flow
+from nbflow.core.results import checked_url
 from nbflow.core.runner import FlowRunner, run_on_schedule_loop
 from nbflow.core.runview import RunView
 from nbflow.core.tasks import Parameter, Task
@@ -170,6 +171,7 @@ class NotebookSession:
         background: bool = False,
         context: Mapping[str, Any] | None = None,
         on_start: Callable[[], None] | None = None,
+        results: str | None = None,
     ) -> tuple[FlowRunner, State | None]:
         """Run the flow (in the background if asked); the runner and, if it ran, its state.
 
@@ -177,6 +179,7 @@ class NotebookSession:
         run's states of the rest (``rerun_failed`` reuses every unchanged success).
         ``on_start`` is called once the run is accepted (flow built, parameters checked),
         before it starts: ``%flow run`` shows its widget there, so a refused run shows none.
+        ``results``: a result store's URL; every task run's result is written there.
         """
         with self._lock:
             if self.runner is not None:
@@ -200,6 +203,7 @@ class NotebookSession:
                 stream=self.stream,
                 echo=False,
                 context=context,
+                results=checked_url(results) if results else None,
             )
             self.runner = runner
         self.refresh_widget(flow)

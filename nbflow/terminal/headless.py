@@ -14,6 +14,7 @@ from nbflow.cells.params import parse_context, parse_parameters
 from nbflow.core.errors import HiddenDependencyError, NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
+from nbflow.core.results import ResultStore, checked_url, is_ref
 from nbflow.core.runner import FlowRunner
 from nbflow.terminal.progress import TerminalProgress, summary
 
@@ -45,6 +46,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output-dir", metavar="DIR", help="save each task's figures there as TASK.png (TASK_2.png, ...)"
     )
+    parser.add_argument(
+        "--results", metavar="URL",
+        help="store every task run's result under URL (a folder, s3://bucket/prefix: any fsspec URL)",
+    )  # fmt: skip
 
 
 def run_notebook_flow(
@@ -61,33 +66,24 @@ def run_notebook_flow(
     output_dir: str | None = None,
     keep: str = "all",
     context: dict[str, Any] | None = None,
+    results: str | None = None,
 ) -> tuple[int, State | None]:
     """(exit code, final state). Headless runs refuse hidden dependencies. ``keep="none"`` lets
-    each result go after its last reader (the state then holds only what ``Task.residue`` keeps)."""
+    each result go after its last reader (the state then holds only what ``Task.residue`` keeps).
+    ``results``: a result store's URL; every task run's result is written there."""
     out = out or sys.stdout
     err = sys.stderr
-    detections = Detections.on_disk(notebook.name)
+    # What earlier runs found: planned for before running.
+    notebook.detections = detections = Detections.on_disk(notebook.name)
     flowrun.install()  # %%task --starts cells start runs on the client's server, with its key
-    notebook.detections = detections  # what earlier runs found: planned for before running
     try:
-        flow, _ = notebook.build()
-        chosen = resolve_executor(executor, dask_address=dask_address)
-        refuse_parallel(flow, chosen)
-        runner = FlowRunner(
-            flow,
-            parameters=parameters,
-            executor=chosen,
-            cache=cache,
-            stream=stream or EventStream(),
-            echo=False,
-            keep=keep,
-            context=context,
-        )
-    except HiddenDependencyError as exc:
-        print(f"nbflow: refusing to run flow {notebook.name!r}: {exc}", file=err)
-        return EXIT_USAGE, None
+        runner = _runner(
+            notebook, executor, dask_address, results,
+            parameters=parameters, cache=cache, stream=stream or EventStream(), keep=keep, context=context,
+        )  # fmt: skip
     except NbflowError as exc:
-        print(f"nbflow: {exc}", file=err)
+        hidden = isinstance(exc, HiddenDependencyError)
+        print(f"nbflow: {f'refusing to run flow {notebook.name!r}: ' if hidden else ''}{exc}", file=err)
         return EXIT_USAGE, None
     if not quiet:
         progress = TerminalProgress(out, show_logs=show_logs)
@@ -102,11 +98,24 @@ def run_notebook_flow(
         print(f"nbflow: {exc}", file=err)
         return EXIT_USAGE, None
     out.write(summary(notebook.name, state, time.time() - started) + "\n")
+    _report_results(runner, state, out, err)
     _report_outputs(notebook, state, out, output_dir)
     _report_mutations(notebook, state, detections, out, err)
     if state.is_successful():
         return EXIT_OK, state
     return (EXIT_CANCELLED if state.is_cancelled() else EXIT_FAILED), state
+
+
+def _runner(
+    notebook: NotebookFlow, executor: str, dask_address: str | None, results: str | None, **options: Any
+) -> FlowRunner:
+    """The runner of a headless run: the flow built (no hidden dependencies), the executor
+    chosen and allowed, the result store's URL checked."""
+    flow, _ = notebook.build()
+    chosen = resolve_executor(executor, dask_address=dask_address)
+    refuse_parallel(flow, chosen)
+    store = checked_url(results) if results else None
+    return FlowRunner(flow, executor=chosen, echo=False, results=store, **options)
 
 
 def _report_mutations(
@@ -137,6 +146,32 @@ def _successful_results(state: State) -> dict[str, Any]:
     }
 
 
+def _report_results(runner: FlowRunner, state: State, out: TextIO, err: TextIO) -> None:
+    """Where the results went (``--results``), on ``out``; a warning on ``err`` if some were not."""
+    stored, missing = results_report(runner, state)
+    if stored is not None:
+        out.write(f"nbflow: {stored}\n")
+    if missing is not None:
+        out.flush()
+        print(f"nbflow: warning: {missing}", file=err)
+
+
+def results_report(runner: FlowRunner, state: State) -> tuple[str | None, str | None]:
+    """For a run with a result store (``--results``): a line naming the run's folder in the
+    store, and one naming the tasks whose result could not be written there (or ``None``)."""
+    if runner.results is None:
+        return None, None
+    finals = (state.result or {}).items()
+    stored = [t for t, s in finals if is_ref(s.result_ref)]
+    params = sum(1 for t in stored if t.kind == "parameter")
+    counts = [(len(stored) - params, "task"), (params, "parameter")]
+    what = " and ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in counts if n)
+    where = ResultStore(runner.results).run_folder(runner.flow_run_id)
+    line = f"stored the results of {what} under {where}" if stored else f"stored nothing under {where}"
+    missing = [t.slug or t.name for t, s in finals if s.is_successful() and not is_ref(s.result_ref)]
+    return line, f"not stored: {', '.join(missing)} (their logs say why)" if missing else None
+
+
 def _report_outputs(notebook: NotebookFlow, state: State, out: TextIO, output_dir: str | None) -> None:
     """Figures saved to ``output_dir``."""
     results = _successful_results(state)
@@ -158,6 +193,7 @@ def run_with_arguments(notebook: NotebookFlow, args: argparse.Namespace) -> int:
         quiet=args.quiet,
         show_logs=args.show_logs,
         output_dir=args.output_dir,
+        results=args.results,
         keep="none",  # nothing reads a result after the command: each goes after its last reader
     )
     return code

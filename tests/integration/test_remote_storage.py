@@ -124,3 +124,26 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
         )
     finally:
         agent.stop()
+
+
+def test_nbflow_run_results_on_s3_stores_every_task_runs_result(s3: S3, tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+
+    import cloudpickle
+
+    cells = ["%%task rows\nrows = [1, 2, 3]", "%%task total\ntotal = sum(rows)"]
+    notebook = write_notebook(tmp_path / "headless.ipynb", cells)
+    url = f"s3://{s3.bucket}/headless"
+    done = subprocess.run(
+        [sys.executable, "-m", "nbflow.cli", "run", str(notebook), "--results", url, "--quiet"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "NBFLOW_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    match = re.search(rf"^nbflow: stored the results of 2 tasks under {url}/(\S+)$", done.stdout, re.M)
+    assert match, done.stdout + done.stderr
+    keys = s3.keys(f"headless/{match[1]}/")
+    assert [k.split("/")[-1].split("-")[0] for k in keys] == ["rows", "total"]
+    stored = s3.client.get_object(Bucket=s3.bucket, Key=keys[1])["Body"].read()  # type: ignore[attr-defined]
+    assert cloudpickle.loads(stored) == {"total": 6}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, Kernel, edges, write_notebook  # noqa: E402
 from notebook_helpers import kernel as _kernel  # noqa: E402
 
+import nbflow  # noqa: E402
 from nbflow.cells.export import export_module  # noqa: E402
 from nbflow.cells.ipynb import flow_from_notebook  # noqa: E402
 from nbflow.core.errors import NotebookError  # noqa: E402
@@ -221,3 +223,44 @@ def test_a_plain_cell_only_symtable_rejects_never_crashes_a_headless_run(tmp_pat
         in done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+def test_nbflow_run_results_stores_every_task_runs_result_in_a_folder(tmp_path: Path) -> None:
+    import re
+
+    import cloudpickle
+
+    cells = [
+        "%%params\nn = 3",
+        "%%task rows\nrows = list(range(n))",
+        "%%task sq --map rows\nsq = rows * rows",
+    ]
+    notebook = write_notebook(tmp_path / "stored.ipynb", cells)
+    done = subprocess.run(
+        [*NBFLOW, "run", str(notebook), "--results", "store", "--quiet"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,  # the relative folder is under it
+        env={**os.environ, "PYTHONPATH": str(Path(nbflow.__file__).parent.parent)},  # this nbflow
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    match = re.search(
+        r"^nbflow: stored the results of 2 tasks and 1 parameter under (\S+)$", done.stdout, re.M
+    )
+    assert match, done.stdout
+    folder = Path(match[1])
+    assert folder.parent == tmp_path / "store"  # a relative folder is made absolute
+    stored = {p.name.split("-")[0]: p for p in folder.iterdir()}
+    assert sorted(stored) == ["n", "rows", "sq"]
+    assert cloudpickle.loads(stored["sq"].read_bytes()) == {"sq": [0, 1, 4]}
+    assert cloudpickle.loads(stored["n"].read_bytes()) == 3
+
+    refused = subprocess.run(
+        [*NBFLOW, "run", str(notebook), "--results", "nope://bucket"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert (
+        "nbflow: cannot store results at nope://bucket: ValueError: Protocol not known: nope"
+        in refused.stderr
+    )

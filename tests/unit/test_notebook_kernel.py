@@ -417,3 +417,21 @@ def test_messages_name_cells_by_their_prompt_and_lines_by_the_cells_own_numbers(
     k.run("%%task\n%%time\nz = 1\nraise KeyError('on line 4')", expect_error=True)  # [5]
     out = capsys.readouterr()
     assert ", line 4" in out.out + out.err
+
+
+def test_flow_run_results_stores_every_task_runs_result_and_says_where(
+    k: Kernel, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import re
+
+    k.run_all(["%load_ext nbflow", "%%task rows\nrows = [1, 2, 3]", "%%task total\ntotal = sum(rows)"])
+    capsys.readouterr()
+    k.run(f"%flow run --quiet --results {tmp_path / 'store'}")
+    out = capsys.readouterr().out
+    match = re.search(r"^stored the results of 2 tasks under (\S+)$", out, re.M)
+    assert match, out
+    assert Path(match[1]).parent == tmp_path / "store"
+    assert k.ns["total"] == 6  # written back as ever
+    assert sorted(p.name.split("-")[0] for p in Path(match[1]).iterdir()) == ["rows", "total"]
+    k.run("%flow run --results nope://x", expect_error=True)
+    assert "cannot store results at nope://x" in capsys.readouterr().err
