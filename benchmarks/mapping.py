@@ -8,7 +8,8 @@ states, captured output) on ``local``, ``threads`` and a Dask ``LocalCluster`` (
 submitted in one batch from the parent's worker). Prefect 3's ``noop.map(range(n))`` runs in
 the Prefect venv ``benchmarks/engine_overhead.py`` installs (``benchmarks/.venv-prefect``), or
 in this interpreter if ``prefect`` imports here; without either it is skipped and the report
-says so. Prints microseconds per child (median of ``--repeat``) and the ratios.
+says so. Prints microseconds per child (nbflow: median of ``--repeat``; Prefect: one timed
+run per size, after a warm-up run) and Prefect's time over nbflow's (local, Dask).
 """
 
 from __future__ import annotations
@@ -171,15 +172,19 @@ def main() -> None:
         for n, route in routes.items():
             print(f"| {n:,} | {route['driver'] / n * 1e6:,.1f} | {route['worker_client'] / n * 1e6:,.1f} |")
     print(
-        "| children | nbflow local (µs/child) | nbflow threads | nbflow dask | Prefect 3 .map | Prefect / local |"
+        "| children | nbflow local (µs/child) | nbflow threads | nbflow dask | Prefect 3 .map "
+        "| Prefect / local | Prefect / dask |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for n, row in results.items():
         cells = [
             f"{row[k] / n * 1e6:,.1f}" if k in row else "-" for k in ("local", "threads", "dask", "prefect 3")
         ]
-        ratio = f"{row['prefect 3'] / row['local']:.0f}×" if "prefect 3" in row and "local" in row else "-"
-        print(f"| {n:,} | {' | '.join(cells)} | {ratio} |")
+        ratios = [
+            f"{row['prefect 3'] / row[k]:,.1f}×" if "prefect 3" in row and k in row else "-"
+            for k in ("local", "dask")
+        ]
+        print(f"| {n:,} | {' | '.join(cells)} | {' | '.join(ratios)} |")
 
 
 if __name__ == "__main__":
