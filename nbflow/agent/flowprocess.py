@@ -109,9 +109,13 @@ class FlowProcess:
         return self.client.execute(client_team.run_secret(self.run_id, name))
 
     def start_key(self) -> str | None:
-        """The key a ``%%task --starts`` cell creates runs with (a run token cannot): the agent
-        machine's ``NBFLOW_API_KEY`` or saved config, else the secret ``NBFLOW_API_KEY``."""
-        return resolve_server(self.spec["server"]).key or secrets.secret("NBFLOW_API_KEY")
+        """The key a ``%%task --starts`` cell creates runs with (a run token cannot): the secret
+        ``NBFLOW_API_KEY`` (the server's first), else the machine's ``NBFLOW_API_KEY`` or saved
+        config, which is often the agent's own key (the server then refuses, saying so)."""
+        try:
+            return secrets.secret("NBFLOW_API_KEY")
+        except secrets.SecretError:
+            return resolve_server(self.spec["server"]).key
 
     def restart_states(self, flow: Any) -> dict[Any, Any]:
         """A restarted run: the states (and stored results) it reuses from the run it restarts."""

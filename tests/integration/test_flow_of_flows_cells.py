@@ -50,16 +50,19 @@ def child_runs(server: ServerProcess) -> list:  # type: ignore[type-arg]
 
 
 def test_a_starts_cell_runs_another_flow_headless_and_on_an_agent_elsewhere(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "child-output.txt"
     server.cli("register", str(write_notebook(tmp_path / "child.ipynb", child_cells(out))))
     parent = write_notebook(tmp_path / "parent.ipynb", PARENT)
-    # Another machine: its own NBFLOW_HOME, no saved key; it reads the key to start runs with
-    # from the server's secret NBFLOW_API_KEY (its own key and a run token cannot create runs).
+    # Another machine: its own NBFLOW_HOME, its own agent key in NBFLOW_API_KEY; it reads the
+    # key to start runs with from the server's secret NBFLOW_API_KEY (an agent key and a run
+    # token cannot create runs).
+    own_key = agent_key(server)
+    monkeypatch.setenv("NBFLOW_API_KEY", own_key)
     agent = AgentProcess(
         server,
-        agent_key(server),
+        own_key,
         home=tmp_path / "agent-home",
         extra=("--storage-root", str(server.home / "storage")),
     ).start()
@@ -80,6 +83,15 @@ def test_a_starts_cell_runs_another_flow_headless_and_on_an_agent_elsewhere(
 
         # On the agent: registered, run by the agent, which also runs the child it starts.
         server.cli("register", str(parent))
+        with server.client() as client:
+            refused_run = client.create_flow_run(flow_name="parent")
+        refused = wait_for(
+            lambda: finished(server, refused_run.id), timeout=90, what="a run without the secret"
+        )
+        assert refused.state == "Failed", agent.log()
+        [starter] = [t for t in refused.task_runs if t.task_slug == "child_run"]
+        assert "an agent key may not register flows, create or cancel runs" in starter.message
+
         with server.client() as client:
             user_key = client.create_api_key("user").key
         _set_secret(server, "NBFLOW_API_KEY", user_key)
