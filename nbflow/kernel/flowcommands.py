@@ -15,6 +15,7 @@ from nbflow.cells.handlers import EVENTS_HELP
 from nbflow.cells.params import expand_backfill, parse_context, parse_parameters
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.executors import resolve_executor
+from nbflow.core.results import ResultStore
 from nbflow.core.schedules import CronSchedule, IntervalSchedule
 from nbflow.terminal.headless import results_report
 from nbflow.terminal.progress import summary
@@ -286,6 +287,8 @@ class FlowCommands:
             print(
                 f"flow {session.flow.name!r} is running in the background; %flow status shows progress, %flow cancel stops it"
             )
+            if runner.results is not None:
+                print(f"its results go under {ResultStore(runner.results).run_folder(runner.flow_run_id)}")
             return None
         assert state is not None
         print(summary(session.flow.name, state))

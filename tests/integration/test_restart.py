@@ -137,6 +137,9 @@ def test_a_restart_reruns_only_the_failed_children_of_a_mapped_task(
         assert "square reuses 3 of its 4 children, runs the others" in run_log
         for k in _kernel():
             k.run("%load_ext nbflow")
+            k.run(f"%flow pull {first.id} --server {server.url} --key {server.admin_key}")
+            # The failed mapped task stored its succeeded children for a restart, not outputs.
+            assert k.ns["items"] == [1, 2, 3, 4] and "squares" not in k.ns
             k.run(f"%flow pull {restart_id} --server {server.url} --key {server.admin_key}")
             assert k.ns["squares"] == [1, 4, 9, 16] and k.ns["report"] == 30
     finally:

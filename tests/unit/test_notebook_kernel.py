@@ -433,5 +433,8 @@ def test_flow_run_results_stores_every_task_runs_result_and_says_where(
     assert Path(match[1]).parent == tmp_path / "store"
     assert k.ns["total"] == 6  # written back as ever
     assert sorted(p.name.split("-")[0] for p in Path(match[1]).iterdir()) == ["rows", "total"]
+    k.run(f"%flow run --quiet --background --results {tmp_path / 'store'}")
+    assert re.search(rf"^its results go under {tmp_path / 'store'}/\S+$", capsys.readouterr().out, re.M)
+    k.session.run_thread.join(30)
     k.run("%flow run --results nope://x", expect_error=True)
     assert "cannot store results at nope://x" in capsys.readouterr().err
