@@ -25,34 +25,23 @@ def _literal(source: str) -> str:
 
 
 def _options(options: TaskOptions) -> str:
-    parts = []
-    if options.shell:
-        parts.append("shell=True")
-    if options.retries:
-        parts.append(f"retries={options.retries}")
-    if options.retry_delay:
-        parts.append(f"retry_delay={options.retry_delay!r}")
-    if options.timeout is not None:
-        parts.append(f"timeout={options.timeout!r}")
-    if options.cache_for is not None:
-        parts.append(f"cache_for={options.cache_for!r}")
-    if options.trigger != "all_successful":
-        parts.append(f"trigger={options.trigger!r}")
-    if options.tags:
-        parts.append(f"tags={list(options.tags)!r}")
-    if options.upstream:
-        parts.append(f"upstream={list(options.upstream)!r}")
-    if options.mutates:
-        parts.append(f"mutates={list(options.mutates)!r}")
-    if options.handlers:
-        parts.append(f"handlers={[list(pair) for pair in options.handlers]!r}")
-    if options.map:
-        parts.append(f"map={list(options.map)!r}")
-    if options.starts is not None:
-        parts.append(f"starts={options.starts!r}")
-    if not options.wait:
-        parts.append("wait=False")
-    return "".join(f", {p}" for p in parts)
+    """The keywords of a cell's task options that differ from the defaults (None: left out)."""
+    keywords = {
+        "shell": options.shell or None,
+        "retries": options.retries or None,
+        "retry_delay": options.retry_delay or None,
+        "timeout": options.timeout,
+        "cache_for": options.cache_for,
+        "trigger": None if options.trigger == "all_successful" else options.trigger,
+        "tags": list(options.tags) or None,
+        "upstream": list(options.upstream) or None,
+        "mutates": list(options.mutates) or None,
+        "handlers": [list(pair) for pair in options.handlers] or None,
+        "map": list(options.map) or None,
+        "starts": options.starts,
+        "wait": None if options.wait else False,
+    }
+    return "".join(f", {name}={value!r}" for name, value in keywords.items() if value is not None)
 
 
 def export_module(flow: NotebookFlow, *, source: str = "a notebook") -> str:
