@@ -168,6 +168,12 @@ class ServerProcess:
                 self.proc.wait()
         self.proc = None
 
+    def finished(self, run_id: str):  # type: ignore[no-untyped-def]
+        """The run if it has finished (for ``wait_for``), else None."""
+        with self.client() as client:
+            run = client.flow_run(run_id)
+        return run if run.state in FINISHED else None
+
     def client(self, key: str | None = None):  # type: ignore[no-untyped-def]
         from nbflow.client import Client
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import DF_CELLS, write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 from nbflow.storage.code import sha256_text  # noqa: E402
 
@@ -27,12 +27,6 @@ def register(server: ServerProcess, notebook: Path, *extra: str) -> None:
     server.cli("register", str(notebook), *extra)
 
 
-def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
-    with server.client() as client:
-        run = client.flow_run(run_id)
-    return run if run.state in FINISHED else None
-
-
 def test_register_run_and_every_state_and_log_line_is_stored(server: ServerProcess, tmp_path: Path) -> None:
     notebook = write_notebook(
         tmp_path / "frames.ipynb", [*DF_CELLS, "%%task shout\nfor i in range(3):\n    print(f'line {i}')"]
@@ -42,7 +36,7 @@ def test_register_run_and_every_state_and_log_line_is_stored(server: ServerProce
     try:
         with server.client() as client:
             created = client.create_flow_run(flow_name="frames")
-        run = wait_for(lambda: finished(server, created.id), what="the run to finish")
+        run = wait_for(lambda: server.finished(created.id), what="the run to finish")
         assert run.state == "Success", agent.log()
         with server.client() as client:
             logs = client.run_logs(run.id)
@@ -79,7 +73,7 @@ def test_labels_route_runs_to_the_right_agent(server: ServerProcess, tmp_path: P
             runs = [
                 client.create_flow_run(flow_name=f) for f in ("gpu_flow", "cpu_flow", "gpu_flow", "cpu_flow")
             ]
-        done = [wait_for(lambda r=r: finished(server, r.id)) for r in runs]
+        done = [wait_for(lambda r=r: server.finished(r.id)) for r in runs]
         assert all(r.state == "Success" for r in done)
         for run in done:
             expected, other = (gpu, cpu) if run.flow_name == "gpu_flow" else (cpu, gpu)
@@ -147,7 +141,7 @@ def test_cancel_a_running_flow(server: ServerProcess, tmp_path: Path) -> None:
             wait_for(lambda: client.flow_run(run.id).state == "Running", what="the run to start")
             started = time.time()
             assert client.cancel_flow_run(run.id).state == "Cancelling"
-        final = wait_for(lambda: finished(server, run.id), timeout=30)
+        final = wait_for(lambda: server.finished(run.id), timeout=30)
         assert final.state == "Cancelled"
         assert time.time() - started < 20
         states = {t.task_slug: t.state for t in final.task_runs}
@@ -175,7 +169,7 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
         )
         wait_for(lambda: len(client.run_logs(sturdy.id)) >= 2, what="the first execution's first lines")
     doomed.kill9()
-    failed = wait_for(lambda: finished(server, fragile.id), timeout=30, what="recovery to fail the run")
+    failed = wait_for(lambda: server.finished(fragile.id), timeout=30, what="recovery to fail the run")
     assert failed.state == "Failed"
     assert "no heartbeat for 3s: the agent or the flow process died" in failed.message
     with server.client() as client:
@@ -185,7 +179,7 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
     assert "resubmitted (1 of 1)" in resubmitted.message
     rescuer = AgentProcess(server, key, name="rescuer").start()
     try:
-        done = wait_for(lambda: finished(server, sturdy.id), timeout=60)
+        done = wait_for(lambda: server.finished(sturdy.id), timeout=60)
         assert done.state == "Success", (done.message, rescuer.log())
         wait_for(lambda: sturdy.id in rescuer.log(), what="the rescuer's log to name the run")
         with server.client() as client:
@@ -221,7 +215,7 @@ def test_server_outage_mid_run_loses_no_state_and_no_log_line(server: ServerProc
         time.sleep(5)
         server.start()
         final = wait_for(
-            lambda: finished(server, run.id), timeout=60, what="the run's final state after the outage"
+            lambda: server.finished(run.id), timeout=60, what="the run's final state after the outage"
         )
         assert final.state == "Success", agent.log()
         with server.client() as client:
@@ -247,7 +241,7 @@ def test_agent_refuses_code_whose_hash_does_not_match(
     try:
         with server.client() as client:
             run = client.create_flow_run(flow_name="tampered")
-        final = wait_for(lambda: finished(server, run.id))
+        final = wait_for(lambda: server.finished(run.id))
         assert final.state == "Failed"
         assert "does not match its registration" in final.message and "refusing to run it" in final.message
         assert sha256_text(code.read_text())[:12] not in final.message  # the file's own hash stays hidden
@@ -310,7 +304,7 @@ def test_a_private_flow_keeps_its_words_on_the_agent(
         with server.client() as client:
             structure = client.graphql('{ flow(name: "private") { latestVersion { private structure } } }')
             run = client.create_flow_run(flow_name="private")
-        final = wait_for(lambda: finished(server, run.id))
+        final = wait_for(lambda: server.finished(run.id))
         with server.client() as client:
             logs = client.run_logs(run.id)
     finally:

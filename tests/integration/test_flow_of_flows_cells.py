@@ -13,14 +13,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import kernel as _kernel  # noqa: E402
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, sqlite_server, wait_for  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(nbflow_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from sqlite_server(nbflow_home, tmp_path, heartbeat_timeout=3, submitted_timeout=3)
+def server(sqlite_agent_server: ServerProcess) -> ServerProcess:
+    return sqlite_agent_server
 
 
 def child_cells(out: Path) -> list[str]:
@@ -36,12 +36,6 @@ PARENT = [
     '%%task --starts child\nparameters = {"n": n * 2, "fail": fail}',
     "%%task report\nreport = (child_run.flow_name, child_run.state)",
 ]
-
-
-def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
-    with server.client() as client:
-        run = client.flow_run(run_id)
-    return run if run.state in FINISHED else None
 
 
 def child_runs(server: ServerProcess) -> list:  # type: ignore[type-arg]
@@ -86,7 +80,7 @@ def test_a_starts_cell_runs_another_flow_headless_and_on_an_agent_elsewhere(
         with server.client() as client:
             refused_run = client.create_flow_run(flow_name="parent")
         refused = wait_for(
-            lambda: finished(server, refused_run.id), timeout=90, what="a run without the secret"
+            lambda: server.finished(refused_run.id), timeout=90, what="a run without the secret"
         )
         assert refused.state == "Failed", agent.log()
         [starter] = [t for t in refused.task_runs if t.task_slug == "child_run"]
@@ -97,7 +91,7 @@ def test_a_starts_cell_runs_another_flow_headless_and_on_an_agent_elsewhere(
         _set_secret(server, "NBFLOW_API_KEY", user_key)
         with server.client() as client:
             run = client.create_flow_run(flow_name="parent", parameters={"n": 5})
-        ended = wait_for(lambda: finished(server, run.id), timeout=90, what="the parent run on the agent")
+        ended = wait_for(lambda: server.finished(run.id), timeout=90, what="the parent run on the agent")
         assert ended.state == "Success", (ended.message, agent.log())
         assert out.read_text() == "100"
         states = {t.task_slug: t.state for t in ended.task_runs}
@@ -133,7 +127,7 @@ def test_a_starts_cell_in_the_kernel_waits_binds_the_outcome_and_fails_with_the_
             k.run('%%task --starts child --no-wait\nparameters = {"n": 7}')
             assert k.ns["child_run"].state == "Scheduled"  # created, not waited for
             started = k.ns["child_run"].flow_run_id
-            wait_for(partial(finished, server, started), timeout=60, what="the child")
+            wait_for(partial(server.finished, started), timeout=60, what="the child")
             assert out.read_text() == "70"
             k.run("%%task sizes\nsizes = [1, 2]")
             k.run('%%task fan_out --starts child --map sizes\nparameters = {"n": sizes}')

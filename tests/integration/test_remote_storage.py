@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import kernel as _kernel  # noqa: E402
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, free_port, wait_for  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key, free_port, wait_for  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -61,12 +61,6 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
         moto.stop()
 
 
-def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
-    with server.client() as client:
-        run = client.flow_run(run_id)
-    return run if run.state in FINISHED else None
-
-
 def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
     s3: S3, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -91,7 +85,7 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
     try:
         with server.client() as client:
             first = client.create_flow_run(flow_name="s3flow")
-        failed = wait_for(lambda: finished(server, first.id), timeout=90, what="the first run")
+        failed = wait_for(lambda: server.finished(first.id), timeout=90, what="the first run")
         assert failed.state == "Failed", agent.log()
         stored = s3.keys(f"team/results/{first.id}/")
         assert [k.split("/")[-1].split("-")[0] for k in stored] == ["doubled", "rows_cell"]
@@ -100,7 +94,7 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
 
         marker.write_text("ready")
         restart_id = server.cli("runs", "restart", first.id).stdout.split()[2]
-        second = wait_for(lambda: finished(server, restart_id), timeout=90, what="the restart")
+        second = wait_for(lambda: server.finished(restart_id), timeout=90, what="the restart")
         assert second.state == "Success", agent.log()
         assert {t.task_slug: t.state for t in second.task_runs} == {
             "rows_cell": "Cached", "doubled": "Cached", "checked": "Success",
@@ -118,7 +112,7 @@ def test_s3_code_and_results_an_agent_elsewhere_a_restart_and_a_pull(
         s3.client.put_object(Bucket=s3.bucket, Key=code_keys[0], Body=b"raise SystemExit('swapped')\n")  # type: ignore[attr-defined]
         with server.client() as client:
             third = client.create_flow_run(flow_name="s3flow")
-        refused = wait_for(lambda: finished(server, third.id), timeout=90, what="the refused run")
+        refused = wait_for(lambda: server.finished(third.id), timeout=90, what="the refused run")
         assert refused.state == "Failed" and "does not match its registration" in refused.message, (
             refused.message
         )

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import kernel as _kernel  # noqa: E402
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,12 +22,6 @@ def cells(marker: Path) -> list[str]:
         f"%%task checked\nimport os\nassert os.path.exists({str(marker)!r}), 'the input is not ready'\nchecked = sum(items)",
         "%%task report\nreport = (checked, other)",
     ]
-
-
-def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
-    with server.client() as client:
-        run = client.flow_run(run_id)
-    return run if run.state in FINISHED else None
 
 
 def test_a_failed_run_restarts_from_its_failed_tasks_and_a_kernel_pulls_its_outputs(
@@ -45,7 +39,7 @@ def test_a_failed_run_restarts_from_its_failed_tasks_and_a_kernel_pulls_its_outp
     try:
         with server.client() as client:
             first = client.create_flow_run(flow_name="restartable")
-        failed = wait_for(lambda: finished(server, first.id), timeout=60, what="the first run")
+        failed = wait_for(lambda: server.finished(first.id), timeout=60, what="the first run")
         assert failed.state == "Failed", agent.log()
         assert {t.task_slug: t.state for t in failed.task_runs} == {
             "items_cell": "Success", "other": "Success", "checked": "Failed", "report": "TriggerFailed",
@@ -59,7 +53,7 @@ def test_a_failed_run_restarts_from_its_failed_tasks_and_a_kernel_pulls_its_outp
         answer = server.cli("runs", "restart", first.id).stdout
         restart_id = answer.split()[2]
         assert f"restarts {first.id} from its failed tasks" in answer
-        second = wait_for(lambda: finished(server, restart_id), timeout=60, what="the restarted run")
+        second = wait_for(lambda: server.finished(restart_id), timeout=60, what="the restarted run")
         assert second.state == "Success", agent.log()
         assert second.restart_of == first.id
         # Only the failed task and its downstream ran again; the others were reused.
@@ -116,7 +110,7 @@ def test_a_restart_reruns_only_the_failed_children_of_a_mapped_task(
     try:
         with server.client() as client:
             first = client.create_flow_run(flow_name="mapped_restart")
-        failed = wait_for(lambda: finished(server, first.id), timeout=60, what="the first run")
+        failed = wait_for(lambda: server.finished(first.id), timeout=60, what="the first run")
         assert failed.state == "Failed", agent.log()
         assert task_runs(server, first.id) == {
             "items_cell": "Success", "square": "Failed", "square[0]": "Success", "square[1]": "Success",
@@ -125,7 +119,7 @@ def test_a_restart_reruns_only_the_failed_children_of_a_mapped_task(
 
         marker.write_text("ready")
         restart_id = server.cli("runs", "restart", first.id).stdout.split()[2]
-        second = wait_for(lambda: finished(server, restart_id), timeout=60, what="the restarted run")
+        second = wait_for(lambda: server.finished(restart_id), timeout=60, what="the restarted run")
         assert second.state == "Success", agent.log()
         # One child ran again; its siblings came back from the result store.
         assert task_runs(server, restart_id) == {

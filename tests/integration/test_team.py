@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from notebook_helpers import write_notebook  # noqa: E402
-from server_helpers import FINISHED, AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
+from server_helpers import AgentProcess, ServerProcess, agent_key, wait_for  # noqa: E402
 
 from nbflow.core.errors import APIError  # noqa: E402
 
@@ -21,12 +21,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture
 def server(sqlite_agent_server: ServerProcess) -> ServerProcess:
     return sqlite_agent_server
-
-
-def finished(server: ServerProcess, run_id: str):  # type: ignore[no-untyped-def]
-    with server.client() as client:
-        run = client.flow_run(run_id)
-    return run if run.state in FINISHED else None
 
 
 def test_agent_runs_handlers_and_reads_the_runs_context(server: ServerProcess, tmp_path: Path) -> None:
@@ -47,7 +41,7 @@ def alert(obj, old, new):
     run_id = json.loads(created.stdout)["id"]
     agent = AgentProcess(server, agent_key(server)).start()
     try:
-        run = wait_for(lambda: finished(server, run_id), what="the run to finish")
+        run = wait_for(lambda: server.finished(run_id), what="the run to finish")
         assert run.state == "Failed", agent.log()
         assert run.context == {"region": "eu"}
         with server.client() as client:
