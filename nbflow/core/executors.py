@@ -202,7 +202,14 @@ class DaskExecutor(_QueuedExecutor):
         else:
             # Our own short-lived cluster: its workers' shutdown races ("failed to communicate
             # with scheduler during heartbeat") are noise; task errors reach the user as events.
-            options = {"dashboard_address": None, "silence_logs": logging.CRITICAL, **self.cluster_kwargs}
+            # The scheduler serves HTTP (health, metrics) even without a dashboard, on 8787 unless
+            # told otherwise, and warns into the user's cell when another cluster holds that port.
+            options = {
+                "dashboard_address": None,
+                "scheduler_kwargs": {"dashboard_address": ":0"},
+                "silence_logs": logging.CRITICAL,
+                **self.cluster_kwargs,
+            }
             self._cluster = LocalCluster(
                 n_workers=self.n_workers,
                 threads_per_worker=self.threads_per_worker,

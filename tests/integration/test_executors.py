@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -102,6 +103,26 @@ def test_dask_executor_with_an_existing_cluster_address() -> None:
         # The executor did not own the cluster, so it is still up for the next run.
         again = flow.run(executor=DaskExecutor(address=cluster.scheduler_address), echo=False)
         assert summarize(again) == summarize(state)
+
+
+def test_a_dask_run_says_nothing_when_another_cluster_holds_the_dashboard_port() -> None:
+    """Another Dask cluster on the machine (port 8787 taken) must not put a warning into the
+    user's cell: the run's own cluster serves its scheduler's HTTP on a free port."""
+    import socket
+    import warnings
+
+    holder = socket.socket()
+    with contextlib.suppress(OSError):  # taken already by someone else: the same situation
+        holder.bind(("", 8787))
+        holder.listen()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            state = build_multi_branch_flow().run(executor=DaskExecutor(n_workers=1), echo=False)
+        assert summarize(state)["combine"][0] == "Success"
+        assert [str(w.message) for w in caught if "already in use" in str(w.message)] == []
+    finally:
+        holder.close()
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error() -> None:
