@@ -40,11 +40,17 @@ class Flow:
         self.schedule = schedule
         self.state_handlers = list(state_handlers)
         self.log_handlers = list(log_handlers)
-        self._tasks: dict[Task, None] = {}
+        # Each task maps to its position in the order of adding (the topological tie-break).
+        self._tasks: dict[Task, int] = {}
         self._by_slug: dict[str, Task] = {}
         self._edges: dict[Edge, None] = {}
-        self._upstream: dict[Task, list[Edge]] = {}
-        self._downstream: dict[Task, list[Edge]] = {}
+        # A task's edges: the one Edge itself, or a list once it has several. Most tasks of
+        # a large flow have one, and a list per task doubles what the garbage collector walks.
+        self._upstream: dict[Task, Edge | list[Edge]] = {}
+        self._downstream: dict[Task, Edge | list[Edge]] = {}
+        # True while every edge runs from an earlier-added task to a later one: then the
+        # order of adding is a topological order and sorting is a copy.
+        self._added_in_order = True
         self._sorted: list[Task] | None = None
         self.constants: dict[Task, dict[str, Any]] = {}
         self._token: contextvars.Token | None = None
@@ -86,53 +92,71 @@ class Flow:
         """Add ``task`` (once) and give it a unique slug; returns it."""
         if not isinstance(task, Task):
             raise GraphError(f"flow {self.name!r}: add_task expects a Task, got {task!r}")
-        if task in self._tasks:
+        tasks = self._tasks
+        if task in tasks:
             return task
-        slug = task.slug or _slugify(task.name)
-        if slug in self._by_slug:
+        by_slug = self._by_slug
+        name = task.name
+        # Most names are slugs already: that is checked here rather than in a call per task.
+        slug = task.slug or (name if name.isidentifier() and name.isascii() else _slugify(name))
+        if slug in by_slug:
             if isinstance(task, Parameter):
                 raise GraphError(f"flow {self.name!r} already has a parameter or task named {task.name!r}")
             base, n = slug, 2
-            while f"{base}-{n}" in self._by_slug:
+            while f"{base}-{n}" in by_slug:
                 n += 1
             slug = f"{base}-{n}"
         task.slug = slug
-        self._by_slug[slug] = task
-        self._tasks[task] = None
+        by_slug[slug] = task
+        tasks[task] = len(tasks)
         self._sorted = None
         return task
 
     def add_edge(self, upstream: Task, downstream: Task, key: str | None = None) -> Edge:
         """``upstream`` must finish before ``downstream``; ``key`` names the input it feeds."""
         tasks = self._tasks
-        if upstream not in tasks:
-            self.add_task(upstream)
-        if downstream not in tasks:
-            self.add_task(downstream)
+        up_at = tasks.get(upstream)
+        if up_at is None:
+            up_at = tasks[self.add_task(upstream)]
+        down_at = tasks.get(downstream)
+        if down_at is None:
+            down_at = tasks[self.add_task(downstream)]
         if upstream is downstream:
             raise CycleError(
                 f"flow {self.name!r}: task {upstream.slug!r} cannot depend on itself",
                 cycle=[upstream.slug or "", upstream.slug or ""],
             )
-        feeding = self._upstream.get(downstream)
-        if key is not None and feeding:
-            for edge in feeding:
+        upstream_of = self._upstream
+        feeding = upstream_of.get(downstream)
+        if key is not None and feeding is not None:
+            for edge in _as_edges(feeding):
                 if edge.key == key and edge.upstream is not upstream:
                     raise GraphError(
                         f"flow {self.name!r}: input {key!r} of task {downstream.slug!r} is already "
                         f"fed by {edge.upstream.slug!r}; an input takes one upstream task"
                     )
-        edge = Edge(upstream, downstream, key)
+        edge = _new_edge(Edge, (upstream, downstream, key))
         edges = self._edges
         count = len(edges)
         edges[edge] = None
         if len(edges) != count:  # new: one hash instead of a lookup and an insert
-            # Edge lists are made on first use: most tasks of a large flow have one or none.
+            # Inline rather than a helper called twice: this runs once per edge of a flow.
             if feeding is None:
-                self._upstream[downstream] = [edge]
-            else:
+                upstream_of[downstream] = edge
+            elif isinstance(feeding, list):
                 feeding.append(edge)
-            self._downstream.setdefault(upstream, []).append(edge)
+            else:
+                upstream_of[downstream] = [feeding, edge]
+            downstream_of = self._downstream
+            leaving = downstream_of.get(upstream)
+            if leaving is None:
+                downstream_of[upstream] = edge
+            elif isinstance(leaving, list):
+                leaving.append(edge)
+            else:
+                downstream_of[upstream] = [leaving, edge]
+            if up_at > down_at:
+                self._added_in_order = False
             self._sorted = None
         return edge
 
@@ -170,19 +194,19 @@ class Flow:
 
     def upstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges into ``task``."""
-        return self._upstream.get(task, _NO_EDGES)
+        return _as_edges(self._upstream.get(task))
 
     def downstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges out of ``task``."""
-        return self._downstream.get(task, _NO_EDGES)
+        return _as_edges(self._downstream.get(task))
 
     def upstream_tasks(self, task: Task) -> list[Task]:
         """The tasks ``task`` waits for, once each."""
-        return list(dict.fromkeys(e.upstream for e in self._upstream.get(task, _NO_EDGES)))
+        return list(dict.fromkeys(e.upstream for e in self.upstream_edges(task)))
 
     def downstream_tasks(self, task: Task) -> list[Task]:
         """The tasks that wait for ``task``, once each."""
-        return list(dict.fromkeys(e.downstream for e in self._downstream.get(task, _NO_EDGES)))
+        return list(dict.fromkeys(e.downstream for e in self.downstream_edges(task)))
 
     def parameters(self) -> list[Parameter]:
         """The flow's parameters (its inputs)."""
@@ -190,19 +214,19 @@ class Flow:
 
     def root_tasks(self) -> list[Task]:
         """Tasks with no upstream task."""
-        return [t for t in self._tasks if not self._upstream.get(t)]
+        return [t for t in self._tasks if t not in self._upstream]
 
     def terminal_tasks(self) -> list[Task]:
         """Tasks nothing waits for."""
-        return [t for t in self._tasks if not self._downstream.get(t)]
+        return [t for t in self._tasks if t not in self._downstream]
 
     def ancestors(self, targets: Iterable[Task]) -> set[Task]:
         """The targets and every task they (transitively) depend on."""
-        return _reachable(targets, lambda task: (e.upstream for e in self._upstream.get(task, _NO_EDGES)))
+        return _reachable(targets, lambda task: (e.upstream for e in self.upstream_edges(task)))
 
     def descendants(self, sources: Iterable[Task]) -> set[Task]:
         """The sources and every task that (transitively) depends on them."""
-        return _reachable(sources, lambda task: (e.downstream for e in self._downstream.get(task, _NO_EDGES)))
+        return _reachable(sources, lambda task: (e.downstream for e in self.downstream_edges(task)))
 
     def sorted_tasks(self) -> list[Task]:
         """Topological order; ties keep the order tasks were added. Raises ``CycleError``.
@@ -212,14 +236,13 @@ class Flow:
         return list(self._sorted)
 
     def _sort(self) -> list[Task]:
-        index = {t: i for i, t in enumerate(self._tasks)}
-        if all(index[e.upstream] < index[e.downstream] for e in self._edges):
-            # Added upstream first (the usual way): the order of adding is the order.
+        if self._added_in_order:  # added upstream first (the usual way): that is the order
             return list(self._tasks)
+        index = self._tasks
         upstream, downstream = self._upstream, self._downstream
         indegree = dict.fromkeys(self._tasks, 0)
         for t, edges in upstream.items():
-            indegree[t] = 1 if len(edges) == 1 else len({e.upstream for e in edges})
+            indegree[t] = len({e.upstream for e in edges}) if isinstance(edges, list) else 1
         heap = [index[t] for t, d in indegree.items() if d == 0]
         heapq.heapify(heap)
         order_list = list(self._tasks)
@@ -227,11 +250,13 @@ class Flow:
         while heap:
             task = order_list[heapq.heappop(heap)]
             out.append(task)
-            edges = downstream.get(task)
-            if not edges:
+            leaving = downstream.get(task)
+            if leaving is None:
                 continue
             for down in (
-                (edges[0].downstream,) if len(edges) == 1 else dict.fromkeys(e.downstream for e in edges)
+                dict.fromkeys(e.downstream for e in leaving)
+                if isinstance(leaving, list)
+                else (leaving.downstream,)
             ):
                 indegree[down] -= 1
                 if indegree[down] == 0:
@@ -254,18 +279,16 @@ class Flow:
         while task not in on_path:
             on_path[task] = len(path)
             path.append(task)
-            task = next(e.upstream for e in self._upstream.get(task, _NO_EDGES) if e.upstream in remaining)
+            task = next(e.upstream for e in self.upstream_edges(task) if e.upstream in remaining)
         loop = path[on_path[task] :]
         loop.reverse()  # report in execution direction: upstream -> downstream
         names = [t.slug or t.name for t in loop]
         return [*names, names[0]]
 
     def validate(self) -> None:
-        """Raise a ``GraphError`` (e.g. ``CycleError`` naming the cycle) if the flow cannot run."""
-        for edge in self._edges:
-            for t in (edge.upstream, edge.downstream):
-                if t not in self._tasks:
-                    raise UnknownTaskError(f"flow {self.name!r}: edge refers to task {t!r} not in the flow")
+        """Raise a ``GraphError`` (e.g. ``CycleError`` naming the cycle) if the flow cannot run.
+        Every edge's tasks are in the flow by construction (``add_edge`` adds them), so
+        what is left to check is that the tasks can be ordered."""
         self.sorted_tasks()
 
     def structure(self) -> dict[str, Any]:
@@ -343,6 +366,18 @@ class Flow:
 
 
 _NO_EDGES: tuple[Edge, ...] = ()
+# Makes an Edge in C: the named tuple's own ``__new__`` is a Python function, and a large
+# flow makes an edge per task.
+_new_edge = tuple.__new__
+
+
+def _as_edges(held: Edge | list[Edge] | None) -> Sequence[Edge]:
+    """A task's edges as a sequence, from how the flow holds them (see ``Flow.__init__``)."""
+    if held is None:
+        return _NO_EDGES
+    return held if isinstance(held, list) else (held,)
+
+
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
