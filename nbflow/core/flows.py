@@ -98,7 +98,7 @@ class Flow:
         by_slug = self._by_slug
         name = task.name
         # Most names are slugs already: that is checked here rather than in a call per task.
-        slug = task.slug or (name if name.isidentifier() and name.isascii() else _slugify(name))
+        slug = task.slug or (name if name.isascii() and name.isidentifier() else _slugify(name))
         if slug in by_slug:
             if isinstance(task, Parameter):
                 raise GraphError(f"flow {self.name!r} already has a parameter or task named {task.name!r}")
