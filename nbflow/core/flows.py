@@ -40,14 +40,24 @@ class Flow:
         self.schedule = schedule
         self.state_handlers = list(state_handlers)
         self.log_handlers = list(log_handlers)
-        # Each task maps to its position in the order of adding (the topological tie-break).
+        # Each task maps to its position in the order of adding (the topological tie-break);
+        # ``_order`` is the reverse.
         self._tasks: dict[Task, int] = {}
+        self._order: list[Task] = []
         self._by_slug: dict[str, Task] = {}
-        self._edges: dict[Edge, None] = {}
-        # A task's edges: the one Edge itself, or a list once it has several. Most tasks of
-        # a large flow have one, and a list per task doubles what the garbage collector walks.
-        self._upstream: dict[Task, Edge | list[Edge]] = {}
-        self._downstream: dict[Task, Edge | list[Edge]] = {}
+        # Edges as columns of plain numbers: edge ``n`` runs from the task at position
+        # ``_ups[n]`` to the one at ``_downs[n]`` and feeds input ``_keys[n]``. Numbers and
+        # strings are not objects the garbage collector follows, and no object is kept per
+        # edge: an ``Edge`` kept per edge doubled the objects each collection walks while
+        # a large flow is built (a third of the build time). ``Edge`` objects are made
+        # when asked for.
+        self._ups: list[int] = []
+        self._downs: list[int] = []
+        self._keys: list[str | None] = []
+        self._pairs: dict[int, int | list[int]] = {}  # (upstream, downstream) -> edge number(s)
+        # A task's edges by number: the one number, or a list once it has several.
+        self._upstream: dict[Task, int | list[int]] = {}
+        self._downstream: dict[Task, int | list[int]] = {}
         # True while every edge runs from an earlier-added task to a later one: then the
         # order of adding is a topological order and sorting is a copy.
         self._added_in_order = True
@@ -80,7 +90,7 @@ class Flow:
     @property
     def edges(self) -> list[Edge]:
         """Every edge, in the order it was added."""
-        return list(self._edges)
+        return [self._edge(n) for n in range(len(self._keys))]
 
     def __contains__(self, task: object) -> bool:
         return task in self._tasks
@@ -109,6 +119,7 @@ class Flow:
         task.slug = slug
         by_slug[slug] = task
         tasks[task] = len(tasks)
+        self._order.append(task)
         self._sorted = None
         return task
 
@@ -126,39 +137,51 @@ class Flow:
                 f"flow {self.name!r}: task {upstream.slug!r} cannot depend on itself",
                 cycle=[upstream.slug or "", upstream.slug or ""],
             )
+        keys = self._keys
+        pair = up_at << 32 | down_at
+        same_pair = self._pairs.get(pair)
+        if same_pair is not None:
+            for n in same_pair if isinstance(same_pair, list) else (same_pair,):
+                if keys[n] == key:
+                    return self._edge(n)  # already in the flow
         upstream_of = self._upstream
         feeding = upstream_of.get(downstream)
         if key is not None and feeding is not None:
-            for edge in _as_edges(feeding):
-                if edge.key == key and edge.upstream is not upstream:
+            for n in feeding if isinstance(feeding, list) else (feeding,):
+                if keys[n] == key:
                     raise GraphError(
                         f"flow {self.name!r}: input {key!r} of task {downstream.slug!r} is already "
-                        f"fed by {edge.upstream.slug!r}; an input takes one upstream task"
+                        f"fed by {self._order[self._ups[n]].slug!r}; an input takes one upstream task"
                     )
-        edge = _new_edge(Edge, (upstream, downstream, key))
-        edges = self._edges
-        count = len(edges)
-        edges[edge] = None
-        if len(edges) != count:  # new: one hash instead of a lookup and an insert
-            # Inline rather than a helper called twice: this runs once per edge of a flow.
-            if feeding is None:
-                upstream_of[downstream] = edge
-            elif isinstance(feeding, list):
-                feeding.append(edge)
-            else:
-                upstream_of[downstream] = [feeding, edge]
-            downstream_of = self._downstream
-            leaving = downstream_of.get(upstream)
-            if leaving is None:
-                downstream_of[upstream] = edge
-            elif isinstance(leaving, list):
-                leaving.append(edge)
-            else:
-                downstream_of[upstream] = [leaving, edge]
-            if up_at > down_at:
-                self._added_in_order = False
-            self._sorted = None
-        return edge
+        number = len(keys)
+        self._ups.append(up_at)
+        self._downs.append(down_at)
+        keys.append(key)
+        # Inline rather than a helper called three times: this runs once per edge of a flow.
+        if same_pair is None:
+            self._pairs[pair] = number
+        elif isinstance(same_pair, list):
+            same_pair.append(number)
+        else:
+            self._pairs[pair] = [same_pair, number]
+        if feeding is None:
+            upstream_of[downstream] = number
+        elif isinstance(feeding, list):
+            feeding.append(number)
+        else:
+            upstream_of[downstream] = [feeding, number]
+        downstream_of = self._downstream
+        leaving = downstream_of.get(upstream)
+        if leaving is None:
+            downstream_of[upstream] = number
+        elif isinstance(leaving, list):
+            leaving.append(number)
+        else:
+            downstream_of[upstream] = [leaving, number]
+        if up_at > down_at:
+            self._added_in_order = False
+        self._sorted = None
+        return _new_edge(Edge, (upstream, downstream, key))
 
     def set_dependencies(
         self,
@@ -194,11 +217,23 @@ class Flow:
 
     def upstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges into ``task``."""
-        return _as_edges(self._upstream.get(task))
+        return self._edges_of(self._upstream.get(task))
 
     def downstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges out of ``task``."""
-        return _as_edges(self._downstream.get(task))
+        return self._edges_of(self._downstream.get(task))
+
+    def _edges_of(self, numbers: int | list[int] | None) -> Sequence[Edge]:
+        """The edges a task holds by number (none, one, or a list)."""
+        if numbers is None:
+            return _NO_EDGES
+        if isinstance(numbers, list):
+            return [self._edge(n) for n in numbers]
+        return (self._edge(numbers),)
+
+    def _edge(self, n: int) -> Edge:
+        order = self._order
+        return _new_edge(Edge, (order[self._ups[n]], order[self._downs[n]], self._keys[n]))
 
     def upstream_tasks(self, task: Task) -> list[Task]:
         """The tasks ``task`` waits for, once each."""
@@ -238,14 +273,13 @@ class Flow:
     def _sort(self) -> list[Task]:
         if self._added_in_order:  # added upstream first (the usual way): that is the order
             return list(self._tasks)
-        index = self._tasks
+        index, order_list, ups, downs = self._tasks, self._order, self._ups, self._downs
         upstream, downstream = self._upstream, self._downstream
         indegree = dict.fromkeys(self._tasks, 0)
-        for t, edges in upstream.items():
-            indegree[t] = len({e.upstream for e in edges}) if isinstance(edges, list) else 1
+        for t, numbers in upstream.items():
+            indegree[t] = len({ups[n] for n in numbers}) if isinstance(numbers, list) else 1
         heap = [index[t] for t, d in indegree.items() if d == 0]
         heapq.heapify(heap)
-        order_list = list(self._tasks)
         out: list[Task] = []
         while heap:
             task = order_list[heapq.heappop(heap)]
@@ -254,9 +288,9 @@ class Flow:
             if leaving is None:
                 continue
             for down in (
-                dict.fromkeys(e.downstream for e in leaving)
+                dict.fromkeys(order_list[downs[n]] for n in leaving)
                 if isinstance(leaving, list)
-                else (leaving.downstream,)
+                else (order_list[downs[leaving]],)
             ):
                 indegree[down] -= 1
                 if indegree[down] == 0:
@@ -311,7 +345,7 @@ class Flow:
             "tasks": tasks,
             "edges": [
                 {"upstream": e.upstream.slug, "downstream": e.downstream.slug, "key": e.key}
-                for e in self._edges
+                for e in self.edges
             ],
             "parameters": [
                 {"name": p.name, "default": p.default, "required": p.required} for p in self.parameters()
@@ -366,16 +400,9 @@ class Flow:
 
 
 _NO_EDGES: tuple[Edge, ...] = ()
-# Makes an Edge in C: the named tuple's own ``__new__`` is a Python function, and a large
-# flow makes an edge per task.
+# Makes an Edge in C: the named tuple's own ``__new__`` is a Python function, and an edge
+# is made for every edge added and every edge a run reads.
 _new_edge = tuple.__new__
-
-
-def _as_edges(held: Edge | list[Edge] | None) -> Sequence[Edge]:
-    """A task's edges as a sequence, from how the flow holds them (see ``Flow.__init__``)."""
-    if held is None:
-        return _NO_EDGES
-    return held if isinstance(held, list) else (held,)
 
 
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
