@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 from typing import TYPE_CHECKING, Any
 
-from nbflow.core.dask_worker import RemoteOutcome, residue_of, run_task_remote
+from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
 from nbflow.core.record import StateRecord, new_id, record_from_wire
 from nbflow.core.states import State, StateType
 
@@ -75,7 +75,7 @@ def _submit_all(runner: FlowRunner, info: RunInfo, client: Any, topic: str, futu
         needed = frozenset(e.key for e in flow.downstream_edges(task) if e.key is not None)
         futures[task] = client.submit(
             run_task_remote, task, run_id, incoming, constants, info, needed, topic, task in runner.requested,
-            key=f"{task.slug}-{run_id}", pure=False,
+            key=dask_key(task, task.slug or task.name, run_id), pure=False,
         )  # fmt: skip
 
 
