@@ -198,3 +198,18 @@ def test_on_dask_task_runs_are_grouped_by_function_not_one_group_per_task() -> N
     assert state.result[doubled].result == [2, 4, 6, 8, 10, 12]
     assert "inc" in prefixes and "double" in prefixes
     assert not [p for p in prefixes if p.startswith("step") or "[" in p], prefixes
+
+
+def test_dask_weighs_an_outcome_by_its_result() -> None:
+    """Dask places tasks next to their inputs and spills by size: an outcome holding an array
+    weighs what the array does, not the 40 bytes of its wrapper."""
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from nbflow.core.dask_worker import RemoteOutcome
+    from nbflow.core.states import State
+
+    array = np.ones(1_000_000)
+    outcome = RemoteOutcome(State(S.SUCCESS, result=array), [])
+    assert sizeof(outcome) >= array.nbytes
+    assert sizeof(RemoteOutcome(State(S.SUCCESS, result=None), [])) < 1_000
