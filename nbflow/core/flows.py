@@ -157,27 +157,21 @@ class Flow:
         self._ups.append(up_at)
         self._downs.append(down_at)
         keys.append(key)
-        # Inline rather than a helper called three times: this runs once per edge of a flow.
+        # A first edge (the common case) is stored inline; _attach makes and grows lists.
         if same_pair is None:
             self._pairs[pair] = number
-        elif isinstance(same_pair, list):
-            same_pair.append(number)
         else:
-            self._pairs[pair] = [same_pair, number]
+            _attach(self._pairs, pair, same_pair, number)
         if feeding is None:
             upstream_of[downstream] = number
-        elif isinstance(feeding, list):
-            feeding.append(number)
         else:
-            upstream_of[downstream] = [feeding, number]
+            _attach(upstream_of, downstream, feeding, number)
         downstream_of = self._downstream
         leaving = downstream_of.get(upstream)
         if leaving is None:
             downstream_of[upstream] = number
-        elif isinstance(leaving, list):
-            leaving.append(number)
         else:
-            downstream_of[upstream] = [leaving, number]
+            _attach(downstream_of, upstream, leaving, number)
         if up_at > down_at:
             self._added_in_order = False
         self._sorted = None
@@ -400,6 +394,16 @@ class Flow:
 
 
 _NO_EDGES: tuple[Edge, ...] = ()
+
+
+def _attach(held: dict[Any, int | list[int]], owner: Any, current: int | list[int], number: int) -> None:
+    """Add edge ``number`` to ``owner``'s entry in ``held``, which is ``current`` (one or more)."""
+    if isinstance(current, list):
+        current.append(number)
+    else:
+        held[owner] = [current, number]
+
+
 # Makes an Edge in C: the named tuple's own ``__new__`` is a Python function, and an edge
 # is made for every edge added and every edge a run reads.
 _new_edge = tuple.__new__
