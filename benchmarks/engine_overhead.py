@@ -7,6 +7,7 @@ compare like with like on the same machine at the same moment.
 
     python benchmarks/engine_overhead.py                 # all peers, all sizes
     python benchmarks/engine_overhead.py --skip-prefect  # quick: nbflow and dask only
+    python benchmarks/engine_overhead.py --only-build    # only building 100,000-task flows
 
 Prefect 3 is installed on first use into ``benchmarks/.venv-prefect`` (its
 own virtual environment, with ``fastapi==0.139.0`` pinned: newer FastAPI
@@ -241,7 +242,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per nbflow/dask case (median)")
     parser.add_argument("--skip-prefect", action="store_true")
     parser.add_argument("--build-size", type=int, default=100_000, help="tasks in the build+validate case")
+    parser.add_argument(
+        "--only-build", action="store_true", help="only the build+validate case (no runs, no Prefect)"
+    )
     args = parser.parse_args()
+    if args.only_build:
+        report_build(args.build_size, args.repeat)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     specs = [(shape, n) for shape in ("chain", "fan") for n in sizes]
 
@@ -300,11 +307,16 @@ def main() -> None:
             f"| {threads_over:+.1f} |"
         )
 
-    print(f"\nBuilding and validating a flow of {args.build_size:,} tasks (median of {args.repeat}):\n")
+    report_build(args.build_size, args.repeat)
+
+
+def report_build(size: int, repeat: int) -> None:
+    """Print the build+validate table: nbflow against a dask graph dict and ``dask.order``."""
+    print(f"\nBuilding and validating a flow of {size:,} tasks (median of {repeat}):\n")
     print("| shape | nbflow (s) | dask graph dict + dask.order (s) | nbflow / dask |")
     print("|---|---:|---:|---:|")
     for shape in ("chain", "fan"):
-        built = time_build(shape, args.build_size, args.repeat)
+        built = time_build(shape, size, repeat)
         ratio = built["nbflow"] / built["dask dict + order"]
         print(f"| {shape} | {built['nbflow']:.3f} | {built['dask dict + order']:.3f} | {ratio:.2f}x |")
 

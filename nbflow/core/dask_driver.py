@@ -6,7 +6,7 @@ passes through this process. A task's trigger is decided on the worker, from
 its upstream states. Workers send their records (states and log lines) as events
 of one topic (``Worker.log_event``), batched; this process re-emits them on the
 run's stream and learns from the final states that tasks finished. A finished
-task's future is dropped as soon as nothing here needs it, so the cluster frees
+task's future is dropped as soon as its final state is here (unless the caller keeps it), so the cluster frees
 its data once the tasks reading it are done. Only the results the caller keeps
 come back, at the end.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 from typing import TYPE_CHECKING, Any
 
-from nbflow.core.dask_worker import RemoteOutcome, residue_of, run_task_remote
+from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
 from nbflow.core.record import StateRecord, new_id, record_from_wire
 from nbflow.core.states import State, StateType
 
@@ -75,7 +75,7 @@ def _submit_all(runner: FlowRunner, info: RunInfo, client: Any, topic: str, futu
         needed = frozenset(e.key for e in flow.downstream_edges(task) if e.key is not None)
         futures[task] = client.submit(
             run_task_remote, task, run_id, incoming, constants, info, needed, topic, task in runner.requested,
-            key=f"{task.slug}-{run_id}", pure=False,
+            key=dask_key(task, task.slug or task.name, run_id), pure=False,
         )  # fmt: skip
 
 
@@ -102,11 +102,14 @@ def _follow(
         if task is None or task not in pending:
             continue
         pending.discard(task)
-        for done in runner.finished(task, record.to_state()):
-            if not keep(done):
-                future = futures.pop(done, None)  # the cluster frees it once its readers are done
-                if future is not None and done.has_residue() and runner.states[done].is_successful():
-                    residues[done] = client_of(runner).submit(residue_of, done, future, pure=False)
+        runner.finished(task, record.to_state())
+        if not keep(task):
+            # Its state is here and every reader is submitted: the cluster keeps the data
+            # until those readers finish, then frees it (as raw dask does). Holding the future
+            # until this process hears they finished kept a result or two more alive.
+            future = futures.pop(task)
+            if task.has_residue() and runner.states[task].is_successful():
+                residues[task] = client_of(runner).submit(residue_of, task, future, pure=False)
 
 
 def _check_lost(runner: FlowRunner, futures: dict[Task, Any], pending: set[Task]) -> None:

@@ -5,7 +5,7 @@ upstream tasks' outcomes (Dask resolves their futures on the cluster), decides t
 trigger, runs the task and returns a ``RemoteOutcome`` that stays on the cluster
 for the downstream tasks. Its records go to the driver as events of the run's
 topic (``Worker.log_event``): each worker process sends what its task runs
-recorded every ``FLUSH_EVERY`` seconds, one message per run however many tasks
+recorded as soon as it can, then at most every ``FLUSH_EVERY`` seconds, one message per run however many tasks
 ended meanwhile, so a thousand quick tasks cost the scheduler a few messages.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+
+from dask.sizeof import sizeof
 
 from nbflow.core import capture
 from nbflow.core.mapping import ChildSpec, child_slug, run_child
@@ -44,13 +46,24 @@ class RemoteOutcome:
         self.events = events
 
 
+@sizeof.register(RemoteOutcome)
+def _outcome_size(outcome: RemoteOutcome) -> int:
+    """What an outcome weighs is its result's (and its children's records'): Dask reads it to
+    run a task where its inputs are and to decide when to spill. Without this Dask takes
+    an outcome holding a 100 MB array for 40 bytes and moves it between workers freely."""
+    return sizeof(outcome.state.result) + sizeof(outcome.events)
+
+
 class _Outbox:
-    """This worker process's records on their way to the drivers, one message per run's topic
-    every ``FLUSH_EVERY`` seconds (however many tasks ended meanwhile)."""
+    """This worker process's records on their way to the drivers: a record after a quiet
+    spell leaves at once, then at most one message per run's topic every ``FLUSH_EVERY``
+    seconds (however many tasks ended meanwhile). At once, because the driver lets go of a
+    task's data when it hears that its readers ended: a slow task's end must not wait."""
 
     def __init__(self) -> None:
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.lock = threading.Lock()
+        self.wake = threading.Event()
         self.worker: Any = None
         self.thread: threading.Thread | None = None
 
@@ -62,6 +75,7 @@ class _Outbox:
             wire = record.to_wire()
             with self.lock:
                 self.pending.setdefault(topic, []).append(wire)
+            self.wake.set()
 
         return emit
 
@@ -69,6 +83,7 @@ class _Outbox:
         """Records made elsewhere (a mapped task's children), sent with this process's own."""
         with self.lock:
             self.pending.setdefault(topic, []).extend(wires)
+        self.wake.set()
 
     def _start(self) -> None:
         from distributed import get_worker
@@ -81,8 +96,10 @@ class _Outbox:
 
     def _flush_forever(self) -> None:
         while True:
-            time.sleep(FLUSH_EVERY)
+            self.wake.wait()
+            self.wake.clear()
             self.flush()
+            time.sleep(FLUSH_EVERY)  # what arrives meanwhile leaves together in the next message
 
     def flush(self) -> None:
         """Send what is pending, a message per topic."""
@@ -94,6 +111,17 @@ class _Outbox:
 
 
 _outbox = _Outbox()
+
+
+def dask_key(task: Task, slug: str, task_run_id: str) -> tuple[str, str]:
+    """The Dask key of one task run: ``(group, "slug-task run id")``.
+
+    Dask groups tasks by their key's first part (its "task prefix") and its workers walk
+    their counts per prefix on every task transition: a prefix per task made a flow of
+    10,000 tasks quadratic on the workers (a fan of 10,000 took 5x raw dask). The group is
+    what Dask's own keys use, the function's name (the task's name for a task without a
+    function), so a large flow has as few prefixes as it has kinds of work."""
+    return (getattr(task.fn, "__name__", None) or task.name, f"{slug}-{task_run_id}")
 
 
 def residue_of(task: Task, outcome: RemoteOutcome) -> Any:
@@ -157,7 +185,7 @@ def _children_on_cluster(topic: str) -> Callable[..., list[State]]:
         with worker_client() as client:
             futures = client.map(
                 run_child_remote, specs, task=task, info=info, pure=False,
-                key=[f"{child_slug(slug, s.index)}-{s.task_run_id}" for s in specs],
+                key=[dask_key(task, child_slug(slug, s.index), s.task_run_id) for s in specs],
             )  # fmt: skip
             outcomes: list[RemoteOutcome] = client.gather(futures)
         for outcome in outcomes:

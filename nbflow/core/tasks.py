@@ -66,6 +66,20 @@ class Task:
     #: A mapped task's children an earlier run finished, index -> result: a restart reuses
     #: them (``core.restart.plan_restart`` sets it; ``core.mapping`` records them Cached).
     reused_children: dict[int, Any] | None = None
+    # Options at their defaults are read from the class: a task stores only what differs.
+    # A large flow's tasks are mostly default, and every attribute a task holds is one
+    # more to set, to keep in memory and for the garbage collector to visit on each pass.
+    retries: int = 0
+    retry_delay: float = 0.0
+    timeout: float | None = None
+    trigger: _triggers.Trigger = staticmethod(_triggers.resolve(None))
+    cache_for: float | None = None
+    tags: frozenset[str] = _NO_TAGS
+    state_handlers: tuple[StateHandler, ...] = ()
+    skip_on_upstream_skip: bool = True
+    #: The task's unique name in its flow (set when it is added to one).
+    slug: str | None = None
+    _cache_source: str | None = None
 
     def __init__(
         self,
@@ -83,20 +97,27 @@ class Task:
     ) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(self).__name__
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise NbflowError(f"task {self.name!r}: retries must be a whole number >= 0, got {retries!r}")
-        self.retries = retries
-        self.retry_delay = _seconds(retry_delay, field="retry_delay", task=self.name) or 0.0
-        self.timeout = _seconds(timeout, field="timeout", task=self.name)
-        if self.timeout == 0:
-            raise NbflowError(f"task {self.name!r}: timeout must be more than 0 seconds")
-        self.trigger = _triggers.resolve(trigger)
-        self.cache_for = _seconds(cache_for, field="cache_for", task=self.name)
-        self.tags = frozenset(tags) if tags else _NO_TAGS
-        self.state_handlers = tuple(state_handlers)
-        self.skip_on_upstream_skip = skip_on_upstream_skip
-        self.slug: str | None = None
-        self._cache_source: str | None = None
+        if type(retries) is not int or retries != 0:
+            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+                raise NbflowError(f"task {self.name!r}: retries must be a whole number >= 0, got {retries!r}")
+            self.retries = retries
+        if type(retry_delay) is not float or retry_delay != 0.0:
+            self.retry_delay = _seconds(retry_delay, field="retry_delay", task=self.name) or 0.0
+        if timeout is not None:
+            seconds = _seconds(timeout, field="timeout", task=self.name)
+            if seconds == 0:
+                raise NbflowError(f"task {self.name!r}: timeout must be more than 0 seconds")
+            self.timeout = seconds
+        if trigger is not None:
+            self.trigger = _triggers.resolve(trigger)
+        if cache_for is not None:
+            self.cache_for = _seconds(cache_for, field="cache_for", task=self.name)
+        if tags:
+            self.tags = frozenset(tags)
+        if state_handlers:
+            self.state_handlers = tuple(state_handlers)
+        if skip_on_upstream_skip is not True:
+            self.skip_on_upstream_skip = skip_on_upstream_skip
         if fn is not None:
             self.__doc__ = fn.__doc__
             self.__wrapped__ = fn

@@ -181,3 +181,56 @@ def test_sys_exit_on_dask_fails_the_task_without_killing_the_worker() -> None:
     assert "the task called sys.exit(2)" in state.result["quits"].message
     assert state.result["after"].result == "after"  # the same worker ran on: it was not killed
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.slow
+def test_on_dask_task_runs_are_grouped_by_function_not_one_group_per_task() -> None:
+    """Dask keeps counts per task group ("prefix") that its workers walk on every transition:
+    a group per task made a flow of 10,000 tasks quadratic. Tasks of one function share one."""
+    from distributed import Client, LocalCluster
+
+    from nbflow import Task
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    flow = Flow("many")
+    previous = flow.add_task(Task(inc.fn, name="step0"))
+    flow.set_constant(previous, "x", 0)
+    for i in range(1, 30):
+        step = Task(inc.fn, name=f"step{i}")
+        flow.add_edge(previous, step, key="x")
+        previous = step
+    with flow:
+        doubled = double.map([1, 2, 3, 4, 5, 6])
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        state = flow.run(executor=DaskExecutor(client=client), echo=False)
+        prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+    assert state.is_successful()
+    assert state.result[previous].result == 30
+    assert state.result[doubled].result == [2, 4, 6, 8, 10, 12]
+    assert "inc" in prefixes and "double" in prefixes
+    assert not [p for p in prefixes if p.startswith("step") or "[" in p], prefixes
+
+
+def test_dask_weighs_an_outcome_by_its_result() -> None:
+    """Dask places tasks next to their inputs and spills by size: an outcome holding an array
+    weighs what the array does, not the 40 bytes of its wrapper."""
+    import numpy as np
+    from dask.sizeof import sizeof
+
+    from nbflow.core.dask_worker import RemoteOutcome
+    from nbflow.core.states import State
+
+    array = np.ones(1_000_000)
+    outcome = RemoteOutcome(State(S.SUCCESS, result=array), [])
+    assert sizeof(outcome) >= array.nbytes
+    assert sizeof(RemoteOutcome(State(S.SUCCESS, result=None), [])) < 1_000

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -191,6 +192,9 @@ def test_structure_is_json_and_holds_no_code_or_data() -> None:
         ({"timeout": 0}, "timeout must be more than 0"),
         ({"retry_delay": -2}, "retry_delay must not be negative"),
         ({"cache_for": "soon"}, "cache_for must be a number of seconds"),
+        ({"retries": True}, "retries must be a whole number"),
+        ({"retry_delay": False}, "retry_delay must be a number of seconds"),
+        ({"timeout": timedelta(0)}, "timeout must be more than 0"),
     ],
 )
 def test_bad_task_options_name_the_task_and_field(options: dict, message: str) -> None:
@@ -207,3 +211,60 @@ def test_sorted_tasks_keeps_insertion_order_among_independent_tasks() -> None:
         flow.add_task(t)
     flow.add_edge(tasks[3], tasks[0])  # w -> z
     assert [t.slug for t in flow.sorted_tasks()] == ["y", "x", "w", "z"]
+
+
+def test_default_options_read_the_same_on_every_task_and_given_ones_stay_per_task() -> None:
+    plain = Task(lambda: None, name="plain")
+    given = Task(
+        lambda: None,
+        name="given",
+        retries=3,
+        retry_delay=timedelta(seconds=2),
+        timeout=7,
+        trigger="any_failed",
+        cache_for=0.5,
+        tags=["io"],
+        skip_on_upstream_skip=False,
+    )
+    assert plain.options() == {
+        "retries": 0,
+        "retry_delay": 0.0,
+        "timeout": None,
+        "trigger": "all_successful",
+        "cache_for": None,
+        "tags": [],
+    }
+    assert plain.skip_on_upstream_skip is True and plain.state_handlers == ()
+    assert given.options() == {
+        "retries": 3,
+        "retry_delay": 2.0,
+        "timeout": 7.0,
+        "trigger": "any_failed",
+        "cache_for": 0.5,
+        "tags": ["io"],
+    }
+    assert given.skip_on_upstream_skip is False
+    copied = given.copy(retries=1)
+    assert (copied.retries, copied.timeout, copied.trigger) == (1, 7.0, given.trigger)
+    assert Task(lambda: None, name="again").options() == plain.options()
+
+
+def test_edges_of_a_task_with_one_or_several_and_repeated_edges() -> None:
+    flow = Flow("shape")
+    a, b, c, d = _t("a"), _t("b"), _t("c"), _t("d")
+    first = flow.add_edge(a, b, key="x")
+    assert flow.add_edge(a, b, key="x") == first  # the same edge again is not a second one
+    assert list(flow.upstream_edges(b)) == [first] and list(flow.downstream_edges(a)) == [first]
+    flow.add_edge(a, c)
+    flow.add_edge(b, c, key="y")
+    flow.add_edge(a, c)
+    assert [(e.upstream.slug, e.key) for e in flow.upstream_edges(c)] == [("a", None), ("b", "y")]
+    assert [e.downstream.slug for e in flow.downstream_edges(a)] == ["b", "c"]
+    assert list(flow.upstream_edges(a)) == [] and list(flow.downstream_edges(c)) == []
+    assert len(flow.edges) == 3
+    assert flow.root_tasks() == [a] and flow.terminal_tasks() == [c]
+    assert flow.ancestors([c]) == {a, b, c} and flow.descendants([b]) == {b, c}
+    assert [t.slug for t in flow.sorted_tasks()] == ["a", "b", "c"]
+    flow.add_edge(d, a)  # d was added last but must now run first
+    assert [t.slug for t in flow.sorted_tasks()] == ["d", "a", "b", "c"]
+    assert flow.run(echo=False).is_successful()
