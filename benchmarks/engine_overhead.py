@@ -1,4 +1,4 @@
-"""Per-task engine overhead: nbflow (local, threads) vs Prefect 3 vs dask.threaded.get.
+"""Per-task engine overhead: nbflow (local, threads) vs Prefect 3 vs dask.threaded.get vs Hamilton.
 
 Flows of no-op tasks in two shapes, a chain (each task takes the previous
 result) and a wide fan-out (one root, every other task takes its result), at
@@ -6,7 +6,7 @@ result) and a wide fan-out (one root, every other task takes its result), at
 compare like with like on the same machine at the same moment.
 
     python benchmarks/engine_overhead.py                 # all peers, all sizes
-    python benchmarks/engine_overhead.py --skip-prefect  # quick: nbflow and dask only
+    python benchmarks/engine_overhead.py --skip-prefect  # quick: nbflow, dask and Hamilton
     python benchmarks/engine_overhead.py --only-build    # only building 100,000-task flows
 
 Prefect 3 is installed on first use into ``benchmarks/.venv-prefect`` (its
@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import hamilton_peer  # noqa: E402
+
 PREFECT_VENV = HERE / ".venv-prefect"
 PREFECT_REQUIREMENTS = ["prefect>=3.8,<3.9", "fastapi==0.139.0"]
 
@@ -241,6 +244,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=3, help="runs per nbflow/dask case (median)")
     parser.add_argument("--skip-prefect", action="store_true")
+    parser.add_argument("--skip-hamilton", action="store_true", help="no Hamilton column (its venv)")
     parser.add_argument("--build-size", type=int, default=100_000, help="tasks in the build+validate case")
     parser.add_argument(
         "--only-build", action="store_true", help="only the build+validate case (no runs, no Prefect)"
@@ -271,6 +275,12 @@ def main() -> None:
             flush=True,
         )
 
+    if not args.skip_hamilton:
+        print("running Hamilton (its own venv) ...", flush=True)
+        timed = hamilton_peer.time_hamilton([f"{shape}:{n}" for shape, n in specs], args.repeat)
+        for shape, n in specs:
+            results[(shape, n)]["hamilton"] = timed[f"{shape}:{n}"]["run"]
+
     prefect_version = None
     if not args.skip_prefect:
         print("running Prefect 3 (slow: milliseconds per task) ...", flush=True)
@@ -289,9 +299,9 @@ def main() -> None:
     print(
         "| shape | tasks | "
         + " | ".join(f"{p} (us/task)" for p in peers)
-        + " | prefect / nbflow local | dask / nbflow local | threads over local (us/task) |"
+        + " | prefect / nbflow local | dask / nbflow local | hamilton / nbflow local | threads over local (us/task) |"
     )
-    print("|---|---:|" + "---:|" * len(peers) + "---:|---:|---:|")
+    print("|---|---:|" + "---:|" * len(peers) + "---:|---:|---:|---:|")
     for (shape, n), row in results.items():
         local = row["nbflow local"] / n * 1e6
         cells = []
@@ -301,9 +311,11 @@ def main() -> None:
         prefect = row.get("prefect 3")
         prefect_ratio = f"{prefect / n * 1e6 / local:.0f}x" if isinstance(prefect, float) else "-"
         dask_ratio = f"{row['dask.threaded.get'] / n * 1e6 / local:.2f}x"
+        hamilton = row.get("hamilton")
+        hamilton_ratio = f"{hamilton / n * 1e6 / local:.2f}x" if isinstance(hamilton, float) else "-"
         threads_over = (row["nbflow threads"] - row["nbflow local"]) / n * 1e6
         print(
-            f"| {shape} | {n:,} | {' | '.join(cells)} | {prefect_ratio} | {dask_ratio} "
+            f"| {shape} | {n:,} | {' | '.join(cells)} | {prefect_ratio} | {dask_ratio} | {hamilton_ratio} "
             f"| {threads_over:+.1f} |"
         )
 

@@ -62,6 +62,9 @@ class Flow:
         # order of adding is a topological order and sorting is a copy.
         self._added_in_order = True
         self._sorted: list[Task] | None = None
+        # Each task's edges (upstream, downstream) as made on first asking: a run asks a few
+        # times per task; adding an edge forgets them.
+        self._views: tuple[dict[Task, Sequence[Edge]], dict[Task, Sequence[Edge]]] | None = None
         self.constants: dict[Task, dict[str, Any]] = {}
         self._token: contextvars.Token | None = None
         for t in tasks:
@@ -174,7 +177,7 @@ class Flow:
             _attach(downstream_of, upstream, leaving, number)
         if up_at > down_at:
             self._added_in_order = False
-        self._sorted = None
+        self._sorted = self._views = None
         return _new_edge(Edge, (upstream, downstream, key))
 
     def set_dependencies(
@@ -211,18 +214,28 @@ class Flow:
 
     def upstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges into ``task``."""
-        return self._edges_of(self._upstream.get(task))
+        return self._view(task, 0)
 
     def downstream_edges(self, task: Task) -> Sequence[Edge]:
         """The edges out of ``task``."""
-        return self._edges_of(self._downstream.get(task))
+        return self._view(task, 1)
 
-    def _edges_of(self, numbers: int | list[int] | None) -> Sequence[Edge]:
+    def _view(self, task: Task, side: int) -> Sequence[Edge]:
+        views = self._views
+        if views is None:
+            views = self._views = ({}, {})
+        edges = views[side].get(task)
+        if edges is None:
+            held = (self._upstream, self._downstream)[side]
+            edges = views[side][task] = self._edges_of(held.get(task))
+        return edges
+
+    def _edges_of(self, numbers: int | list[int] | None) -> tuple[Edge, ...]:
         """The edges a task holds by number (none, one, or a list)."""
         if numbers is None:
             return _NO_EDGES
         if isinstance(numbers, list):
-            return [self._edge(n) for n in numbers]
+            return tuple([self._edge(n) for n in numbers])
         return (self._edge(numbers),)
 
     def _edge(self, n: int) -> Edge:

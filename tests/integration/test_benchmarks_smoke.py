@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 CASES = {
-    "engine_overhead": ["--sizes", "10", "--repeat", "1", "--skip-prefect"],
+    "engine_overhead": ["--sizes", "10", "--repeat", "1", "--skip-prefect", "--skip-hamilton"],
     "dask_and_memory": ["--sizes", "10", "--repeat", "1", "--mb", "4"],
     "magic_overhead": ["--repeat", "20"],
     "mapping": ["--sizes", "10", "--dask-sizes", "10", "--repeat", "1", "--skip-prefect"],

@@ -268,3 +268,15 @@ def test_edges_of_a_task_with_one_or_several_and_repeated_edges() -> None:
     flow.add_edge(d, a)  # d was added last but must now run first
     assert [t.slug for t in flow.sorted_tasks()] == ["d", "a", "b", "c"]
     assert flow.run(echo=False).is_successful()
+
+
+def test_a_tasks_edges_follow_edges_added_after_they_were_asked_for() -> None:
+    a, b, c = Task(name="a"), Task(name="b"), Task(name="c")
+    flow = Flow("grow", tasks=[a, b, c])
+    assert flow.upstream_edges(c) == () and flow.downstream_edges(a) == ()
+    flow.add_edge(a, c, key="x")
+    assert [(e.upstream, e.key) for e in flow.upstream_edges(c)] == [(a, "x")]
+    flow.add_edge(b, c, key="y")
+    assert [(e.upstream, e.key) for e in flow.upstream_edges(c)] == [(a, "x"), (b, "y")]
+    assert [e.downstream for e in flow.downstream_edges(a)] == [c]
+    assert flow.upstream_tasks(c) == [a, b]
