@@ -214,7 +214,7 @@ def test_a_plain_cell_only_symtable_rejects_never_crashes_a_headless_run(tmp_pat
     path = write_notebook(tmp_path / "odd.ipynb", ["%load_ext nbflow", bad, "%%task\ny = 1"])
     done = subprocess.run([*NBFLOW, "run", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "Success: 1 tasks (1 Success)" in done.stdout
+    assert "Success: 1 task (1 Success)" in done.stdout
     task_path = write_notebook(tmp_path / "odd_task.ipynb", ["%load_ext nbflow", f"%%task\n{bad}"])
     done = subprocess.run([*NBFLOW, "run", str(task_path)], capture_output=True, text=True)
     assert done.returncode == 2

@@ -67,7 +67,7 @@ def test_retries_exhausted_ends_failed_with_the_error() -> None:
     assert final.type is S.FAILED and final.attempt == 2
     assert final.message == "ValueError: bad row 7"
     assert isinstance(final.result, ValueError)
-    assert state.is_failed() and "1 of 1 tasks failed: broken (Failed)" in state.message
+    assert state.is_failed() and "1 of 1 task failed: broken (Failed)" in state.message
 
 
 def test_retry_delay_is_waited() -> None:
