@@ -343,13 +343,15 @@ class FlowRunner:
             names = ", ".join(f"{t.slug} ({states[t].type.value})" for t in failed[:10])
             more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
             return State(
-                S.FAILED, f"{len(failed)} of {n_tasks(len(tasks))} failed: {names}{more}", result=states
+                S.FAILED,
+                f"{len(failed)} of {counted(len(tasks), 'task')} failed: {names}{more}",
+                result=states,
             )
         counts: dict[str, int] = {}
         for s in tasks:
             counts[s.type.value] = counts.get(s.type.value, 0) + 1
         summary = ", ".join(f"{n} {name.lower()}" for name, n in counts.items())
-        every = "its one task" if len(tasks) == 1 else f"all {n_tasks(len(tasks))}"
+        every = "its one task" if len(tasks) == 1 else f"all {len(tasks)} tasks"
         return State(S.SUCCESS, f"{every} finished: {summary}", result=states)
 
     def _attach_handlers(self, tasks: Iterable[Task] | None = None) -> Any:
@@ -424,6 +426,6 @@ def run_on_schedule_loop(
     return last
 
 
-def n_tasks(n: int) -> str:
-    """``n`` tasks, said in English ("1 task", "3 tasks"): run summaries use it."""
-    return f"{n} task" if n == 1 else f"{n} tasks"
+def counted(n: int, noun: str) -> str:
+    """``n`` of a noun, said in English ("1 task", "3 tasks"): run summaries use it."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

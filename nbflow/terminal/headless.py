@@ -15,7 +15,7 @@ from nbflow.core.errors import HiddenDependencyError, NbflowError
 from nbflow.core.events import EventStream
 from nbflow.core.executors import resolve_executor
 from nbflow.core.results import ResultStore, checked_url, is_ref
-from nbflow.core.runner import FlowRunner
+from nbflow.core.runner import FlowRunner, counted
 from nbflow.terminal.progress import TerminalProgress, summary
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def results_report(runner: FlowRunner, state: State) -> tuple[str | None, str | 
     stored = [t for t, s in finals if is_ref(s.result_ref)]
     params = sum(1 for t in stored if t.kind == "parameter")
     counts = [(len(stored) - params, "task"), (params, "parameter")]
-    what = " and ".join(f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in counts if n)
+    what = " and ".join(counted(n, noun) for n, noun in counts if n)
     where = ResultStore(runner.results).run_folder(runner.flow_run_id)
     line = f"stored the results of {what} under {where}" if stored else f"stored nothing under {where}"
     missing = [t.slug or t.name for t, s in finals if s.is_successful() and not is_ref(s.result_ref)]

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from nbflow.core.record import StateRecord
-from nbflow.core.runner import n_tasks
+from nbflow.core.runner import counted
 from nbflow.core.runview import RunView
 from nbflow.core.states import SUCCESSFUL_TYPES, StateType
 from nbflow.terminal.report import seconds, shorten
@@ -77,7 +77,7 @@ def summary(flow_name: str, state: State, elapsed: float | None = None) -> str:
         counts[task_state.type.value] = counts.get(task_state.type.value, 0) + 1
     parts = ", ".join(f"{n} {name}" for name, n in counts.items())
     took = f" in {seconds(elapsed)}" if elapsed is not None else ""
-    lines = [f"flow {flow_name!r} {state.type.value}: {n_tasks(len(results))} ({parts}){took}"]
+    lines = [f"flow {flow_name!r} {state.type.value}: {counted(len(results), 'task')} ({parts}){took}"]
     for task, task_state in results.items():
         if task_state.is_failed():
             slug = getattr(task, "slug", None) or str(task)
