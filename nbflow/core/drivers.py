@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core.executors import Executor, ThreadExecutor
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from nbflow.core.runner import FlowRunner
+    from nbflow.core.states import State
     from nbflow.core.taskrun import RunInfo
     from nbflow.core.tasks import Task
 
@@ -56,60 +58,142 @@ def run_sequential(runner: FlowRunner, info: RunInfo) -> None:
         runner.finished(task, executor.result(runner.submit(task, info)))
 
 
+# The most ready tasks one thread takes at once. A share spares the shared lock a visit per
+# task when thousands of short tasks are ready together; it is small so that a thread never
+# holds back much work, and an idle thread takes from others' shares anyway.
+_SHARE = 16
+
+
 class _ThreadCrew:
-    """Worker threads that take ready tasks from the plan until none is left or running."""
+    """Worker threads that take ready tasks from the plan until none is left or running.
+
+    Every visit to the crew's lock can cost a thread switch once several threads are busy:
+    a thread that loses the GIL while it holds the lock makes the others queue behind it,
+    and then each hand-over of the lock waits for the GIL as well. So a thread visits the
+    lock as seldom as it can: when many tasks are ready it takes a share of several (a
+    small fraction of what is ready, so the others get theirs); a finished task that other
+    tasks wait for is recorded at once (they may become ready), one that nothing waits for
+    is recorded with the thread's next visit; sleeping threads are woken only when there
+    are some. A thread with nothing to do takes a task from another thread's share (a
+    ``deque``: its owner and a taker may pop it from either end at once), so tasks queued
+    behind a slow one do not wait for it.
+    """
 
     def __init__(self, runner: FlowRunner, info: RunInfo, size: int) -> None:
         self.runner = runner
         self.info = info
         self.size = size
-        self.cond = threading.Condition()
-        self.busy: dict[int, Task] = {}  # thread id -> the task it runs
-        self.over = threading.Event()
+        self.cond = threading.Condition(threading.Lock())
+        self.shares: dict[int, deque[Task]] = {}  # thread id -> tasks it took and has not started
+        self.running: dict[int, Task] = {}  # thread id -> the task it runs (for ``interrupt``)
+        self.held = 0  # tasks taken from the plan and not yet recorded finished
+        self.sleeping = 0  # threads waiting for work
+        self.over = threading.Event()  # every task ran: the main thread stops waiting
         self.error: BaseException | None = None
 
     def work(self) -> None:
-        runner, plan = self.runner, self.runner.plan
+        """One worker thread's loop."""
+        share: deque[Task] = deque()
+        finished: list[tuple[Task, State]] = []  # run, not yet recorded
         try:
-            while (task := self._next()) is not None:
-                if task in runner.initial_states:
-                    state = runner.reuse(task)
-                else:
-                    state = runner.run_here(task, self.info)
-                with self.cond:
-                    del self.busy[threading.get_ident()]
-                    runner.finished(task, state)
-                    ready = plan.ready_count()
-                    if ready > 1:  # this thread takes one; wake others only for the rest
-                        self.cond.notify(ready - 1)
-                    elif ready == 0 and not self.busy:
-                        self.cond.notify_all()  # nothing left: let the others see it and leave
+            self._work(share, finished)
+        except TaskCancelled:
+            # Meant for a task, it landed between two: the run is being cancelled.
+            if not self.runner.cancel_event.is_set():
+                self._fail(TaskCancelled("a worker thread was interrupted outside a task"))
         except BaseException as exc:  # an engine bug must end the run, not hang it
-            self.error = exc
-            self.runner.cancel_event.set()
-            with self.cond:
-                self.cond.notify_all()
+            self._fail(exc)
+        finally:
+            if finished:  # what ran counts even when the run stops (the rest ends Cancelled)
+                with self.cond:
+                    self._record(finished)
 
-    def _next(self) -> Task | None:
-        plan = self.runner.plan
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self.runner.cancel_event.set()
         with self.cond:
-            while True:
-                if self.runner.cancel_event.is_set():
-                    return None
-                task = plan.take()
-                if task is not None:
-                    self.busy[threading.get_ident()] = task
-                    return task
-                if not self.busy:
-                    self.over.set()
-                    self.cond.notify_all()
-                    return None
-                self.cond.wait(0.5)
+            self.cond.notify_all()
+
+    def _work(self, share: deque[Task], finished: list[tuple[Task, State]]) -> None:
+        runner, info = self.runner, self.info
+        downstream, initial, cancel = runner.plan.downstream, runner.initial_states, runner.cancel_event
+        running = self.running
+        me = threading.get_ident()
+        with self.cond:
+            self.shares[me] = share
+        while True:
+            try:
+                task = share.popleft()
+            except IndexError:  # nothing of its own left (or another thread took the last one)
+                if not self._visit(share, finished):
+                    return
+                continue
+            # Marked running before the cancel check: ``interrupt`` (after the cancel) then
+            # either finds this thread or the check sees the cancel.
+            running[me] = task
+            if cancel.is_set():
+                del running[me]
+                return
+            state = runner.reuse(task) if task in initial else runner.run_here(task, info)
+            del running[me]
+            finished.append((task, state))
+            if downstream[task] and not self._visit(share, finished):
+                return
+
+    def _visit(self, share: deque[Task], finished: list[tuple[Task, State]]) -> bool:
+        """Record what this thread finished and, when its share is empty, find it a task:
+        False when it should stop (every task ran, or the run is cancelled)."""
+        plan, cancel, cond = self.runner.plan, self.runner.cancel_event, self.cond
+        with cond:
+            if finished:
+                self._record(finished)
+            while not share:
+                if cancel.is_set():
+                    return False
+                ready = plan.ready_count()
+                if ready:
+                    taken = plan.take_some(min(_SHARE, max(1, ready // (2 * self.size))))
+                    share.extend(taken)
+                    self.held += len(taken)
+                elif not self._take_from_another(share):
+                    if self.held == 0:  # nothing ready, nothing running: the run is over
+                        self.over.set()
+                        cond.notify_all()
+                        return False
+                    self.sleeping += 1
+                    cond.wait(0.5)
+                    self.sleeping -= 1
+            if self.sleeping:
+                # Work for others: ready tasks, and this share beyond the task it starts now
+                # (a chain's next task is its own: waking a thread for it would only cost).
+                spare = plan.ready_count() + len(share) - 1
+                if spare > 0:
+                    cond.notify(min(spare, self.sleeping))
+            return True
+
+    def _record(self, finished: list[tuple[Task, State]]) -> None:
+        """Record finished tasks in the plan (under the lock): their downstream may become ready."""
+        runner = self.runner
+        for task, state in finished:
+            runner.finished(task, state)
+        self.held -= len(finished)
+        finished.clear()
+
+    def _take_from_another(self, share: deque[Task]) -> bool:
+        """Move the last task of the fullest other share to this one (under the lock)."""
+        fullest = max(self.shares.values(), key=len)
+        if fullest is share:
+            return False
+        try:
+            share.append(fullest.pop())
+        except IndexError:  # its owner took it meanwhile
+            return False
+        return True
 
     def interrupt(self) -> None:
         """Stop the task runs in progress (they end Cancelled)."""
         with self.cond:
-            for thread_id in list(self.busy):
+            for thread_id in list(self.running):
                 interrupt_thread(thread_id, TaskCancelled)
             self.cond.notify_all()
 
@@ -124,11 +208,15 @@ def run_on_threads(runner: FlowRunner, info: RunInfo) -> None:
     for thread in threads:
         thread.start()
     try:
-        while any(t.is_alive() for t in threads):
-            if runner.cancel_event.wait(0.1):
+        # ``over`` ends the wait as soon as the last task is recorded; the timeout is for
+        # noticing a cancel from another thread, and threads that stopped on an error.
+        while not crew.over.wait(0.1):
+            if runner.cancel_event.is_set():
                 crew.interrupt()
-                _join(threads)
                 break
+            if not any(t.is_alive() for t in threads):
+                break
+        _join(threads)
     except KeyboardInterrupt:  # Ctrl-C: stop what runs, record it, then finish
         runner.cancel("interrupted")
         crew.interrupt()

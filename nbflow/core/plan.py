@@ -43,6 +43,12 @@ class Plan:
         with self._lock:
             return self.order[heapq.heappop(self._ready)] if self._ready else None
 
+    def take_some(self, most: int) -> list[Task]:
+        """Up to ``most`` ready tasks, earliest in task order first (a thread's share)."""
+        ready, order = self._ready, self.order
+        with self._lock:
+            return [order[heapq.heappop(ready)] for _ in range(min(most, len(ready)))]
+
     def done(self, task: Task) -> list[Task]:
         """``task`` finished: the tasks whose results nothing needs any more (its own when
         no downstream task reads it). Tasks it was the last upstream of become ready."""

@@ -260,6 +260,58 @@ def test_threads_run_independent_branches_in_parallel() -> None:
     assert state.is_successful()
 
 
+def test_threads_run_the_tasks_queued_behind_a_slow_one() -> None:
+    # Forty tasks ready at once: a thread takes several of them together. The first
+    # waits until all the others ran: it can only finish if they do not wait for it.
+    others_ran = threading.Event()
+    ran: list[int] = []
+
+    def leaf(i: int) -> Task:
+        def body(x: int) -> bool:
+            if i == 0:
+                return others_ran.wait(5)
+            ran.append(i)
+            if len(ran) == 39:
+                others_ran.set()
+            return True
+
+        return Task(body, name=f"leaf{i}")
+
+    flow = Flow("fan")
+    root = flow.add_task(Task(lambda: 1, name="root"))
+    for i in range(40):
+        flow.add_edge(root, leaf(i), key="x")
+    state = flow.run(executor=nbflow.ThreadExecutor(max_workers=2), echo=False)
+    assert state.is_successful()
+    assert state.result["leaf0"].result is True  # it did not give up waiting
+
+
+def test_cancelling_threads_keeps_the_states_of_the_tasks_that_ran() -> None:
+    # Tasks nothing waits for are recorded in groups: a cancel must not lose those that ran.
+    runner: FlowRunner
+
+    def leaf(i: int) -> Task:
+        def body(x: int) -> int:
+            if i == 50:
+                runner.cancel()
+            return i
+
+        return Task(body, name=f"leaf{i}")
+
+    flow = Flow("fan")
+    root = flow.add_task(Task(lambda: 1, name="root"))
+    for i in range(200):
+        flow.add_edge(root, leaf(i), key="x")
+    runner = FlowRunner(flow, executor=nbflow.ThreadExecutor(max_workers=1), echo=False)
+    state = runner.run()
+    assert state.type is S.CANCELLED
+    assert [state.result[f"leaf{i}"].result for i in range(50)] == list(range(50))
+    assert all(state.result[f"leaf{i}"].type is S.SUCCESS for i in range(50))
+    assert state.result["leaf50"].type is S.CANCELLED  # it ran into the cancel it made
+    assert all(state.result[f"leaf{i}"].type is S.CANCELLED for i in range(51, 200))
+    assert "149 of 201 tasks did not run" in state.message
+
+
 def test_events_of_a_run_are_ordered_and_framed_by_flow_states() -> None:
     @task
     def a() -> int:
