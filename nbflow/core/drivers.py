@@ -76,7 +76,8 @@ class _ThreadCrew:
     is recorded with the thread's next visit; sleeping threads are woken only when there
     are some. A thread with nothing to do takes a task from another thread's share (a
     ``deque``: its owner and a taker may pop it from either end at once), so tasks queued
-    behind a slow one do not wait for it.
+    behind a slow one do not wait for it. Threads start when there is work for them (up
+    to ``size``): a chain runs on one thread, and a short run does not start the rest.
     """
 
     def __init__(self, runner: FlowRunner, info: RunInfo, size: int) -> None:
@@ -90,6 +91,19 @@ class _ThreadCrew:
         self.sleeping = 0  # threads waiting for work
         self.over = threading.Event()  # every task ran: the main thread stops waiting
         self.error: BaseException | None = None
+        self.threads: list[threading.Thread] = []
+
+    def start(self, count: int) -> None:
+        """Start up to ``count`` more worker threads (under the lock)."""
+        for _ in range(min(count, self.size - len(self.threads))):
+            thread = threading.Thread(target=self.work, name=f"nbflow-task-{len(self.threads)}", daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def started(self) -> list[threading.Thread]:
+        """The threads started so far."""
+        with self.cond:
+            return list(self.threads)
 
     def work(self) -> None:
         """One worker thread's loop."""
@@ -163,12 +177,15 @@ class _ThreadCrew:
                     self.sleeping += 1
                     cond.wait(0.5)
                     self.sleeping -= 1
-            if self.sleeping:
-                # Work for others: ready tasks, and this share beyond the task it starts now
-                # (a chain's next task is its own: waking a thread for it would only cost).
-                spare = plan.ready_count() + len(share) - 1
-                if spare > 0:
+            # Work for others: ready tasks, and this share beyond the task it starts now (a
+            # chain's next task is its own: waking a thread for it would only cost).
+            spare = plan.ready_count() + len(share) - 1
+            if spare > 0:
+                if self.sleeping:
                     cond.notify(min(spare, self.sleeping))
+                    spare -= self.sleeping
+                if spare > 0 and len(self.threads) < self.size:
+                    self.start(spare)
             return True
 
     def _record(self, finished: list[tuple[Task, State]]) -> None:
@@ -204,9 +221,8 @@ def run_on_threads(runner: FlowRunner, info: RunInfo) -> None:
     assert isinstance(executor, ThreadExecutor)
     size = min(executor.workers(), max(1, len(runner.order)))
     crew = _ThreadCrew(runner, info, size)
-    threads = [threading.Thread(target=crew.work, name=f"nbflow-task-{i}", daemon=True) for i in range(size)]
-    for thread in threads:
-        thread.start()
+    with crew.cond:  # the first threads may start others at once
+        crew.start(max(1, runner.plan.ready_count()))
     try:
         # ``over`` ends the wait as soon as the last task is recorded; the timeout is for
         # noticing a cancel from another thread, and threads that stopped on an error.
@@ -214,13 +230,13 @@ def run_on_threads(runner: FlowRunner, info: RunInfo) -> None:
             if runner.cancel_event.is_set():
                 crew.interrupt()
                 break
-            if not any(t.is_alive() for t in threads):
+            if not any(t.is_alive() for t in crew.started()):
                 break
-        _join(threads)
+        _join(crew.started())
     except KeyboardInterrupt:  # Ctrl-C: stop what runs, record it, then finish
         runner.cancel("interrupted")
         crew.interrupt()
-        _join(threads)
+        _join(crew.started())
     if crew.error is not None:
         raise crew.error
 
