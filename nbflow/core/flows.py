@@ -54,7 +54,11 @@ class Flow:
         self._ups: list[int] = []
         self._downs: list[int] = []
         self._keys: list[str | None] = []
-        self._pairs: dict[int, int | list[int]] = {}  # (upstream, downstream) -> edge number(s)
+        # The edges into each task that has more than one, by what makes an edge unique
+        # there: (its position, input key) for an edge that feeds an input, (its position,
+        # the upstream's position) for one that only orders. A task's first edge needs no
+        # look-up (most tasks have one), so only tasks with several are indexed.
+        self._inputs: dict[tuple[int, str | int], int] = {}
         # A task's edges by number: the one number, or a list once it has several.
         self._upstream: dict[Task, int | list[int]] = {}
         self._downstream: dict[Task, int | list[int]] = {}
@@ -141,34 +145,19 @@ class Flow:
                 cycle=[upstream.slug or "", upstream.slug or ""],
             )
         keys = self._keys
-        pair = up_at << 32 | down_at
-        same_pair = self._pairs.get(pair)
-        if same_pair is not None:
-            for n in same_pair if isinstance(same_pair, list) else (same_pair,):
-                if keys[n] == key:
-                    return self._edge(n)  # already in the flow
+        number = len(keys)
         upstream_of = self._upstream
         feeding = upstream_of.get(downstream)
-        if key is not None and feeding is not None:
-            for n in feeding if isinstance(feeding, list) else (feeding,):
-                if keys[n] == key:
-                    raise GraphError(
-                        f"flow {self.name!r}: input {key!r} of task {downstream.slug!r} is already "
-                        f"fed by {self._order[self._ups[n]].slug!r}; an input takes one upstream task"
-                    )
-        number = len(keys)
+        if feeding is None:  # its first edge in: nothing to compare it with
+            upstream_of[downstream] = number
+        else:
+            same = self._check_input(up_at, down_at, key, feeding, number)
+            if same is not None:
+                return self._edge(same)  # already in the flow
+            _attach(upstream_of, downstream, feeding, number)
         self._ups.append(up_at)
         self._downs.append(down_at)
         keys.append(key)
-        # A first edge (the common case) is stored inline; _attach makes and grows lists.
-        if same_pair is None:
-            self._pairs[pair] = number
-        else:
-            _attach(self._pairs, pair, same_pair, number)
-        if feeding is None:
-            upstream_of[downstream] = number
-        else:
-            _attach(upstream_of, downstream, feeding, number)
         downstream_of = self._downstream
         leaving = downstream_of.get(upstream)
         if leaving is None:
@@ -179,6 +168,28 @@ class Flow:
             self._added_in_order = False
         self._sorted = self._views = None
         return _new_edge(Edge, (upstream, downstream, key))
+
+    def _check_input(
+        self, up_at: int, down_at: int, key: str | None, feeding: int | list[int], number: int
+    ) -> int | None:
+        """A new edge ``number`` into a task that has edges in (``feeding``): the number of
+        the same edge if the flow has it; a ``GraphError`` if another task feeds that input.
+        Indexes the new edge (and, on the second edge in, the first)."""
+        inputs, ups, keys = self._inputs, self._ups, self._keys
+        if not isinstance(feeding, list):  # the task's second edge in: index its first
+            first_key = keys[feeding]
+            inputs[(down_at, ups[feeding] if first_key is None else first_key)] = feeding
+        slot = (down_at, up_at if key is None else key)
+        held = inputs.get(slot)
+        if held is not None:
+            if ups[held] == up_at:
+                return held
+            raise GraphError(
+                f"flow {self.name!r}: input {key!r} of task {self._order[down_at].slug!r} is already "
+                f"fed by {self._order[ups[held]].slug!r}; an input takes one upstream task"
+            )
+        inputs[slot] = number
+        return None
 
     def set_dependencies(
         self,

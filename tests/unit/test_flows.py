@@ -112,6 +112,11 @@ def test_one_input_fed_by_two_tasks_is_an_error() -> None:
     flow.add_edge(a, c, key="x")
     with pytest.raises(GraphError, match="input 'x' of task 'c' is already fed by 'a'"):
         flow.add_edge(b, c, key="x")
+    flow.add_edge(a, c)  # only ordering: another edge from the same task
+    flow.add_edge(b, c, key="y")
+    with pytest.raises(GraphError, match="input 'y' of task 'c' is already fed by 'b'"):
+        flow.add_edge(a, c, key="y")
+    assert [(e.upstream.slug, e.key) for e in flow.upstream_edges(c)] == [("a", "x"), ("a", None), ("b", "y")]
 
 
 def test_unknown_parameter_lists_the_known_ones() -> None:
