@@ -162,8 +162,10 @@ class Flow:
         leaving = downstream_of.get(upstream)
         if leaving is None:
             downstream_of[upstream] = number
+        elif isinstance(leaving, list):  # inline: a fan-out's root gets here once per edge
+            leaving.append(number)
         else:
-            _attach(downstream_of, upstream, leaving, number)
+            downstream_of[upstream] = [leaving, number]
         if up_at > down_at:
             self._added_in_order = False
         self._sorted = self._views = None
