@@ -17,12 +17,14 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, overload
 
 from nbflow.core import triggers as _triggers
 from nbflow.core.errors import GraphError, NbflowError, ParameterError
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from nbflow.core.flows import Flow
     from nbflow.core.states import State
 
@@ -58,6 +60,23 @@ def _seconds(value: float | timedelta | None, *, field: str, task: str) -> float
 _NO_TAGS: frozenset[str] = frozenset()
 
 
+class TaskOptions(TypedDict, total=False):
+    """The options a task takes besides its function and name (``Task(fn, **options)``,
+    ``@task(**options)``); an option not given keeps its default (see ``Task``)."""
+
+    retries: int
+    retry_delay: float | timedelta
+    timeout: float | timedelta | None
+    trigger: str | _triggers.Trigger | None
+    cache_for: float | timedelta | None
+    tags: Iterable[str]
+    state_handlers: Sequence[StateHandler]
+    skip_on_upstream_skip: bool
+
+
+_OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+
+
 class Task:
     """A unit of work. Subclasses override ``run``; function tasks wrap ``fn``."""
 
@@ -82,45 +101,56 @@ class Task:
     _cache_source: str | None = None
 
     def __init__(
-        self,
-        fn: Callable[..., Any] | None = None,
-        *,
-        name: str | None = None,
-        retries: int = 0,
-        retry_delay: float | timedelta = 0.0,
-        timeout: float | timedelta | None = None,
-        trigger: str | _triggers.Trigger | None = None,
-        cache_for: float | timedelta | None = None,
-        tags: Iterable[str] = (),
-        state_handlers: Sequence[StateHandler] = (),
-        skip_on_upstream_skip: bool = True,
+        self, fn: Callable[..., Any] | None = None, *, name: str | None = None, **options: Unpack[TaskOptions]
     ) -> None:
+        # The options come as one mapping rather than as keyword parameters with defaults:
+        # Python fills a keyword-only default by a look-up per parameter on every call,
+        # which cost a tenth of building a large flow, and most tasks give none.
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(self).__name__
+        if options:
+            self._set_options(options)
+        if fn is not None:
+            self.__doc__ = fn.__doc__
+            self.__wrapped__ = fn
+
+    def _set_options(self, options: TaskOptions) -> None:
+        """Check the given options and keep those that differ from the class's defaults."""
+        unknown = options.keys() - _OPTION_NAMES
+        if unknown:
+            raise TypeError(
+                f"task {self.name!r}: unknown option {min(unknown)!r}; the options are: "
+                + ", ".join(TaskOptions.__annotations__)
+            )
+        retries = options.get("retries", 0)
         if type(retries) is not int or retries != 0:
             if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
                 raise NbflowError(f"task {self.name!r}: retries must be a whole number >= 0, got {retries!r}")
             self.retries = retries
+        retry_delay = options.get("retry_delay", 0.0)
         if type(retry_delay) is not float or retry_delay != 0.0:
             self.retry_delay = _seconds(retry_delay, field="retry_delay", task=self.name) or 0.0
+        timeout = options.get("timeout")
         if timeout is not None:
             seconds = _seconds(timeout, field="timeout", task=self.name)
             if seconds == 0:
                 raise NbflowError(f"task {self.name!r}: timeout must be more than 0 seconds")
             self.timeout = seconds
+        trigger = options.get("trigger")
         if trigger is not None:
             self.trigger = _triggers.resolve(trigger)
+        cache_for = options.get("cache_for")
         if cache_for is not None:
             self.cache_for = _seconds(cache_for, field="cache_for", task=self.name)
+        tags = options.get("tags", ())
         if tags:
             self.tags = frozenset(tags)
+        state_handlers = options.get("state_handlers", ())
         if state_handlers:
             self.state_handlers = tuple(state_handlers)
+        skip_on_upstream_skip = options.get("skip_on_upstream_skip", True)
         if skip_on_upstream_skip is not True:
             self.skip_on_upstream_skip = skip_on_upstream_skip
-        if fn is not None:
-            self.__doc__ = fn.__doc__
-            self.__wrapped__ = fn
 
     # -- running -------------------------------------------------------------
 

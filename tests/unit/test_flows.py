@@ -208,6 +208,11 @@ def test_bad_task_options_name_the_task_and_field(options: dict, message: str) -
     assert "task 'fetch'" in str(info.value)
 
 
+def test_an_unknown_task_option_is_an_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="task 'fetch': unknown option 'retires'; the options are: retries,"):
+        Task(lambda: None, name="fetch", retires=2)  # type: ignore[call-arg]
+
+
 def test_sorted_tasks_keeps_insertion_order_among_independent_tasks() -> None:
     flow = Flow("order")
     names = ["z", "y", "x", "w"]
