@@ -11,13 +11,16 @@ import argparse
 import re
 import shlex
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from nbflow.cells.analysis import CellAnalysis, analyze
 from nbflow.cells.handlers import check_handler_name
 from nbflow.core.errors import NbflowError, NotebookError
 from nbflow.core.schedules import parse_duration
 from nbflow.core.triggers import TRIGGERS
+
+if TYPE_CHECKING:
+    from nbflow.core.tasks import EngineOptions
 
 CellKind = Literal["task", "setup", "params", "code"]
 
@@ -47,7 +50,7 @@ class TaskOptions:
     starts: str | None = None
     wait: bool = True
 
-    def engine_options(self) -> dict[str, object]:
+    def engine_options(self) -> EngineOptions:
         """The options the engine's ``Task`` takes."""
         return {
             "retries": self.retries,

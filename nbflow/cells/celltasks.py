@@ -171,7 +171,7 @@ class CellTask(Task):
         parameter_names: Iterable[str] = (),
         changes: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(name=name, **cell.options.engine_options())  # type: ignore[arg-type]
+        super().__init__(name=name, **cell.options.engine_options())
         analysis = cell.analysis
         self.source = cell.source
         self.where = cell.where
@@ -334,7 +334,7 @@ class ShellTask(Task):
     """A ``%%task --shell`` cell: a bash script; output lines become logs, exit code != 0 fails."""
 
     def __init__(self, cell: Cell, name: str) -> None:
-        super().__init__(name=name, **cell.options.engine_options())  # type: ignore[arg-type]
+        super().__init__(name=name, **cell.options.engine_options())
         self.source = cell.source
         self.cell_id = cell.cell_id
 

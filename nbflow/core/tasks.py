@@ -60,9 +60,10 @@ def _seconds(value: float | timedelta | None, *, field: str, task: str) -> float
 _NO_TAGS: frozenset[str] = frozenset()
 
 
-class TaskOptions(TypedDict, total=False):
+class EngineOptions(TypedDict, total=False):
     """The options a task takes besides its function and name (``Task(fn, **options)``,
-    ``@task(**options)``); an option not given keeps its default (see ``Task``)."""
+    ``@task(**options)``, a ``%%task`` cell's ``engine_options()``); an option not given
+    keeps its default (see ``Task``)."""
 
     retries: int
     retry_delay: float | timedelta
@@ -74,7 +75,7 @@ class TaskOptions(TypedDict, total=False):
     skip_on_upstream_skip: bool
 
 
-_OPTION_NAMES = frozenset(TaskOptions.__annotations__)
+_OPTION_NAMES = frozenset(EngineOptions.__annotations__)
 
 
 class Task:
@@ -101,7 +102,11 @@ class Task:
     _cache_source: str | None = None
 
     def __init__(
-        self, fn: Callable[..., Any] | None = None, *, name: str | None = None, **options: Unpack[TaskOptions]
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        **options: Unpack[EngineOptions],
     ) -> None:
         # The options come as one mapping rather than as keyword parameters with defaults:
         # Python fills a keyword-only default by a look-up per parameter on every call,
@@ -114,13 +119,13 @@ class Task:
             self.__doc__ = fn.__doc__
             self.__wrapped__ = fn
 
-    def _set_options(self, options: TaskOptions) -> None:
+    def _set_options(self, options: EngineOptions) -> None:
         """Check the given options and keep those that differ from the class's defaults."""
         unknown = options.keys() - _OPTION_NAMES
         if unknown:
             raise TypeError(
                 f"task {self.name!r}: unknown option {min(unknown)!r}; the options are: "
-                + ", ".join(TaskOptions.__annotations__)
+                + ", ".join(EngineOptions.__annotations__)
             )
         retries = options.get("retries", 0)
         if type(retries) is not int or retries != 0:
