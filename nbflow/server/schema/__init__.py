@@ -17,9 +17,11 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from nbflow.core.errors import NbflowError
 from nbflow.server.errors import RequestError
+from nbflow.server.schema.inputs import RECORD_SCALARS
 from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
 
@@ -86,8 +88,10 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, dict):
         return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            setattr(value, field.name, _without_nul(getattr(value, field.name)))
+        for name, item in vars(value).items():
+            cleaned = _without_nul(item)
+            if cleaned is not item:
+                setattr(value, name, cleaned)
     return value
 
 
@@ -107,6 +111,7 @@ def build_schema() -> strawberry.Schema:
     return NbflowSchema(
         query=Query,
         mutation=Mutation,
+        config=StrawberryConfig(scalar_map=RECORD_SCALARS),
         # Factories: a fresh extension per request (the parse and validation caches are
         # module-level in strawberry, so clients' repeated documents are still parsed once).
         extensions=[
