@@ -21,6 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from nbflow.core.errors import NbflowError
 from nbflow.server.errors import RequestError
+from nbflow.server.gate import may_hold_nul
 from nbflow.server.schema.inputs import RECORD_SCALARS
 from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
@@ -77,7 +78,10 @@ class NoNul(SchemaExtension):
 
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         """Clean the field's arguments, then resolve it."""
-        return _next(root, info, *args, **{k: _without_nul(v) for k, v in kwargs.items()})
+        # Most fields have no arguments, and most requests hold no NUL (the gate looked).
+        if kwargs and may_hold_nul(info.context["request"].scope):
+            kwargs = {k: _without_nul(v) for k, v in kwargs.items()}
+        return _next(root, info, *args, **kwargs)
 
 
 def _without_nul(value: Any) -> Any:
