@@ -13,6 +13,7 @@
    time, and the workers' summed peak plus the driver's).
 
     python benchmarks/dask_and_memory.py [--sizes 100,1000,10000] [--repeat 3] [--mb 100]
+        [--shapes chain,fan] [--skip-memory]
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def time_raw_dask(client, shape: str, n: int) -> float:  # type: ignore[no-untyp
     return time.perf_counter() - start
 
 
-def overhead(sizes: list[int], repeat: int) -> list[dict[str, object]]:
+def overhead(sizes: list[int], repeat: int, shapes: list[str]) -> list[dict[str, object]]:
     from distributed import Client, LocalCluster
 
     rows = []
@@ -80,7 +81,7 @@ def overhead(sizes: list[int], repeat: int) -> list[dict[str, object]]:
         with Client(cluster) as client:
             time_raw_dask(client, "chain", 50)  # warm both paths
             time_nbflow_dask(client, "chain", 50)
-            for shape in ("chain", "fan"):
+            for shape in shapes:
                 for n in sizes:
                     raw, ours = [], []
                     for _ in range(repeat):  # interleaved, so load hits both alike
@@ -208,6 +209,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shapes", default="chain,fan", help="chain, fan or both")
     parser.add_argument("--mb", type=int, default=100, help="array size in the memory chain")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
@@ -223,7 +225,7 @@ def main() -> None:
     )
     print("\n| shape | tasks | raw dask.distributed (ms/task) | nbflow on Dask (ms/task) | nbflow / raw |")
     print("|---|---:|---:|---:|---:|")
-    for row in overhead(sizes, args.repeat):
+    for row in overhead(sizes, args.repeat, args.shapes.split(",")):
         n = row["n"]
         raw, ours = row["raw"] / n * 1000, row["nbflow"] / n * 1000  # type: ignore[operator]
         print(f"| {row['shape']} | {n:,} | {raw:.2f} | {ours:.2f} | {ours / raw:.2f}x |")

@@ -1,7 +1,7 @@
 """What runs on a Dask worker: one task run, its records streamed to the driver in batches.
 
 ``run_task_remote`` is what the Dask driver submits for each task. It receives its
-upstream tasks' outcomes (Dask resolves their futures on the cluster), decides the
+upstream tasks' outcomes (Dask resolves their keys on the cluster), decides the
 trigger, runs the task and returns a ``RemoteOutcome`` that stays on the cluster
 for the downstream tasks. Its records go to the driver as events of the run's
 topic (``Worker.log_event``): each worker process sends what its task runs
@@ -57,8 +57,8 @@ def _outcome_size(outcome: RemoteOutcome) -> int:
 class _Outbox:
     """This worker process's records on their way to the drivers: a record after a quiet
     spell leaves at once, then at most one message per run's topic every ``FLUSH_EVERY``
-    seconds (however many tasks ended meanwhile). At once, because the driver lets go of a
-    task's data when it hears that its readers ended: a slow task's end must not wait."""
+    seconds (however many tasks ended meanwhile). At once, because the driver learns from
+    its final records that the run is over: a slow task's end must not wait."""
 
     def __init__(self) -> None:
         self.pending: dict[str, list[dict[str, Any]]] = {}
@@ -125,23 +125,27 @@ def dask_key(task: Task, slug: str, task_run_id: str) -> tuple[str, str]:
 
 
 def residue_of(task: Task, outcome: RemoteOutcome) -> Any:
-    """What the driver keeps of a released result (``Task.residue``), computed on the cluster."""
-    return task.residue(outcome.state.result)
+    """What the driver keeps of a released result (``Task.residue``), computed on the cluster
+    (``None`` for a task that did not succeed: the driver keeps nothing of it)."""
+    return task.residue(outcome.state.result) if outcome.state.is_successful() else None
 
 
 def run_task_remote(
     task: Task,
     task_run_id: str,
-    incoming: list[tuple[str | None, str, RemoteOutcome]],
+    inputs: list[tuple[str | None, str]],
     constants: Mapping[str, Any] | None,
     info: RunInfo,
     needed: frozenset[str],
     topic: str,
-    requested: bool = False,
+    requested: bool,
+    *outcomes: RemoteOutcome,
 ) -> RemoteOutcome:
     """One task run on a worker: trigger, cache, attempts; records to ``topic``.
-    ``needed``: the outputs downstream tasks read (they must pickle to reach them)."""
-    upstream = [(key, slug, outcome.state) for key, slug, outcome in incoming]
+    ``inputs``: each upstream edge's key and task slug, with ``outcomes`` (Dask resolves their
+    keys to the upstream tasks' outcomes); ``needed``: the outputs downstream tasks read (they
+    must pickle to reach them)."""
+    upstream = [(key, slug, outcome.state) for (key, slug), outcome in zip(inputs, outcomes, strict=True)]
     emit = _outbox.emitter(topic)
     run = TaskRun(
         task, task_run_id, upstream, constants, info, emit,
