@@ -109,7 +109,9 @@ class _DaskRun:
             edges = flow.upstream_edges(task)
             # An upstream task's outcome by key stays on the cluster; a reused task's state travels along.
             outcomes = [
-                TaskRef(keys[e.upstream]) if e.upstream in keys else RemoteOutcome(runner.states[e.upstream], [])
+                TaskRef(keys[e.upstream])
+                if e.upstream in keys
+                else RemoteOutcome(runner.states[e.upstream], [])
                 for e in edges
             ]
             needed = frozenset(e.key for e in flow.downstream_edges(task) if e.key is not None)
@@ -135,12 +137,16 @@ class _DaskRun:
                 wanted[residue_keys[task]] = (self.residues, task)
             elif task not in read:
                 wanted[key] = (self.sinks, task)
-        for (held, task), future in zip(wanted.values(), self.client.get(graph, list(wanted), sync=False), strict=True):
+        for (held, task), future in zip(
+            wanted.values(), self.client.get(graph, list(wanted), sync=False), strict=True
+        ):
             held[task] = future
 
     def held(self, task: Task) -> list[Any]:
         """The futures held for ``task`` (none for a task in the middle of the graph)."""
-        return [f for f in (self.kept.get(task), self.residues.get(task), self.sinks.get(task)) if f is not None]
+        return [
+            f for f in (self.kept.get(task), self.residues.get(task), self.sinks.get(task)) if f is not None
+        ]
 
     # -- following -----------------------------------------------------------
 
