@@ -21,8 +21,10 @@ which unfinished tasks erred, and why.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
@@ -40,10 +42,11 @@ if TYPE_CHECKING:
 S = StateType
 #: A held future in one of these states will not finish ("lost" is not one: Dask recomputes lost data).
 _GONE = frozenset({"error", "cancelled"})
-LOOK_EVERY = 0.5
-"""Seconds between looks at the held futures while records keep arriving (the driver
-also looks whenever no record came for 0.1 s)."""
+LOOK_EVERY = 1.0
+"""Seconds between looks at the held futures for one that will not finish (a lost task)."""
 _FORGOTTEN = (None, "released", "forgotten")
+ON_THEIR_WAY = 0.25
+"""Seconds the driver gives records already sent to arrive before it ends lost tasks."""
 
 
 def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
@@ -84,6 +87,7 @@ class _DaskRun:
         self.sinks: dict[Task, Any] = {}  # the future of a task no submitted task reads
         self.by_run_id: dict[str, Task] = {}
         self.pending: set[Task] = set()  # submitted, no final record yet
+        self.watched: dict[Task, list[Any]] = {}  # the held futures of pending tasks
 
     def arrive(self, event: tuple[float, dict[str, Any]]) -> None:
         """A batch of records from a worker. Runs on the client's event loop, which on a
@@ -94,6 +98,7 @@ class _DaskRun:
 
     def submit_all(self, info: RunInfo) -> None:
         """One Dask task per task to run (a task of an earlier run is reused here), one graph."""
+        from dask.highlevelgraph import HighLevelGraph
         from dask.task_spec import Task as DaskTask
         from dask.task_spec import TaskRef
 
@@ -137,10 +142,14 @@ class _DaskRun:
                 wanted[residue_keys[task]] = (self.residues, task)
             elif task not in read:
                 wanted[key] = (self.sinks, task)
-        for (held, task), future in zip(
-            wanted.values(), self.client.get(graph, list(wanted), sync=False), strict=True
-        ):
+        # As a HighLevelGraph: a plain dict would be tokenized whole (every task pickled once
+        # more, in this process) to name the graph; this one is named by the run's topic.
+        futures = self.client.get(
+            HighLevelGraph.from_collections(self.topic, graph), list(wanted), sync=False
+        )
+        for (held, task), future in zip(wanted.values(), futures, strict=True):
             held[task] = future
+            self.watched.setdefault(task, []).append(future)
 
     def held(self, task: Task) -> list[Any]:
         """The futures held for ``task`` (none for a task in the middle of the graph)."""
@@ -153,23 +162,21 @@ class _DaskRun:
     def follow(self) -> None:
         """Wait for every submitted task's final record (or its loss on the cluster, or a cancel)."""
         runner = self.runner
-        watched = [(t, f) for t in self.pending for f in self.held(t)]
         looked = time.monotonic()
         while self.pending:
             if runner.cancel_event.is_set():
                 self.cancel_unfinished()
                 return
             try:
-                wires = self.inbox.get(timeout=0.1)
+                self._take(self.inbox.get(timeout=0.1))
             except queue.Empty:
-                wires = None
-            if wires:
-                self._take(wires)
-            if wires is None or time.monotonic() - looked > LOOK_EVERY:
-                watched = [(t, f) for t, f in watched if t in self.pending]
-                gone = [f for t, f in watched if f.status in _GONE]
+                pass
+            if time.monotonic() - looked > LOOK_EVERY:
+                # Held futures of finished tasks are no longer looked at (a fan holds thousands).
+                self.watched = {t: fs for t, fs in self.watched.items() if t in self.pending}
+                gone = {t: f for t, fs in self.watched.items() for f in fs if f.status in _GONE}
                 if gone:
-                    self._lost({t for t, f in watched if f.status in _GONE}, gone)
+                    self._lost(gone)
                 looked = time.monotonic()
 
     def take_records(self) -> None:
@@ -197,34 +204,41 @@ class _DaskRun:
         tasks only it was waiting for)."""
         self.client.cancel([f for t in self.pending for f in self.held(t)])
 
-    def _lost(self, ends: set[Task], gone: list[Any]) -> None:
-        """Held futures of ``ends`` will not finish: the unfinished tasks among them and above
-        them that the cluster lost end Failed (erred: with their error; forgotten, when a held
-        future was cancelled: with that); the others go on."""
-        suspects = self._above(ends) & self.pending
+    def _lost(self, gone: dict[Task, Any]) -> None:
+        """Held futures (of these tasks) will not finish: the unfinished tasks among them and
+        above them that the cluster erred end Failed with their error, and those it dropped
+        (it tells a task's end after its records, so a dropped task did not end) with why
+        it dropped them; the others go on (a task of a dead worker that is still needed
+        runs again elsewhere)."""
+        suspects = self._above(gone) & self.pending
         keys = {self.keys[t]: t for t in suspects}
         try:
             fates = self.client.run_on_scheduler(_fates_on_scheduler, list(keys))
         except Exception:  # the scheduler is gone, and with it all it had
             fates = {}
-        cancelled = any(f.status == "cancelled" for f in gone)
-        if cancelled:
-            time.sleep(0.25)  # a forgotten task may have finished: its final record is on its way
+        # Records the scheduler passed on before answering may still be on their way here.
+        time.sleep(ON_THEIR_WAY)
         self.take_records()
+        first = next(iter(gone.values()))
+        dropped = (
+            _error_of(first)
+            if first.status == "cancelled"
+            else RuntimeError("not run: the cluster dropped it when the tasks reading it were lost")
+        )
         errors: dict[Any, BaseException] = {}
         for key, task in keys.items():
             if task not in self.pending:
                 continue
             state, blame = fates.get(key, (None, None))
-            if state == "erred" and blame is not None:
+            if state == "erred":
                 if blame not in errors:
                     from distributed import Future
 
-                    errors[blame] = _error_of(Future(blame, self.client))
+                    errors[blame] = _error_of(Future(blame, self.client) if blame is not None else first)
                 error = errors[blame]
-            elif state == "erred" or (cancelled and state in _FORGOTTEN):
-                error = _error_of(gone[0])
-            else:  # still on its way (recomputed elsewhere), or finished and forgotten
+            elif state in _FORGOTTEN:
+                error = dropped
+            else:  # waiting, running, or run again elsewhere
                 continue
             self.pending.discard(task)
             self.runner.finished(task, self.runner.executor_failed(task, error, previous=S.PENDING))
@@ -258,7 +272,8 @@ class _DaskRun:
             for task, residue in zip(residues, gathered, strict=True):
                 states[task] = states[task].without_result(residue)
         # A final record can arrive before the client learns its future finished.
-        wait(list(self.kept.values()))
+        with contextlib.suppress(CancelledError):  # a cancelled run: what finished still comes back
+            wait(list(self.kept.values()))
         wanted = [t for t, f in self.kept.items() if f.status == "finished"]
         for task, outcome in zip(wanted, client.gather([self.kept[t] for t in wanted]), strict=True):
             state: State = outcome.state

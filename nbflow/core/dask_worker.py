@@ -4,10 +4,11 @@
 upstream tasks' outcomes (Dask resolves their keys on the cluster), decides the
 trigger, runs the task and returns a ``RemoteOutcome`` that stays on the cluster
 for the downstream tasks. Its records go to the driver as events of the run's
-topic (``Worker.log_event``): each worker process sends what its task runs
-recorded as soon as it can, then at most every ``FLUSH_EVERY`` seconds, one message per run however many tasks
-ended meanwhile, so a thousand quick tasks cost the scheduler a few messages.
-"""
+topic (``Worker.log_event``): what a task records while it runs leaves at most every
+``FLUSH_EVERY`` seconds, one message per run however many records meanwhile; what is
+left when it ends leaves before it returns, so the scheduler has a task's final state
+on its way to the driver before it hears that the task finished (the driver holds no
+future of a task in the middle of the graph, and learns of its end only from it)."""
 
 from __future__ import annotations
 
@@ -77,14 +78,15 @@ def _outcome_from_frames(header: dict[str, Any], frames: list[Any]) -> RemoteOut
 
 
 class _Outbox:
-    """This worker process's records on their way to the drivers: a record after a quiet
-    spell leaves at once, then at most one message per run's topic every ``FLUSH_EVERY``
-    seconds (however many tasks ended meanwhile). At once, because the driver learns from
-    its final records that the run is over: a slow task's end must not wait."""
+    """This worker process's records on their way to the drivers: while a task runs, a record
+    after a quiet spell leaves at once, then at most one message per run's topic every
+    ``FLUSH_EVERY`` seconds (a long task's log lines show as it goes); what is pending when
+    a task run ends leaves before it returns (``run_task_remote``)."""
 
     def __init__(self) -> None:
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.lock = threading.Lock()
+        self.sending = threading.Lock()
         self.wake = threading.Event()
         self.worker: Any = None
         self.thread: threading.Thread | None = None
@@ -124,12 +126,14 @@ class _Outbox:
             time.sleep(FLUSH_EVERY)  # what arrives meanwhile leaves together in the next message
 
     def flush(self) -> None:
-        """Send what is pending, a message per topic."""
-        with self.lock:
-            batches, self.pending = self.pending, {}
-            worker = self.worker
-        for topic, records in batches.items():
-            worker.log_event(topic, {"records": records})
+        """Send what is pending, a message per topic (from any thread: one at a time, so the
+        records of a task run leave in the order it made them)."""
+        with self.sending:
+            with self.lock:
+                batches, self.pending = self.pending, {}
+                worker = self.worker
+            for topic, records in batches.items():
+                worker.log_event(topic, {"records": records})
 
 
 _outbox = _Outbox()
@@ -178,6 +182,9 @@ def run_task_remote(
         state = _ready_to_travel(task, run.run(), run.log)
     finally:
         capture.uninstall()
+        # Worker.log_event queues on the worker's loop, which hears of the task's end after
+        # this returns: the scheduler gets the records first, then the end.
+        _outbox.flush()
     return RemoteOutcome(state, [])
 
 
