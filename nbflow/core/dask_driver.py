@@ -82,12 +82,14 @@ class _DaskRun:
         self.inbox: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
         self.keys: dict[Task, Any] = {}
         self.upstream: dict[Task, list[Task]] = {}
-        self.kept: dict[Task, Any] = {}  # the future of a result the caller keeps
-        self.residues: dict[Task, Any] = {}  # the future of a released result's residue
-        self.sinks: dict[Task, Any] = {}  # the future of a task no submitted task reads
+        # One future at most per task: of its result when the caller keeps it, else of its
+        # residue when it has one, else of its result when no submitted task reads it.
+        self.held: dict[Task, Any] = {}
+        self.kept: list[Task] = []
+        self.residues: list[Task] = []
         self.by_run_id: dict[str, Task] = {}
         self.pending: set[Task] = set()  # submitted, no final record yet
-        self.watched: dict[Task, list[Any]] = {}  # the held futures of pending tasks
+        self.watched: dict[Task, Any] = {}  # the held futures of pending tasks
 
     def arrive(self, event: tuple[float, dict[str, Any]]) -> None:
         """A batch of records from a worker. Runs on the client's event loop, which on a
@@ -134,28 +136,23 @@ class _DaskRun:
             return
         self.pending = set(keys)
         read = {u for ups in self.upstream.values() for u in ups}
-        wanted: dict[Any, tuple[dict[Task, Any], Task]] = {}
+        wanted: dict[Any, Task] = {}
         for task, key in keys.items():
             if keep(task):
-                wanted[key] = (self.kept, task)
+                wanted[key] = task
+                self.kept.append(task)
             elif task in residue_keys:
-                wanted[residue_keys[task]] = (self.residues, task)
+                wanted[residue_keys[task]] = task
+                self.residues.append(task)
             elif task not in read:
-                wanted[key] = (self.sinks, task)
+                wanted[key] = task
         # As a HighLevelGraph: a plain dict would be tokenized whole (every task pickled once
         # more, in this process) to name the graph; this one is named by the run's topic.
         futures = self.client.get(
             HighLevelGraph.from_collections(self.topic, graph), list(wanted), sync=False
         )
-        for (held, task), future in zip(wanted.values(), futures, strict=True):
-            held[task] = future
-            self.watched.setdefault(task, []).append(future)
-
-    def held(self, task: Task) -> list[Any]:
-        """The futures held for ``task`` (none for a task in the middle of the graph)."""
-        return [
-            f for f in (self.kept.get(task), self.residues.get(task), self.sinks.get(task)) if f is not None
-        ]
+        self.held = dict(zip(wanted.values(), futures, strict=True))
+        self.watched = dict(self.held)
 
     # -- following -----------------------------------------------------------
 
@@ -173,8 +170,8 @@ class _DaskRun:
                 pass
             if time.monotonic() - looked > LOOK_EVERY:
                 # Held futures of finished tasks are no longer looked at (a fan holds thousands).
-                self.watched = {t: fs for t, fs in self.watched.items() if t in self.pending}
-                gone = {t: f for t, fs in self.watched.items() for f in fs if f.status in _GONE}
+                self.watched = {t: f for t, f in self.watched.items() if t in self.pending}
+                gone = {t: f for t, f in self.watched.items() if f.status in _GONE}
                 if gone:
                     self._lost(gone)
                 looked = time.monotonic()
@@ -202,7 +199,7 @@ class _DaskRun:
     def cancel_unfinished(self) -> None:
         """Ask the cluster to drop what has not finished (cancelling a held future drops the
         tasks only it was waiting for)."""
-        self.client.cancel([f for t in self.pending for f in self.held(t)])
+        self.client.cancel([self.held[t] for t in self.pending if t in self.held])
 
     def _lost(self, gone: dict[Task, Any]) -> None:
         """Held futures (of these tasks) will not finish: the unfinished tasks among them and
@@ -263,7 +260,7 @@ class _DaskRun:
 
         runner, client = self.runner, self.client
         states = runner.states
-        residues = {t: f for t, f in self.residues.items() if t in states and states[t].is_successful()}
+        residues = {t: self.held[t] for t in self.residues if t in states and states[t].is_successful()}
         if residues:
             try:
                 gathered = client.gather(list(residues.values()))
@@ -273,9 +270,9 @@ class _DaskRun:
                 states[task] = states[task].without_result(residue)
         # A final record can arrive before the client learns its future finished.
         with contextlib.suppress(CancelledError):  # a cancelled run: what finished still comes back
-            wait(list(self.kept.values()))
-        wanted = [t for t, f in self.kept.items() if f.status == "finished"]
-        for task, outcome in zip(wanted, client.gather([self.kept[t] for t in wanted]), strict=True):
+            wait([self.held[t] for t in self.kept])
+        wanted = [t for t in self.kept if t in states and self.held[t].status == "finished"]
+        for task, outcome in zip(wanted, client.gather([self.held[t] for t in wanted]), strict=True):
             state: State = outcome.state
             if state.type is states[task].type:
                 states[task] = state
