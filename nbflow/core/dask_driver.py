@@ -27,6 +27,8 @@ import time
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
+import msgpack
+
 from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
 from nbflow.core.record import StateRecord, new_id, record_from_wire
 from nbflow.core.states import StateType
@@ -79,7 +81,7 @@ class _DaskRun:
         self.runner = runner
         self.client = client_of(runner)
         self.topic = f"nbflow-{runner.flow_run_id}-{new_id()}"
-        self.inbox: queue.SimpleQueue[list[dict[str, Any]]] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()  # batches of records, packed
         self.keys: dict[Task, Any] = {}
         self.upstream: dict[Task, list[Task]] = {}
         # One future at most per task: of its result when the caller keeps it, else of its
@@ -94,7 +96,7 @@ class _DaskRun:
     def arrive(self, event: tuple[float, dict[str, Any]]) -> None:
         """A batch of records from a worker. Runs on the client's event loop, which on a
         LocalCluster also runs the scheduler: only hand it over."""
-        self.inbox.put(event[1].get("records", []))
+        self.inbox.put(event[1]["records"])
 
     # -- submitting ----------------------------------------------------------
 
@@ -180,14 +182,14 @@ class _DaskRun:
         """Re-emit the records that have arrived; a final state ends its task's wait."""
         while True:
             try:
-                wires = self.inbox.get_nowait()
+                packed = self.inbox.get_nowait()
             except queue.Empty:
                 return
-            self._take(wires)
+            self._take(packed)
 
-    def _take(self, wires: list[dict[str, Any]]) -> None:
+    def _take(self, packed: bytes) -> None:
         runner = self.runner
-        for wire in wires:
+        for wire in msgpack.unpackb(packed):
             record = record_from_wire(wire)
             runner.stream.emit(record)
             if isinstance(record, StateRecord) and record.task is not None and record.is_finished():

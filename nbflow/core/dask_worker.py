@@ -16,6 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 from dask.sizeof import sizeof
 from distributed.protocol import dask_deserialize, dask_serialize, deserialize, serialize
 
@@ -133,7 +134,9 @@ class _Outbox:
                 batches, self.pending = self.pending, {}
                 worker = self.worker
             for topic, records in batches.items():
-                worker.log_event(topic, {"records": records})
+                # Packed here: as a Python list of dicts a batch is sized, encoded and decoded
+                # record by record by this worker, the scheduler and the driver's event loop.
+                worker.log_event(topic, {"records": msgpack.packb(records)})
 
 
 _outbox = _Outbox()
