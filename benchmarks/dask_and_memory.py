@@ -2,17 +2,19 @@
 
 1. Overhead: no-op tasks as a chain (each takes the previous result) and a fan (one
    root, every other task takes its result), 100 to 10,000 tasks, on one LocalCluster
-   (2 worker processes, 1 thread each): nbflow's Dask executor (the run keeps only the
-   terminal results) against the same graph submitted with ``client.submit``, gathering
-   the same results. Median of ``--repeat``; the ratio nbflow / raw.
+   (2 worker processes, 1 thread each), through one connected ``Client``: nbflow's Dask
+   executor (the run keeps only the terminal results) against the same graph submitted
+   with ``client.submit``, gathering the same results. Median of ``--repeat``; the ratio
+   nbflow / raw.
 2. Memory: a chain of 10 tasks, each taking a 100 MB array and returning a new one.
    Peak resident memory (the kernel's high-water mark, VmHWM) of a fresh process per
    case: a plain Python loop (the floor), ``dask.threaded.get``, nbflow local and
    threads (``keep="none"``, as headless and agent runs do); and on a fresh
    LocalCluster per case, nbflow's Dask executor against raw dask.distributed (wall
-   time, and the workers' summed peak plus the driver's).
+   time, and the workers' summed peak), median of ``--memory-repeat`` clusters each.
 
     python benchmarks/dask_and_memory.py [--sizes 100,1000,10000] [--repeat 3] [--mb 100]
+        [--shapes chain,fan] [--skip-memory] [--memory-repeat 3]
 """
 
 from __future__ import annotations
@@ -51,9 +53,7 @@ def time_nbflow_dask(client, shape: str, n: int) -> float:  # type: ignore[no-un
 
     flow = nbflow_flow(shape, n)
     start = time.perf_counter()
-    state = FlowRunner(
-        flow, executor=DaskExecutor(address=client.scheduler.address), keep="terminal", echo=False
-    ).run()
+    state = FlowRunner(flow, executor=DaskExecutor(client=client), keep="terminal", echo=False).run()
     elapsed = time.perf_counter() - start
     assert state.is_successful(), state
     return elapsed
@@ -72,7 +72,7 @@ def time_raw_dask(client, shape: str, n: int) -> float:  # type: ignore[no-untyp
     return time.perf_counter() - start
 
 
-def overhead(sizes: list[int], repeat: int) -> list[dict[str, object]]:
+def overhead(sizes: list[int], repeat: int, shapes: list[str]) -> list[dict[str, object]]:
     from distributed import Client, LocalCluster
 
     rows = []
@@ -80,7 +80,7 @@ def overhead(sizes: list[int], repeat: int) -> list[dict[str, object]]:
         with Client(cluster) as client:
             time_raw_dask(client, "chain", 50)  # warm both paths
             time_nbflow_dask(client, "chain", 50)
-            for shape in ("chain", "fan"):
+            for shape in shapes:
                 for n in sizes:
                     raw, ours = [], []
                     for _ in range(repeat):  # interleaved, so load hits both alike
@@ -192,7 +192,7 @@ def memory_on_dask(mb: int, case: str) -> dict[str, float]:
                     task = Task(_step, name=f"t{i}")
                     flow.add_edge(previous, task, key="x")
                     previous = task
-                executor = DaskExecutor(address=cluster.scheduler_address)
+                executor = DaskExecutor(client=client)  # the client raw uses: no connecting in the timing
                 state = FlowRunner(flow, executor=executor, keep="terminal", echo=False).run()
                 assert state.is_successful(), state
                 last = state.result.by_slug()[f"t{CHAIN_LENGTH - 1}"].result
@@ -208,8 +208,10 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--shapes", default="chain,fan", help="chain, fan or both")
     parser.add_argument("--mb", type=int, default=100, help="array size in the memory chain")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-repeat", type=int, default=3, help="fresh clusters per case (median)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -223,7 +225,7 @@ def main() -> None:
     )
     print("\n| shape | tasks | raw dask.distributed (ms/task) | nbflow on Dask (ms/task) | nbflow / raw |")
     print("|---|---:|---:|---:|---:|")
-    for row in overhead(sizes, args.repeat):
+    for row in overhead(sizes, args.repeat, args.shapes.split(",")):
         n = row["n"]
         raw, ours = row["raw"] / n * 1000, row["nbflow"] / n * 1000  # type: ignore[operator]
         print(f"| {row['shape']} | {n:,} | {raw:.2f} | {ours:.2f} | {ours / raw:.2f}x |")
@@ -238,7 +240,14 @@ def main() -> None:
         print(
             f"| one process | {case} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {r['peak_mb'] / floor:.2f}x |"
         )
-    on_dask = {case: memory_on_dask(args.mb, case) for case in ("raw", "nbflow")}
+    on_dask = {case: [] for case in ("raw", "nbflow")}  # type: ignore[var-annotated]
+    for _ in range(args.memory_repeat):  # interleaved, a fresh cluster each
+        for case, runs in on_dask.items():
+            runs.append(memory_on_dask(args.mb, case))
+    on_dask = {
+        case: {k: statistics.median(r[k] for r in runs) for k in runs[0]}  # type: ignore[misc]
+        for case, runs in on_dask.items()
+    }
     raw = on_dask["raw"]
     for case, r in on_dask.items():
         label = "raw dask.distributed" if case == "raw" else "nbflow on Dask"

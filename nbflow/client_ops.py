@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -345,6 +346,7 @@ def graphql_input(wire: dict[str, Any]) -> dict[str, Any]:
     return {_camel(key): value for key, value in wire.items() if key not in ("kind", "position")}
 
 
+@functools.cache
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)

@@ -34,6 +34,6 @@ _write, _forget, _mark, _undo  # SQLAlchemy session events (journal.py)
 last_seen, revoked, tenant_name  # columns and GraphQL fields read by clients
 _.run_log_rows, _.run_history_rows, last_id  # GraphQL queries and field the web UI reads (schema/dashboard.py)
 signum, frame  # signal handler signature
-_outcome_size  # dask.sizeof dispatch (dask_worker.py): registered, called by Dask
+_outcome_size, _outcome_to_frames, _outcome_from_frames  # dask.sizeof and serialization dispatch (dask_worker.py)
 in_use, holders, _.acquire_concurrency_slots, _.release_concurrency_slots  # GraphQL fields (schema/concurrency.py)
 next_cursor  # GraphQL field: where the next keyset page of flowRuns starts (schema/types.py)

@@ -1,128 +1,71 @@
-"""The Dask driver: the whole graph goes to the cluster at once; records stream back.
+"""The Dask driver: the whole graph goes to the cluster in one message; records stream back.
 
-Every task is submitted up front with its upstream tasks' *futures* as arguments,
-so the scheduler starts each task the moment its inputs exist and the data never
-passes through this process. A task's trigger is decided on the worker, from
-its upstream states. Workers send their records (states and log lines) as events
-of one topic (``Worker.log_event``), batched; this process re-emits them on the
-run's stream and learns from the final states that tasks finished. A finished
-task's future is dropped as soon as its final state is here (unless the caller keeps it), so the cluster frees
-its data once the tasks reading it are done. Only the results the caller keeps
-come back, at the end.
+Every task to run becomes a Dask task of one graph, handed over in a single
+``update_graph`` (``client.get(graph, keys, sync=False)``); each reads its upstream
+tasks' outcomes by key, so the scheduler starts a task the moment its inputs exist and
+the data never passes through this process. A task's trigger is decided on the worker,
+from its upstream states. Workers send their records (states and log lines) as events of
+one topic (``Worker.log_event``), batched; this process decodes them in the driver's
+thread, not on the event loop that the client (and on a LocalCluster the scheduler)
+runs on, re-emits them on the run's stream and learns from the final states that tasks
+finished.
+
+This process holds futures only for what comes back or ends the graph: the results the
+caller keeps, the residues of the others (``Task.residue``, computed on the cluster), and
+the graph's sinks. It holds none in between, so the cluster frees a result the moment
+its readers are done, as it does for raw Dask. A task the cluster loses (its worker died
+too often, its outcome could not be unpickled) errs, and Dask errs every task reading it,
+down to a future held here: that is how a lost task is noticed; the scheduler then says
+which unfinished tasks erred, and why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import time
+from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
+
+import msgpack
 
 from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
 from nbflow.core.record import StateRecord, new_id, record_from_wire
-from nbflow.core.states import State, StateType
+from nbflow.core.states import StateType
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from nbflow.core.runner import FlowRunner
+    from nbflow.core.states import State
     from nbflow.core.taskrun import RunInfo
     from nbflow.core.tasks import Task
 
 S = StateType
-_GONE = frozenset({"error", "cancelled", "lost"})
+#: A held future in one of these states will not finish ("lost" is not one: Dask recomputes lost data).
+_GONE = frozenset({"error", "cancelled"})
+LOOK_EVERY = 1.0
+"""Seconds between looks at the held futures for one that will not finish (a lost task)."""
+_FORGOTTEN = (None, "released", "forgotten")
+ON_THEIR_WAY = 0.25
+"""Seconds the driver gives records already sent to arrive before it ends lost tasks."""
 
 
 def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
     """Run the flow on the executor's ``distributed.Client``."""
-    client = client_of(runner)
-    topic = f"nbflow-{runner.flow_run_id}-{new_id()}"
-    finals: queue.SimpleQueue[StateRecord] = queue.SimpleQueue()
-
-    def arrive(event: tuple[float, dict[str, Any]]) -> None:
-        for wire in event[1].get("records", ()):
-            record = record_from_wire(wire)
-            runner.stream.emit(record)
-            if isinstance(record, StateRecord) and record.task is not None and record.is_finished():
-                finals.put(record)
-
-    client.subscribe_topic(topic, arrive)
-    futures: dict[Task, Any] = {}
-    residues: dict[Task, Any] = {}
+    run = _DaskRun(runner)
+    client = run.client
+    client.subscribe_topic(run.topic, run.arrive)
     try:
-        _submit_all(runner, info, client, topic, futures)
-        _follow(runner, futures, finals, residues)
-        _bring_back(runner, client, futures, residues)
+        run.submit_all(info)
+        run.follow()
+        run.bring_back()
     except KeyboardInterrupt:  # Ctrl-C: cancel what the cluster has not finished
         runner.cancel("interrupted")
-        client.cancel(list(futures.values()))
+        run.cancel_unfinished()
     finally:
-        client.unsubscribe_topic(topic)
-
-
-def _submit_all(runner: FlowRunner, info: RunInfo, client: Any, topic: str, futures: dict[Task, Any]) -> None:
-    flow = runner.flow
-    for task in runner.order:
-        if task in runner.initial_states:
-            runner.finished(task, runner.reuse(task))
-            continue
-        run_id, constants = runner.start(task)
-        incoming = [
-            # A future keeps the data on the cluster; a reused task sends its state along.
-            (
-                e.key,
-                e.upstream.slug or "",
-                futures.get(e.upstream) or RemoteOutcome(runner.states[e.upstream], []),
-            )
-            for e in flow.upstream_edges(task)
-        ]
-        needed = frozenset(e.key for e in flow.downstream_edges(task) if e.key is not None)
-        futures[task] = client.submit(
-            run_task_remote, task, run_id, incoming, constants, info, needed, topic, task in runner.requested,
-            key=dask_key(task, task.slug or task.name, run_id), pure=False,
-        )  # fmt: skip
-
-
-def _follow(
-    runner: FlowRunner,
-    futures: dict[Task, Any],
-    finals: queue.SimpleQueue[StateRecord],
-    residues: dict[Task, Any],
-) -> None:
-    """Wait for every submitted task's final record (or its future's failure, or a cancel)."""
-    by_run_id = {runner.task_run_ids[t]: t for t in futures}
-    pending = set(futures)
-    keep = runner.plan.keep
-    while pending:
-        if runner.cancel_event.is_set():
-            client_of(runner).cancel([futures[t] for t in pending])
-            return
-        try:
-            record = finals.get(timeout=0.1)
-        except queue.Empty:
-            _check_lost(runner, futures, pending)
-            continue
-        task = by_run_id.get(record.task_run_id or "")
-        if task is None or task not in pending:
-            continue
-        pending.discard(task)
-        runner.finished(task, record.to_state())
-        if not keep(task):
-            # Its state is here and every reader is submitted: the cluster keeps the data
-            # until those readers finish, then frees it (as raw dask does). Holding the future
-            # until this process hears they finished kept a result or two more alive.
-            future = futures.pop(task)
-            if task.has_residue() and runner.states[task].is_successful():
-                residues[task] = client_of(runner).submit(residue_of, task, future, pure=False)
-
-
-def _check_lost(runner: FlowRunner, futures: dict[Task, Any], pending: set[Task]) -> None:
-    """Tasks whose future failed without a final record (a worker died, a pickling error)."""
-    for task in [t for t in pending if futures[t].status in _GONE]:
-        future = futures[task]
-        try:
-            error: BaseException = future.exception(timeout=5)
-        except Exception as exc:
-            error = exc
-        pending.discard(task)
-        runner.finished(task, runner.executor_failed(task, error, previous=S.PENDING))
-        # Its readers never ran (their input is missing): they end as their trigger says.
+        client.unsubscribe_topic(run.topic)
+        run.take_records()  # what came after the last final state (a cancelled run's stragglers)
 
 
 def client_of(runner: FlowRunner) -> Any:
@@ -130,23 +73,227 @@ def client_of(runner: FlowRunner) -> Any:
     return runner.executor.client  # type: ignore[attr-defined]
 
 
-def _bring_back(runner: FlowRunner, client: Any, futures: dict[Task, Any], residues: dict[Task, Any]) -> None:
-    """The results the caller keeps, and the residues of the others (``Task.residue``), from
-    the cluster (the rest stays there, then goes)."""
-    if residues:
-        try:
-            gathered = client.gather(list(residues.values()))
-        except Exception:  # a worker holding one went away: the run's states stand without them
-            gathered = [None] * len(residues)
-        for task, residue in zip(residues, gathered, strict=True):
-            runner.states[task] = runner.states[task].without_result(residue)
-    from distributed import wait
+class _DaskRun:
+    """One run's graph on the cluster: each submitted task's key and the submitted tasks it
+    reads, the futures held (kept results, residues, sinks), and the records arriving."""
 
-    kept = [t for t in futures if runner.plan.keep(t)]
-    # A final record can arrive before the client learns its future finished.
-    wait([futures[t] for t in kept])
-    wanted = [t for t in kept if futures[t].status == "finished"]
-    for task, outcome in zip(wanted, client.gather([futures[t] for t in wanted]), strict=True):
-        state: State = outcome.state
-        if state.type is runner.states[task].type:
-            runner.states[task] = state
+    def __init__(self, runner: FlowRunner) -> None:
+        self.runner = runner
+        self.client = client_of(runner)
+        self.topic = f"nbflow-{runner.flow_run_id}-{new_id()}"
+        self.inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()  # batches of records, packed
+        self.keys: dict[Task, Any] = {}
+        self.upstream: dict[Task, list[Task]] = {}
+        # One future at most per task: of its result when the caller keeps it, else of its
+        # residue when it has one, else of its result when no submitted task reads it.
+        self.held: dict[Task, Any] = {}
+        self.kept: list[Task] = []
+        self.residues: list[Task] = []
+        self.by_run_id: dict[str, Task] = {}
+        self.pending: set[Task] = set()  # submitted, no final record yet
+        self.watched: dict[Task, Any] = {}  # the held futures of pending tasks
+
+    def arrive(self, event: tuple[float, dict[str, Any]]) -> None:
+        """A batch of records from a worker. Runs on the client's event loop, which on a
+        LocalCluster also runs the scheduler: only hand it over."""
+        self.inbox.put(event[1]["records"])
+
+    # -- submitting ----------------------------------------------------------
+
+    def submit_all(self, info: RunInfo) -> None:
+        """One Dask task per task to run (a task of an earlier run is reused here), one graph."""
+        from dask.highlevelgraph import HighLevelGraph
+        from dask.task_spec import Task as DaskTask
+        from dask.task_spec import TaskRef
+
+        runner, keys = self.runner, self.keys
+        flow, keep = runner.flow, runner.plan.keep
+        graph: dict[Any, Any] = {}
+        residue_keys: dict[Task, Any] = {}
+        for task in runner.order:
+            if task in runner.initial_states:
+                runner.finished(task, runner.reuse(task))
+                continue
+            run_id, constants = runner.start(task)
+            edges = flow.upstream_edges(task)
+            # An upstream task's outcome by key stays on the cluster; a reused task's state travels along.
+            outcomes = [
+                TaskRef(keys[e.upstream])
+                if e.upstream in keys
+                else RemoteOutcome(runner.states[e.upstream], [])
+                for e in edges
+            ]
+            needed = frozenset(e.key for e in flow.downstream_edges(task) if e.key is not None)
+            key = keys[task] = dask_key(task, task.slug or task.name, run_id)
+            graph[key] = DaskTask(
+                key, run_task_remote, task, run_id, [(e.key, e.upstream.slug or "") for e in edges], constants,
+                info, needed, self.topic, task in runner.requested, *outcomes,
+            )  # fmt: skip
+            self.upstream[task] = [e.upstream for e in edges if e.upstream in keys]
+            self.by_run_id[run_id] = task
+            if not keep(task) and task.has_residue():
+                residue_keys[task] = ("residue_of", key[1])
+                graph[residue_keys[task]] = DaskTask(residue_keys[task], residue_of, task, TaskRef(key))
+        if not graph:
+            return
+        self.pending = set(keys)
+        read = {u for ups in self.upstream.values() for u in ups}
+        wanted: dict[Any, Task] = {}
+        for task, key in keys.items():
+            if keep(task):
+                wanted[key] = task
+                self.kept.append(task)
+            elif task in residue_keys:
+                wanted[residue_keys[task]] = task
+                self.residues.append(task)
+            elif task not in read:
+                wanted[key] = task
+        # As a HighLevelGraph: a plain dict would be tokenized whole (every task pickled once
+        # more, in this process) to name the graph; this one is named by the run's topic.
+        futures = self.client.get(
+            HighLevelGraph.from_collections(self.topic, graph), list(wanted), sync=False
+        )
+        self.held = dict(zip(wanted.values(), futures, strict=True))
+        self.watched = dict(self.held)
+
+    # -- following -----------------------------------------------------------
+
+    def follow(self) -> None:
+        """Wait for every submitted task's final record (or its loss on the cluster, or a cancel)."""
+        runner = self.runner
+        looked = time.monotonic()
+        while self.pending:
+            if runner.cancel_event.is_set():
+                self.cancel_unfinished()
+                return
+            try:
+                self._take(self.inbox.get(timeout=0.1))
+            except queue.Empty:
+                pass
+            if time.monotonic() - looked > LOOK_EVERY:
+                # Held futures of finished tasks are no longer looked at (a fan holds thousands).
+                self.watched = {t: f for t, f in self.watched.items() if t in self.pending}
+                gone = {t: f for t, f in self.watched.items() if f.status in _GONE}
+                if gone:
+                    self._lost(gone)
+                looked = time.monotonic()
+
+    def take_records(self) -> None:
+        """Re-emit the records that have arrived; a final state ends its task's wait."""
+        while True:
+            try:
+                packed = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._take(packed)
+
+    def _take(self, packed: bytes) -> None:
+        runner = self.runner
+        for wire in msgpack.unpackb(packed):
+            record = record_from_wire(wire)
+            runner.stream.emit(record)
+            if isinstance(record, StateRecord) and record.task is not None and record.is_finished():
+                task = self.by_run_id.get(record.task_run_id or "")
+                if task in self.pending:
+                    self.pending.discard(task)
+                    runner.finished(task, record.to_state())
+
+    def cancel_unfinished(self) -> None:
+        """Ask the cluster to drop what has not finished (cancelling a held future drops the
+        tasks only it was waiting for)."""
+        self.client.cancel([self.held[t] for t in self.pending if t in self.held])
+
+    def _lost(self, gone: dict[Task, Any]) -> None:
+        """Held futures (of these tasks) will not finish: the unfinished tasks among them and
+        above them that the cluster erred end Failed with their error, and those it dropped
+        (it tells a task's end after its records, so a dropped task did not end) with why
+        it dropped them; the others go on (a task of a dead worker that is still needed
+        runs again elsewhere)."""
+        suspects = self._above(gone) & self.pending
+        keys = {self.keys[t]: t for t in suspects}
+        try:
+            fates = self.client.run_on_scheduler(_fates_on_scheduler, list(keys))
+        except Exception:  # the scheduler is gone, and with it all it had
+            fates = {}
+        # Records the scheduler passed on before answering may still be on their way here.
+        time.sleep(ON_THEIR_WAY)
+        self.take_records()
+        first = next(iter(gone.values()))
+        dropped = (
+            _error_of(first)
+            if first.status == "cancelled"
+            else RuntimeError("not run: the cluster dropped it when the tasks reading it were lost")
+        )
+        errors: dict[Any, BaseException] = {}
+        for key, task in keys.items():
+            if task not in self.pending:
+                continue
+            state, blame = fates.get(key, (None, None))
+            if state == "erred":
+                if blame not in errors:
+                    from distributed import Future
+
+                    errors[blame] = _error_of(Future(blame, self.client) if blame is not None else first)
+                error = errors[blame]
+            elif state in _FORGOTTEN:
+                error = dropped
+            else:  # waiting, running, or run again elsewhere
+                continue
+            self.pending.discard(task)
+            self.runner.finished(task, self.runner.executor_failed(task, error, previous=S.PENDING))
+
+    def _above(self, tasks: Iterable[Task]) -> set[Task]:
+        """``tasks`` and every submitted task they read, directly or not."""
+        seen: set[Task] = set()
+        todo = list(tasks)
+        while todo:
+            task = todo.pop()
+            if task not in seen:
+                seen.add(task)
+                todo.extend(self.upstream[task])
+        return seen
+
+    # -- bringing back -------------------------------------------------------
+
+    def bring_back(self) -> None:
+        """The results the caller keeps, and the residues of the others (``Task.residue``),
+        from the cluster (the rest stays there, then goes)."""
+        from distributed import wait
+
+        runner, client = self.runner, self.client
+        states = runner.states
+        residues = {t: self.held[t] for t in self.residues if t in states and states[t].is_successful()}
+        if residues:
+            try:
+                gathered = client.gather(list(residues.values()))
+            except Exception:  # a worker holding one went away: the run's states stand without them
+                gathered = [None] * len(residues)
+            for task, residue in zip(residues, gathered, strict=True):
+                states[task] = states[task].without_result(residue)
+        # A final record can arrive before the client learns its future finished.
+        with contextlib.suppress(CancelledError):  # a cancelled run: what finished still comes back
+            wait([self.held[t] for t in self.kept])
+        wanted = [t for t in self.kept if t in states and self.held[t].status == "finished"]
+        for task, outcome in zip(wanted, client.gather([self.held[t] for t in wanted]), strict=True):
+            state: State = outcome.state
+            if state.type is states[task].type:
+                states[task] = state
+
+
+def _fates_on_scheduler(keys: list[Any], dask_scheduler: Any = None) -> dict[Any, tuple[str | None, Any]]:
+    """On the scheduler: each key's state and, for an erred one, the key whose error it shares."""
+    fates: dict[Any, tuple[str | None, Any]] = {}
+    for key in keys:
+        ts = dask_scheduler.tasks.get(key)
+        blame = getattr(ts, "exception_blame", None)
+        fates[key] = (getattr(ts, "state", None), getattr(blame, "key", None))
+    return fates
+
+
+def _error_of(future: Any) -> BaseException:
+    """What a failed future failed with (``CancelledError`` for a cancelled one)."""
+    try:
+        error = future.exception(timeout=5)
+    except Exception as exc:
+        return exc
+    return error if error is not None else RuntimeError("the cluster lost this task")

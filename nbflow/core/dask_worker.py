@@ -1,13 +1,14 @@
 """What runs on a Dask worker: one task run, its records streamed to the driver in batches.
 
 ``run_task_remote`` is what the Dask driver submits for each task. It receives its
-upstream tasks' outcomes (Dask resolves their futures on the cluster), decides the
+upstream tasks' outcomes (Dask resolves their keys on the cluster), decides the
 trigger, runs the task and returns a ``RemoteOutcome`` that stays on the cluster
 for the downstream tasks. Its records go to the driver as events of the run's
-topic (``Worker.log_event``): each worker process sends what its task runs
-recorded as soon as it can, then at most every ``FLUSH_EVERY`` seconds, one message per run however many tasks
-ended meanwhile, so a thousand quick tasks cost the scheduler a few messages.
-"""
+topic (``Worker.log_event``): what a task records while it runs leaves at most every
+``FLUSH_EVERY`` seconds, one message per run however many records meanwhile; what is
+left when it ends leaves before it returns, so the scheduler has a task's final state
+on its way to the driver before it hears that the task finished (the driver holds no
+future of a task in the middle of the graph, and learns of its end only from it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgpack
 from dask.sizeof import sizeof
+from distributed.protocol import dask_deserialize, dask_serialize, deserialize, serialize
 
 from nbflow.core import capture
 from nbflow.core.mapping import ChildSpec, child_slug, run_child
@@ -54,15 +57,37 @@ def _outcome_size(outcome: RemoteOutcome) -> int:
     return sizeof(outcome.state.result) + sizeof(outcome.events)
 
 
+@dask_serialize.register(RemoteOutcome)
+def _outcome_to_frames(
+    outcome: RemoteOutcome, context: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[Any]]:
+    """An outcome travels as its state, its records and its result, each serialized as Dask
+    serializes it alone: a NumPy or pandas result as frames that point into its memory.
+    Pickled whole, an outcome pickles its result too, and the scheduler's connections pickle
+    with protocol 4 (no out-of-band buffers): gathering a 100 MB result through the
+    scheduler cost its worker two copies of it."""
+    state = outcome.state
+    parts = (state.without_result(), outcome.events, state.result)
+    return serialize(parts, on_error="raise", context=context, iterate_collection=True)
+
+
+@dask_deserialize.register(RemoteOutcome)
+def _outcome_from_frames(header: dict[str, Any], frames: list[Any]) -> RemoteOutcome:
+    state, events, result = deserialize(header, frames)
+    state.result = result
+    return RemoteOutcome(state, list(events))
+
+
 class _Outbox:
-    """This worker process's records on their way to the drivers: a record after a quiet
-    spell leaves at once, then at most one message per run's topic every ``FLUSH_EVERY``
-    seconds (however many tasks ended meanwhile). At once, because the driver lets go of a
-    task's data when it hears that its readers ended: a slow task's end must not wait."""
+    """This worker process's records on their way to the drivers: while a task runs, a record
+    after a quiet spell leaves at once, then at most one message per run's topic every
+    ``FLUSH_EVERY`` seconds (a long task's log lines show as it goes); what is pending when
+    a task run ends leaves before it returns (``run_task_remote``)."""
 
     def __init__(self) -> None:
         self.pending: dict[str, list[dict[str, Any]]] = {}
         self.lock = threading.Lock()
+        self.sending = threading.Lock()
         self.wake = threading.Event()
         self.worker: Any = None
         self.thread: threading.Thread | None = None
@@ -102,12 +127,16 @@ class _Outbox:
             time.sleep(FLUSH_EVERY)  # what arrives meanwhile leaves together in the next message
 
     def flush(self) -> None:
-        """Send what is pending, a message per topic."""
-        with self.lock:
-            batches, self.pending = self.pending, {}
-            worker = self.worker
-        for topic, records in batches.items():
-            worker.log_event(topic, {"records": records})
+        """Send what is pending, a message per topic (from any thread: one at a time, so the
+        records of a task run leave in the order it made them)."""
+        with self.sending:
+            with self.lock:
+                batches, self.pending = self.pending, {}
+                worker = self.worker
+            for topic, records in batches.items():
+                # Packed here: as a Python list of dicts a batch is sized, encoded and decoded
+                # record by record by this worker, the scheduler and the driver's event loop.
+                worker.log_event(topic, {"records": msgpack.packb(records)})
 
 
 _outbox = _Outbox()
@@ -125,23 +154,27 @@ def dask_key(task: Task, slug: str, task_run_id: str) -> tuple[str, str]:
 
 
 def residue_of(task: Task, outcome: RemoteOutcome) -> Any:
-    """What the driver keeps of a released result (``Task.residue``), computed on the cluster."""
-    return task.residue(outcome.state.result)
+    """What the driver keeps of a released result (``Task.residue``), computed on the cluster
+    (``None`` for a task that did not succeed: the driver keeps nothing of it)."""
+    return task.residue(outcome.state.result) if outcome.state.is_successful() else None
 
 
 def run_task_remote(
     task: Task,
     task_run_id: str,
-    incoming: list[tuple[str | None, str, RemoteOutcome]],
+    inputs: list[tuple[str | None, str]],
     constants: Mapping[str, Any] | None,
     info: RunInfo,
     needed: frozenset[str],
     topic: str,
-    requested: bool = False,
+    requested: bool,
+    *outcomes: RemoteOutcome,
 ) -> RemoteOutcome:
     """One task run on a worker: trigger, cache, attempts; records to ``topic``.
-    ``needed``: the outputs downstream tasks read (they must pickle to reach them)."""
-    upstream = [(key, slug, outcome.state) for key, slug, outcome in incoming]
+    ``inputs``: each upstream edge's key and task slug, with ``outcomes`` (Dask resolves their
+    keys to the upstream tasks' outcomes); ``needed``: the outputs downstream tasks read (they
+    must pickle to reach them)."""
+    upstream = [(key, slug, outcome.state) for (key, slug), outcome in zip(inputs, outcomes, strict=True)]
     emit = _outbox.emitter(topic)
     run = TaskRun(
         task, task_run_id, upstream, constants, info, emit,
@@ -152,6 +185,9 @@ def run_task_remote(
         state = _ready_to_travel(task, run.run(), run.log)
     finally:
         capture.uninstall()
+        # Worker.log_event queues on the worker's loop, which hears of the task's end after
+        # this returns: the scheduler gets the records first, then the end.
+        _outbox.flush()
     return RemoteOutcome(state, [])
 
 

@@ -23,7 +23,7 @@ from strawberry.asgi import GraphQL
 
 from nbflow._version import __version__
 from nbflow.server import auth, db, ui
-from nbflow.server.gate import GraphQLGate
+from nbflow.server.gate import GraphQLGate, passed_body
 from nbflow.server.live import live_feed
 from nbflow.server.schema import build_schema
 from nbflow.server.schema.context import Context
@@ -65,6 +65,13 @@ class Settings:
 
 class NbflowGraphQL(GraphQL):
     """strawberry's ASGI app with nbflow's resolver context."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The document the gate read from this very body, else strawberry's own parse."""
+        passed = passed_body.get()
+        if passed is not None and passed[0] == data:
+            return passed[1]
+        return super().decode_json(data)
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         """The caller, database sessions, notifier and settings every resolver gets."""

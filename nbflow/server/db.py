@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nbflow.core.errors import NbflowError
@@ -70,8 +71,34 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=10, max_overflow=20)
+        event.listen(engine.sync_engine, "checkin", _mark_idle)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
+
+
+#: A pooled connection idle longer than this is pinged before it is used again.
+IDLE_PING = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # pool_pre_ping pinged every checkout, three round trips on asyncpg (begin, select,
+    # rollback): more than a state write's own statements. A connection in steady use has
+    # just answered; one that sat idle may have been closed by a database restart or a
+    # proxy's timeout, and the pool replaces it when this raises DisconnectionError.
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < IDLE_PING:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        raise DisconnectionError(
+            f"a pooled connection idle for {time.monotonic() - since:.0f} s is gone"
+        ) from exc
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -10,6 +10,7 @@ never a plain-text 500, and never a traceback in the server's log.
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -40,25 +41,37 @@ def bearer(request: Request) -> str | None:
     return None
 
 
-def body_problem(body: bytes) -> str | None:
-    """Why ``body`` is not a GraphQL request nbflow serves, or ``None`` when it is one."""
+def read_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """``(document, None)`` when ``body`` is a GraphQL request nbflow serves, else
+    ``(None, why not)``."""
     try:
         document = json.loads(body, parse_constant=_no_constant)
     except RecursionError:
-        return f"the request body is nested more than {MAX_DEPTH} levels deep"
+        return None, f"the request body is nested more than {MAX_DEPTH} levels deep"
     except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        return f'the request body is not JSON ({exc}); send {{"query": "...", "variables": {{...}}}}'
+        return None, f'the request body is not JSON ({exc}); send {{"query": "...", "variables": {{...}}}}'
     if not isinstance(document, dict):
-        return f"the request body must be a JSON object with a 'query', got {type(document).__name__}"
+        return None, f"the request body must be a JSON object with a 'query', got {type(document).__name__}"
     if not isinstance(document.get("query"), str):
-        return "the request body needs a 'query' string"
+        return None, "the request body needs a 'query' string"
     if not isinstance(document.get("variables", {}), dict | None):
-        return "'variables' must be a JSON object"
+        return None, "'variables' must be a JSON object"
     if not isinstance(document.get("operationName"), str | None):
-        return "'operationName' must be a string"
+        return None, "'operationName' must be a string"
     if _depth(document) > MAX_DEPTH:
-        return f"the request body is nested more than {MAX_DEPTH} levels deep"
-    return None
+        return None, f"the request body is nested more than {MAX_DEPTH} levels deep"
+    return document, None
+
+
+#: The body the gate let through and its document, for the GraphQL app of the same request
+#: (``app.NbflowGraphQL.decode_json``): a batch's body is parsed once, not twice.
+passed_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("nbflow_passed_body", default=None)
+
+
+def may_hold_nul(scope: Scope) -> bool:
+    """Whether a request's strings may hold a NUL character: JSON can only spell one as the
+    escape ``\\u0000``, which the gate looked for in the body (unknown requests: yes)."""
+    return scope.get("nbflow.nul", True)
 
 
 def _no_constant(name: str) -> Any:
@@ -127,8 +140,11 @@ class GraphQLGate:
             principal = await auth.authenticate(session, key)
         if principal is None:
             return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b""
-        problem = body_problem(bytes(body))
-        if problem is not None:
-            return error(400, problem, "BAD_REQUEST"), b""
+        raw = bytes(body)
+        document, problem = read_body(raw)
+        if document is None:
+            return error(400, problem or "bad request", "BAD_REQUEST"), b""
         scope["nbflow.principal"] = principal
-        return None, bytes(body)
+        scope["nbflow.nul"] = b"\\u0000" in raw
+        passed_body.set((raw, document))
+        return None, raw

@@ -68,8 +68,22 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=12,
 )
+
+
+def _record_objects(wire: dict[str, object]) -> st.SearchStrategy[dict[str, object]]:
+    """Objects shaped like a record (its camelCase fields, each kept, dropped or of any JSON
+    value), and any JSON value: what a client of the record scalars could send."""
+    camel = {"".join(w.title() if i else w for i, w in enumerate(k.split("_"))): v for k, v in wire.items()}
+    shaped = st.fixed_dictionaries(
+        {}, optional={k: st.just(v) | JSON_VALUES for k, v in camel.items() if k not in ("kind", "position")}
+    )
+    return shaped | JSON_VALUES
+
+
 SCALARS = {
     "JSON": JSON_VALUES.map(_value_node),
+    "TaskRunStateInput": _record_objects(task_change("r", "tr", "t", "Running")).map(_value_node),
+    "LogInput": _record_objects(log_line("r", 1, "hello")).map(_value_node),
     "DateTime": (st.datetimes().map(lambda d: d.isoformat()) | st.text(max_size=30)).map(nodes.String),
 }
 

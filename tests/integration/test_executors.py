@@ -234,3 +234,103 @@ def test_dask_weighs_an_outcome_by_its_result() -> None:
     outcome = RemoteOutcome(State(S.SUCCESS, result=array), [])
     assert sizeof(outcome) >= array.nbytes
     assert sizeof(RemoteOutcome(State(S.SUCCESS, result=None), [])) < 1_000
+
+
+def test_outcome_travels_without_copying_its_array_even_through_the_scheduler() -> None:
+    """The scheduler's connections pickle with protocol 4 (no out-of-band buffers): an outcome
+    pickled whole there cost its worker two copies of a large result when it was gathered."""
+    import numpy as np
+    from distributed.protocol import deserialize, serialize
+
+    from nbflow.core.dask_worker import RemoteOutcome
+    from nbflow.core.states import State
+
+    array = np.arange(1_000_000, dtype=np.float64)
+    records = [{"kind": "log", "message": "a child's line"}]
+    outcome = RemoteOutcome(State(S.SUCCESS, "done", attempt=2, result=array), records)
+    header, frames = serialize(outcome, context={"pickle-protocol": 4})
+    assert any(
+        isinstance(f, memoryview) and np.shares_memory(np.frombuffer(f, dtype=np.uint8), array)
+        for f in frames
+    )
+    back = deserialize(header, frames)
+    assert isinstance(back, RemoteOutcome)
+    assert (back.state.type, back.state.message, back.state.attempt) == (S.SUCCESS, "done", 2)
+    assert np.array_equal(back.state.result, array)
+    assert back.events == records
+
+
+def _die() -> None:
+    os._exit(1)  # the worker process dies mid-task, as on an out-of-memory kill
+
+
+def test_on_dask_a_task_whose_worker_dies_fails_and_so_do_its_readers() -> None:
+    import dask
+    import distributed  # noqa: F401  (its config first: leaving dask.config.set drops what it added)
+
+    @task
+    def source() -> int:
+        return 1
+
+    @task
+    def before(x: int) -> int:
+        return x + 10
+
+    @task
+    def dies(x: int) -> int:
+        _die()
+        return x
+
+    @task
+    def reads(x: int) -> int:
+        return x + 1
+
+    with Flow("lost") as flow:
+        reads(dies(before(source())))
+    # One death is enough for Dask to give up on a task (by default it tries it four times).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        state = flow.run(executor=DaskExecutor(n_workers=2, processes=True), echo=False)
+    assert state.is_failed()
+    assert state.result["before"].result == 11  # it ended before: its result came back
+    assert state.result["dies"].type is S.FAILED
+    assert state.result["dies"].message.startswith("dask executor error: KilledWorker")
+    assert state.result["reads"].type is S.FAILED  # Dask lost its input with it
+    assert "KilledWorker" in state.result["reads"].message
+
+
+def test_cancelling_a_dask_run_drops_what_has_not_finished() -> None:
+    import threading
+
+    from nbflow import FlowRunner
+
+    @task
+    def quick() -> int:
+        return 1
+
+    @task
+    def slow(x: int) -> int:
+        import time
+
+        time.sleep(60)
+        return x
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    with Flow("stopped") as flow:
+        done = quick()
+        after(slow(done))
+    stream = EventStream()
+    runner = FlowRunner(flow, executor=DaskExecutor(n_workers=1, processes=True), stream=stream, echo=False)
+
+    def cancel_once_slow_runs(batch: list) -> None:  # type: ignore[type-arg]
+        if any(e.kind == "state" and e.task == "slow" and e.state == "Running" for e in batch):
+            threading.Thread(target=runner.cancel, args=("stop",), daemon=True).start()
+
+    stream.subscribe(cancel_once_slow_runs)
+    state = runner.run()
+    assert state.type is S.CANCELLED
+    assert state.result["quick"].result == 1
+    assert state.result["slow"].type is S.CANCELLED
+    assert state.result["after"].type is S.CANCELLED

@@ -17,9 +17,12 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.config import StrawberryConfig
 
 from nbflow.core.errors import NbflowError
 from nbflow.server.errors import RequestError
+from nbflow.server.gate import may_hold_nul
+from nbflow.server.schema.inputs import RECORD_SCALARS
 from nbflow.server.schema.mutations import Mutation
 from nbflow.server.schema.queries import Query
 
@@ -75,7 +78,10 @@ class NoNul(SchemaExtension):
 
     def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
         """Clean the field's arguments, then resolve it."""
-        return _next(root, info, *args, **{k: _without_nul(v) for k, v in kwargs.items()})
+        # Most fields have no arguments, and most requests hold no NUL (the gate looked).
+        if kwargs and may_hold_nul(info.context["request"].scope):
+            kwargs = {k: _without_nul(v) for k, v in kwargs.items()}
+        return _next(root, info, *args, **kwargs)
 
 
 def _without_nul(value: Any) -> Any:
@@ -86,8 +92,10 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, dict):
         return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for field in dataclasses.fields(value):
-            setattr(value, field.name, _without_nul(getattr(value, field.name)))
+        for name, item in vars(value).items():
+            cleaned = _without_nul(item)
+            if cleaned is not item:
+                setattr(value, name, cleaned)
     return value
 
 
@@ -107,6 +115,7 @@ def build_schema() -> strawberry.Schema:
     return NbflowSchema(
         query=Query,
         mutation=Mutation,
+        config=StrawberryConfig(scalar_map=RECORD_SCALARS),
         # Factories: a fresh extension per request (the parse and validation caches are
         # module-level in strawberry, so clients' repeated documents are still parsed once).
         extensions=[

@@ -1,13 +1,29 @@
-"""GraphQL input types (what clients send)."""
+"""GraphQL input types (what clients send).
+
+The records agents send in bulk (task-run states, log lines) are scalars: a JSON
+object of the record's fields in camelCase, read by the record's own
+``from_wire`` once. As input object types strawberry converted every field of
+every item on its own, which was most of the time of a batch of 500 states.
+Their names are those of the input types they replace, so a document written
+for those (``[TaskRunStateInput!]!``) still validates.
+"""
 
 from __future__ import annotations
 
+from dataclasses import MISSING
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.utils.str_converters import to_camel_case
 
-from nbflow.core.record import LogRecord, StateWire
+from nbflow.core.errors import RecordError
+from nbflow.core.record import LOG_FIELDS, STATE_FIELDS, LogRecord, StateRecord, StateWire
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from dataclasses import Field
 
 
 @strawberry.input
@@ -60,15 +76,45 @@ class FlowRunStateInput(StateWire):
     agent_id: str | None = strawberry.field(default=None, description="The claiming agent (Submitted).")
 
 
-@strawberry.input(description="A task-run state change: the run record's fields (nbflow.core.record).")
-class TaskRunStateInput(StateWire):
-    """A task-run state change: the run record's fields (nbflow.core.record)."""
+def _record_reader(what: str, spec: tuple[Field[Any], ...], read: Callable[[dict[str, Any]], Any]) -> Any:
+    """The scalar's reader: camelCase keys to the record's names (an unknown key is refused,
+    as an input type refused it), then the record's own validation."""
+    names = {to_camel_case(f.name): f.name for f in spec}
 
-    pass
+    def parse(value: object) -> Any:
+        if not isinstance(value, dict):
+            raise RecordError(f"a {what} must be a JSON object, got {type(value).__name__}")
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise RecordError(f"{what}: unknown field {unknown[0]!r}; its fields are {', '.join(names)}")
+        return read({names[key]: item for key, item in value.items()})
+
+    return parse
 
 
-@strawberry.input(description="A log line: the run record's fields (nbflow.core.record).")
-class LogInput(LogRecord):
-    """A log line: the run record's fields (nbflow.core.record)."""
+def _fields_text(spec: tuple[Field[Any], ...]) -> str:
+    required = [to_camel_case(f.name) for f in spec if f.default is MISSING and f.default_factory is MISSING]
+    optional = [to_camel_case(f.name) for f in spec if to_camel_case(f.name) not in required]
+    return f"required {', '.join(required)}; optional {', '.join(optional)}"
 
-    pass
+
+TaskRunStateInput = NewType("TaskRunStateInput", StateRecord)
+LogInput = NewType("LogInput", LogRecord)
+
+#: The record scalars, for the schema's ``scalar_map``.
+RECORD_SCALARS = {
+    TaskRunStateInput: strawberry.scalar(
+        name="TaskRunStateInput",
+        description="A task-run state change: a JSON object of the run record's fields in camelCase "
+        f"(nbflow.core.record.StateWire: {_fields_text(STATE_FIELDS)}).",
+        parse_value=_record_reader("task-run state change", STATE_FIELDS, StateRecord.from_wire),
+        serialize=lambda record: record.to_wire(),
+    ),
+    LogInput: strawberry.scalar(
+        name="LogInput",
+        description="A log line: a JSON object of the run record's fields in camelCase "
+        f"(nbflow.core.record.LogRecord: {_fields_text(LOG_FIELDS)}).",
+        parse_value=_record_reader("log line", LOG_FIELDS, LogRecord.from_wire),
+        serialize=lambda record: record.to_wire(),
+    ),
+}

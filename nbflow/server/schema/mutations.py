@@ -41,7 +41,7 @@ QUEUE_RECHECK = 2.0
 
 
 def _results(rows: list[StateResult]) -> list[StateResultType]:
-    return [StateResultType(**dataclasses.asdict(r)) for r in rows]
+    return [StateResultType(**vars(r)) for r in rows]  # flat records: no deep copy (asdict)
 
 
 def _state_record(given: StateWire) -> StateRecord:
@@ -163,7 +163,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     ) -> list[StateResultType]:
         """Task-run state changes of the executions that own their runs."""
         c = ctx(info)
-        changes = [_state_record(s) for s in states]
+        changes: list[StateRecord] = list(states)
         check_own_run(c, {change.flow_run_id for change in changes})
         async with c.sessions.begin() as session:
             results = await transitions.set_task_run_states(session, c.tenant_id, changes)
@@ -174,7 +174,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     async def write_run_logs(self, info: strawberry.Info, logs: list[LogInput]) -> int:
         """Log lines; returns how many were new (re-delivered ones are skipped)."""
         c = ctx(info)
-        lines = [LogRecord.from_wire(dataclasses.asdict(line)) for line in logs]
+        lines: list[LogRecord] = list(logs)
         check_own_run(c, {line.flow_run_id for line in lines})
         async with c.sessions.begin() as session:
             written = await log_service.write_logs(session, c.tenant_id, lines)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from nbflow.core.errors import NbflowError, ScheduleError
 from nbflow.core.schedules import Schedule
@@ -146,28 +146,17 @@ async def register_flow(
 
 async def latest_version(session: AsyncSession, flow_id: str) -> FlowVersion | None:
     """The newest version of a flow, or ``None``."""
-    return (
-        await session.execute(
-            select(FlowVersion)
-            .where(FlowVersion.flow_id == flow_id)
-            .order_by(FlowVersion.version.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    return (await session.execute(_LATEST_VERSION, {"flow": flow_id})).scalar_one_or_none()
 
 
 async def get_flow(
     session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
 ) -> Flow:
     """A flow of the tenant by id or name; ``NotFound`` otherwise."""
-    query = select(Flow).where(Flow.tenant_id == tenant_id)
-    if flow_id is not None:
-        query = query.where(Flow.id == flow_id)
-    elif name is not None:
-        query = query.where(Flow.name == name)
-    else:
+    if flow_id is None and name is None:
         raise RequestError("give a flow id or a flow name")
-    flow = (await session.execute(query)).scalar_one_or_none()
+    query, key = (_FLOW_BY_ID, flow_id) if flow_id is not None else (_FLOW_BY_NAME, name)
+    flow = (await session.execute(query, {"tenant": tenant_id, "key": key})).scalar_one_or_none()
     if flow is None:
         raise NotFound(f"no flow {flow_id or name!r} in this tenant")
     return flow
@@ -233,3 +222,15 @@ async def set_schedule_active(session: AsyncSession, tenant_id: str, flow_id: st
     if not active:
         await delete_future_scheduled_runs(session, flow.id)
     return flow
+
+
+# The queries every createFlowRun makes, built once (building a statement costs more than
+# running it: see services/transitions.py).
+_LATEST_VERSION = (
+    select(FlowVersion)
+    .where(FlowVersion.flow_id == bindparam("flow"))
+    .order_by(FlowVersion.version.desc())
+    .limit(1)
+)
+_FLOW_BY_ID = select(Flow).where(Flow.tenant_id == bindparam("tenant"), Flow.id == bindparam("key"))
+_FLOW_BY_NAME = select(Flow).where(Flow.tenant_id == bindparam("tenant"), Flow.name == bindparam("key"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import TextClause, bindparam, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -101,24 +101,60 @@ def _write(session: Session) -> None:
     by_tenant: dict[str, list[dict[str, Any]]] = {}
     for row in pending:
         by_tenant.setdefault(row["tenant_id"], []).append(row)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.flush()  # the rows the journal refers to (commit flushes only after this hook)
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
     # Tenants in a fixed order: two transactions spanning the same tenants cannot deadlock.
     for tenant_id in sorted(by_tenant):
         rows = by_tenant[tenant_id]
-        last = session.execute(
-            update(Tenant)
-            .where(Tenant.id == tenant_id)
-            .values(feed_position=Tenant.feed_position + len(rows))
-            .returning(Tenant.feed_position)
-        ).scalar_one()
+        if postgres:  # counter and rows in one round trip
+            columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+            connection.execute(_PG_APPEND, {"tenant": tenant_id, "n": len(rows), **columns})
+            continue
+        last = connection.execute(_TAKE_POSITIONS, {"tenant": tenant_id, "n": len(rows)}).scalar_one()
         first = last - len(rows) + 1
         for offset, row in enumerate(rows):
             row["position"] = first + offset
-        # One statement with the rows as parameters: SQLAlchemy compiles it once and sends it in
-        # batches within both databases' bound-parameter limits ("insertmanyvalues"); rows
-        # spelled into the statement with .values() were compiled anew for every call.
-        session.execute(insert(RunEvent).on_conflict_do_nothing(), rows)
+        # The rows as parameters of one statement: SQLAlchemy sends them in batches within
+        # SQLite's bound-parameter limit ("insertmanyvalues").
+        connection.execute(_INSERT_EVENTS, rows)
+
+
+# Built once: building a statement costs more than running it (see services/transitions.py).
+_TAKE_POSITIONS = (
+    update(Tenant)
+    .where(Tenant.id == bindparam("tenant"))
+    .values(feed_position=Tenant.feed_position + bindparam("n"))
+    .returning(Tenant.feed_position)
+)
+_INSERT_EVENTS = sqlite.insert(RunEvent).on_conflict_do_nothing()
+_COLUMNS = [c.name for c in RunEvent.__table__.columns if c.name not in ("id", "tenant_id", "position")]
+
+
+def _postgres_append() -> TextClause:
+    # The counter's UPDATE and the INSERT in one statement: the rows arrive as one array per
+    # column (asyncpg encodes them in C, no per-row parameter processing) and take positions
+    # last - n + 1 ... last in their order (WITH ORDINALITY).
+    table = RunEvent.__table__
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
+    )
+    names = ", ".join(_COLUMNS)
+    return text(
+        "WITH taken AS (UPDATE tenants SET feed_position = feed_position + CAST(:n AS BIGINT) "
+        "WHERE id = :tenant RETURNING feed_position) "
+        f"INSERT INTO run_events (tenant_id, position, {names}) "
+        f"SELECT :tenant, taken.feed_position - CAST(:n AS BIGINT) + r.ord, {', '.join('r.' + n for n in _COLUMNS)} "
+        f"FROM taken, unnest({arrays}) WITH ORDINALITY AS r({names}, ord) "
+        "ON CONFLICT DO NOTHING"
+    )
+
+
+_PG_APPEND = _postgres_append()
+_RECORDED = select(RunEvent.transition_id).where(
+    RunEvent.tenant_id == bindparam("tenant"), RunEvent.transition_id.in_(bindparam("ids", expanding=True))
+)
 
 
 @event.listens_for(JournalSession, "after_rollback")
@@ -144,16 +180,9 @@ async def recorded_transitions(
 ) -> set[str]:
     """Which of these transition ids the tenant has stored already."""
     ids = list(dict.fromkeys(transition_ids))
+    connection = await session.connection()
     found: set[str] = set()
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        found.update(
-            (
-                await session.execute(
-                    select(RunEvent.transition_id).where(
-                        RunEvent.tenant_id == tenant_id, RunEvent.transition_id.in_(chunk)
-                    )
-                )
-            ).scalars()  # type: ignore[arg-type]
-        )
+        found.update((await connection.execute(_RECORDED, {"tenant": tenant_id, "ids": chunk})).scalars())
     return found

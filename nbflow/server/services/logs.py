@@ -32,7 +32,7 @@ async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogRecor
     if not lines:
         return 0
     run_ids = {line.flow_run_id for line in lines}
-    executions = dict((await session.execute(owning_executions(tenant_id, run_ids))).all())
+    executions = await owning_executions(session, tenant_id, run_ids)
     missing = run_ids - set(executions)
     if missing:
         raise NotFound(f"no flow run {sorted(missing)[0]!r} in this tenant")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from nbflow.core.record import StateRecord, StateResult, new_id
 from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
@@ -31,7 +31,6 @@ from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import concurrency, journal
 
 if TYPE_CHECKING:
-    from sqlalchemy import Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 S = StateType
@@ -168,7 +167,7 @@ async def set_task_run_states(
         raise RequestError(f"at most {MAX_BATCH} state changes per call, got {len(changes)}")
     if not changes:
         return []
-    runs = await _runs(session, tenant_id, {c.flow_run_id for c in changes})
+    runs = await owning_executions(session, tenant_id, {c.flow_run_id for c in changes})
     rows = await _task_rows(session, {c.task_run_id or "" for c in changes})
     # Only a change to an existing task run can be a re-delivery: a recorded change made its row.
     again = [c.transition_id for c in changes if c.task_run_id in rows]
@@ -183,35 +182,56 @@ async def set_task_run_states(
             recorded.add(change.transition_id)
             accepted.append(change)
         results.append(result)
+    connection = await session.connection()
     if inserted:
-        await session.execute(insert(TaskRun.__table__), list(inserted.values()))
-    for task_run_id in changed - set(inserted):
-        row = rows[task_run_id]
-        fields = (
-            "state", "state_message", "attempt", "version", "start_time", "end_time", "execution", "result_ref",
-        )  # fmt: skip
-        # Guarded by the version read above: a concurrent writer makes this a no-op, not a lost update.
-        await session.execute(
-            update(TaskRun.__table__)
-            .where(TaskRun.id == task_run_id, TaskRun.version < row["version"])
-            .values({k: row[k] for k in fields})
-        )
+        await connection.execute(_INSERT_TASK_RUNS, list(inserted.values()))
+    updated = [{"row_id": i, **{f"new_{k}": rows[i][k] for k in _CHANGED}} for i in changed - set(inserted)]
+    if updated:
+        await connection.execute(_UPDATE_TASK_RUN, updated)
     journal.append(session, tenant_id, accepted)
     return results
+
+
+# Statements are built once: building one costs more than running it (SQLAlchemy's coercions and
+# cache key per call, about 0.5 ms on this project's reference machine against 0.2 ms to run it).
+_CHANGED = (
+    "state",
+    "state_message",
+    "attempt",
+    "version",
+    "start_time",
+    "end_time",
+    "execution",
+    "result_ref",
+)
+_INSERT_TASK_RUNS = insert(TaskRun.__table__)
+# Guarded by the version read before: a concurrent writer makes this a no-op, not a lost update.
+_UPDATE_TASK_RUN = (
+    update(TaskRun.__table__)
+    .where(TaskRun.id == bindparam("row_id"), TaskRun.version < bindparam("new_version"))
+    .values({k: bindparam(f"new_{k}") for k in _CHANGED})
+)
+_OWNING_EXECUTIONS = (
+    select(FlowRun.id, FlowRun.execution)
+    .where(FlowRun.tenant_id == bindparam("tenant_id"), FlowRun.id.in_(bindparam("run_ids", expanding=True)))
+    .order_by(FlowRun.id)
+    .with_for_update(read=True)
+)
+_TASK_ROWS = select(TaskRun.__table__).where(TaskRun.id.in_(bindparam("ids", expanding=True)))
 
 
 def _apply_task_change(
     change: StateRecord,
     tenant_id: str,
-    runs: dict[str, Any],
+    runs: dict[str, int],
     rows: dict[str, dict[str, Any]],
     recorded: set[str],
     inserted: dict[str, dict[str, Any]],
     changed: set[str],
 ) -> StateResult:
-    run = runs.get(change.flow_run_id)
+    execution = runs.get(change.flow_run_id)
     task_run_id = change.task_run_id or ""
-    if run is None:
+    if execution is None:
         return StateResult(task_run_id, False, 0, "", f"no flow run {change.flow_run_id!r} in this tenant")
     if not task_run_id or change.task is None:
         return StateResult(task_run_id, False, 0, "", "a task-run state needs task_run_id and task")
@@ -227,7 +247,7 @@ def _apply_task_change(
         current,
         change.type,
         recorded=change.transition_id in recorded,
-        superseded=change.execution != run.execution,
+        superseded=change.execution != execution,
         what="task run",
     )
     version, state = (row["version"], row["state"]) if row is not None else (0, "")
@@ -255,28 +275,22 @@ def _apply_task_change(
     return StateResult(task_run_id, True, row["version"], row["state"])
 
 
-async def _runs(session: AsyncSession, tenant_id: str, run_ids: set[str]) -> dict[str, Any]:
-    # Only what the rule needs (the owning execution): no ORM objects to build per write.
-    return {run.id: run for run in (await session.execute(owning_executions(tenant_id, run_ids))).all()}
-
-
-def owning_executions(tenant_id: str, run_ids: set[str]) -> Select[tuple[str, int]]:
-    """The query for each run's owning execution, for a write that records under it. The rows
-    stay share-locked to the commit (PostgreSQL's FOR SHARE; SQLite has one writer anyway): a
-    claim or release of the run waits, so it never commits between this check and the write,
-    and the feed never shows a superseded execution's record after the change that superseded it."""
-    return (
-        select(FlowRun.id, FlowRun.execution)
-        .where(FlowRun.tenant_id == tenant_id, FlowRun.id.in_(run_ids))
-        .order_by(FlowRun.id)
-        .with_for_update(read=True)
-    )
+async def owning_executions(session: AsyncSession, tenant_id: str, run_ids: set[str]) -> dict[str, int]:
+    """Each run's owning execution, for a write that records under it (runs of other tenants
+    and unknown ids are left out). The rows stay share-locked to the commit (PostgreSQL's FOR
+    SHARE; SQLite has one writer anyway): a claim or release of the run waits, so it never
+    commits between this check and the write, and the feed never shows a superseded
+    execution's record after the change that superseded it."""
+    await session.flush()  # runs this transaction made as ORM objects are rows before we read them
+    connection = await session.connection()
+    found = await connection.execute(_OWNING_EXECUTIONS, {"tenant_id": tenant_id, "run_ids": list(run_ids)})
+    return {run_id: execution for run_id, execution in found}
 
 
 async def _task_rows(session: AsyncSession, ids: set[str]) -> dict[str, dict[str, Any]]:
     # Every tenant's rows: an id another tenant uses must be refused, not collide on insert.
-    query = select(TaskRun.__table__).where(TaskRun.id.in_(ids))
-    return {r["id"]: dict(r) for r in (await session.execute(query)).mappings()}
+    found = await (await session.connection()).execute(_TASK_ROWS, {"ids": list(ids)})
+    return {r["id"]: dict(r) for r in found.mappings()}
 
 
 async def fail_open_task_runs(session: AsyncSession, run: FlowRun, message: str) -> None:

@@ -1,0 +1,102 @@
+"""Chaos: PostgreSQL drops every connection of the server (a restart, a failover, a proxy's
+idle timeout). The server pings a pooled connection only when it sat idle, not on every
+request; a user must still never see the dropped connections."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server_helpers import (  # noqa: E402
+    ONE_TASK_STORAGE,
+    ONE_TASK_STRUCTURE,
+    ServerProcess,
+    fresh_postgres_database,
+    postgres_url,
+)
+
+from nbflow.server import db  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
+
+
+def drop_connections(url: str) -> int:
+    """Terminate every other session on the database of ``url``, as a restart would."""
+    parsed = make_url(url)
+
+    async def go() -> int:
+        conn = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
+        )
+        try:
+            return len(
+                await conn.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    base = postgres_url()
+    if base is None:
+        pytest.skip("set NBFLOW_TEST_POSTGRES_URL to run the PostgreSQL connection tests")
+    with fresh_postgres_database(base) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, pg_database: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path, pg_database).start()
+    yield server
+    server.stop()
+
+
+def test_requests_after_the_database_dropped_the_servers_connections_succeed(
+    pg_server: ServerProcess, pg_database: str
+) -> None:
+    with pg_server.client() as client:
+        client.register_flow("etl", ONE_TASK_STRUCTURE, ONE_TASK_STORAGE)
+        client.create_flow_run(flow_name="etl")
+        assert drop_connections(pg_database) >= 1
+        time.sleep(db.IDLE_PING + 0.5)  # the pooled connections are now idle long enough to be checked
+        made = [client.create_flow_run(flow_name="etl") for _ in range(3)]
+        assert [run.state for run in made] == ["Scheduled"] * 3
+        assert client.flow_runs(flow_name="etl")[1] == 4
+
+
+def test_a_pooled_connection_the_database_closed_is_replaced(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "IDLE_PING", 0.0)  # every checkout counts as after an idle spell
+
+    async def go() -> list[int]:
+        engine = db.create_engine(pg_database)
+        try:
+            seen = []
+            for _ in range(3):
+                async with engine.connect() as conn:
+                    seen.append((await conn.execute(text("SELECT 1"))).scalar_one())
+                await asyncio.to_thread(drop_connections, pg_database)
+            return seen
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(go()) == [1, 1, 1]
