@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 CASES = {
     "engine_overhead": ["--sizes", "10", "--repeat", "1", "--skip-prefect", "--skip-hamilton"],
+    "build_instructions": ["fan", "100"],
     "dask_and_memory": ["--sizes", "10", "--repeat", "1", "--mb", "4", "--memory-repeat", "1"],
     "magic_overhead": ["--repeat", "20"],
     "mapping": ["--sizes", "10", "--dask-sizes", "10", "--repeat", "1", "--skip-prefect"],
