@@ -300,3 +300,27 @@ def agent_key(server: ServerProcess) -> str:
     """A new key with the agent role on ``server``."""
     with server.client() as client:
         return client.create_api_key("agent").key
+
+
+async def team_database(folder: Path) -> tuple[Any, Any, str]:
+    """An in-process server database on a SQLite file in ``folder``, migrated, with one tenant
+    ("team"): (engine, sessions, tenant id), for tests of the services without a server."""
+    from nbflow.server import auth, db
+
+    engine = db.create_engine(f"sqlite+aiosqlite:///{folder / 'nbflow.db'}")
+    await db.migrate(engine)
+    sessions = db.sessionmaker(engine)
+    async with sessions.begin() as session:
+        tenant, _ = await auth.create_tenant(session, "team")
+    return engine, sessions, tenant.id
+
+
+def run_in_own_loop(coroutine: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: the browser tests' Playwright (sync API) keeps an
+    event loop running in the main thread for the rest of the session, where asyncio.run()
+    would refuse to start."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -260,6 +260,15 @@ def test_threads_run_independent_branches_in_parallel() -> None:
     assert state.is_successful()
 
 
+def fan_of(leaves: list[Task]) -> Flow:
+    """A root task whose result every leaf takes as ``x``."""
+    flow = Flow("fan")
+    root = flow.add_task(Task(lambda: 1, name="root"))
+    for leaf in leaves:
+        flow.add_edge(root, leaf, key="x")
+    return flow
+
+
 def test_threads_run_the_tasks_queued_behind_a_slow_one() -> None:
     # Forty tasks ready at once: a thread takes several of them together. The first
     # waits until all the others ran: it can only finish if they do not wait for it.
@@ -277,10 +286,7 @@ def test_threads_run_the_tasks_queued_behind_a_slow_one() -> None:
 
         return Task(body, name=f"leaf{i}")
 
-    flow = Flow("fan")
-    root = flow.add_task(Task(lambda: 1, name="root"))
-    for i in range(40):
-        flow.add_edge(root, leaf(i), key="x")
+    flow = fan_of([leaf(i) for i in range(40)])
     state = flow.run(executor=nbflow.ThreadExecutor(max_workers=2), echo=False)
     assert state.is_successful()
     assert state.result["leaf0"].result is True  # it did not give up waiting
@@ -298,10 +304,7 @@ def test_cancelling_threads_keeps_the_states_of_the_tasks_that_ran() -> None:
 
         return Task(body, name=f"leaf{i}")
 
-    flow = Flow("fan")
-    root = flow.add_task(Task(lambda: 1, name="root"))
-    for i in range(200):
-        flow.add_edge(root, leaf(i), key="x")
+    flow = fan_of([leaf(i) for i in range(200)])
     runner = FlowRunner(flow, executor=nbflow.ThreadExecutor(max_workers=1), echo=False)
     state = runner.run()
     assert state.type is S.CANCELLED

@@ -3,20 +3,18 @@ a pass over schedules that need nothing costs a fixed number of statements, howe
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
+import sys
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from sqlalchemy import event, func, select
 
-from nbflow.server import auth, db
 from nbflow.server.models import FlowRun
 from nbflow.server.services.flows import FlowSpec, register_flow, set_schedule_active
 from nbflow.server.services.scheduler import RUNS_AHEAD, schedule_flows
 
-if TYPE_CHECKING:
-    from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server_helpers import run_in_own_loop, team_database  # noqa: E402
 
 STRUCTURE = {"name": "f", "tasks": [{"slug": "a"}], "edges": [], "parameters": []}
 STORAGE = {"kind": "local", "location": "/tmp/f.py", "sha256": "0" * 64}
@@ -25,18 +23,15 @@ HOUR = {"type": "interval", "interval": 3600, "start_date": "2030-01-01T00:00:00
 
 def scenario(tmp_path: Path, flows: int) -> dict[str, object]:
     async def go() -> dict[str, object]:
-        engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'nbflow.db'}")
-        await db.migrate(engine)
-        sessions = db.sessionmaker(engine)
+        engine, sessions, tenant_id = await team_database(tmp_path)
         async with sessions.begin() as session:
-            tenant, _ = await auth.create_tenant(session, "team")
             ids = []
             for i in range(flows):
                 spec = FlowSpec(f"f{i}", {**STRUCTURE, "name": f"f{i}"}, HOUR, [], STORAGE)
-                flow, _, _ = await register_flow(session, tenant.id, spec)
+                flow, _, _ = await register_flow(session, tenant_id, spec)
                 ids.append(flow.id)
             plain = FlowSpec("no-schedule", {**STRUCTURE, "name": "no-schedule"}, None, [], STORAGE)
-            await register_flow(session, tenant.id, plain)
+            await register_flow(session, tenant_id, plain)
         statements: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         start = datetime(2030, 1, 1, tzinfo=UTC) - timedelta(minutes=1)
@@ -47,17 +42,14 @@ def scenario(tmp_path: Path, flows: int) -> dict[str, object]:
         # An hour on, every schedule's first run is due: each flow needs (and gets) one more.
         out["an_hour_on"] = await schedule_flows(sessions, now=start + timedelta(hours=1))
         async with sessions.begin() as session:
-            await set_schedule_active(session, tenant.id, ids[0], False)
+            await set_schedule_active(session, tenant_id, ids[0], False)
         out["off"] = await schedule_flows(sessions, now=start + timedelta(hours=1))
         async with sessions() as session:
             out["runs"] = (await session.execute(select(func.count()).select_from(FlowRun))).scalar_one()
         await engine.dispose()
         return out
 
-    # A thread of its own: the browser tests' Playwright (sync API) keeps an event loop running
-    # in the main thread for the rest of the session, where asyncio.run() would refuse to start.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, go()).result()
+    return run_in_own_loop(go())
 
 
 def test_a_pass_makes_the_missing_runs_and_a_quiet_pass_costs_two_statements(tmp_path: Path) -> None:

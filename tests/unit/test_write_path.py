@@ -4,10 +4,9 @@ handful of statements as one state."""
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import graphql
 import pytest
@@ -15,15 +14,14 @@ from sqlalchemy import event, func, select
 
 from nbflow.core.errors import RecordError
 from nbflow.core.record import LogRecord, StateRecord, new_id
-from nbflow.server import auth, db
 from nbflow.server.models import RunEvent, TaskRun
 from nbflow.server.schema import build_schema
 from nbflow.server.services import runs as run_service
 from nbflow.server.services.flows import FlowSpec, register_flow
 from nbflow.server.services.transitions import set_task_run_states
 
-if TYPE_CHECKING:
-    from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server_helpers import run_in_own_loop, team_database  # noqa: E402
 
 SCHEMA = build_schema()._schema
 STRUCTURE = {"name": "f", "tasks": [{"slug": "a"}], "edges": [], "parameters": []}
@@ -91,15 +89,12 @@ def states(run_id: str, n: int, state: str, ids: list[str]) -> list[StateRecord]
 
 def test_a_batch_of_task_states_costs_the_statements_of_one(tmp_path: Path) -> None:
     async def go() -> dict[str, object]:
-        engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'nbflow.db'}")
-        await db.migrate(engine)
-        sessions = db.sessionmaker(engine)
+        engine, sessions, tenant_id = await team_database(tmp_path)
         async with sessions.begin() as session:
-            tenant, _ = await auth.create_tenant(session, "team")
             flow, version, _ = await register_flow(
-                session, tenant.id, FlowSpec("f", STRUCTURE, None, [], STORAGE)
+                session, tenant_id, FlowSpec("f", STRUCTURE, None, [], STORAGE)
             )
-            run, _ = await run_service.create_flow_run(session, tenant.id, flow, version=version)
+            run, _ = await run_service.create_flow_run(session, tenant_id, flow, version=version)
         statements: list[str] = []
         event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
         out: dict[str, object] = {}
@@ -111,7 +106,7 @@ def test_a_batch_of_task_states_costs_the_statements_of_one(tmp_path: Path) -> N
         ):
             statements.clear()
             async with sessions.begin() as session:
-                results = await set_task_run_states(session, tenant.id, batch)
+                results = await set_task_run_states(session, tenant_id, batch)
             out[label] = (len(statements), all(r.ok for r in results))
         async with sessions() as session:
             out["rows"] = (await session.execute(select(func.count()).select_from(TaskRun))).scalar_one()
@@ -122,8 +117,7 @@ def test_a_batch_of_task_states_costs_the_statements_of_one(tmp_path: Path) -> N
         await engine.dispose()
         return out
 
-    with ThreadPoolExecutor(max_workers=1) as pool:  # see test_scheduler_pass.py: Playwright's loop
-        out = pool.submit(asyncio.run, go()).result()
+    out = run_in_own_loop(go())
     # owning execution, task rows, insert, journal counter, journal rows
     assert out["one new"] == (5, True)
     assert out["199 new"] == (5, True)

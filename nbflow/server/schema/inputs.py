@@ -101,20 +101,21 @@ def _fields_text(spec: tuple[Field[Any], ...]) -> str:
 TaskRunStateInput = NewType("TaskRunStateInput", StateRecord)
 LogInput = NewType("LogInput", LogRecord)
 
+
+def _record_scalar(name: str, what: str, spec: tuple[Field[Any], ...], record: Any) -> Any:
+    return strawberry.scalar(
+        name=name,
+        description=f"A {what}: a JSON object of the run record's fields in camelCase "
+        f"(nbflow.core.record.{record.__name__}: {_fields_text(spec)}).",
+        parse_value=_record_reader(what, spec, record.from_wire),
+        serialize=lambda value: value.to_wire(),
+    )
+
+
 #: The record scalars, for the schema's ``scalar_map``.
 RECORD_SCALARS = {
-    TaskRunStateInput: strawberry.scalar(
-        name="TaskRunStateInput",
-        description="A task-run state change: a JSON object of the run record's fields in camelCase "
-        f"(nbflow.core.record.StateWire: {_fields_text(STATE_FIELDS)}).",
-        parse_value=_record_reader("task-run state change", STATE_FIELDS, StateRecord.from_wire),
-        serialize=lambda record: record.to_wire(),
+    TaskRunStateInput: _record_scalar(
+        "TaskRunStateInput", "task-run state change", STATE_FIELDS, StateRecord
     ),
-    LogInput: strawberry.scalar(
-        name="LogInput",
-        description="A log line: a JSON object of the run record's fields in camelCase "
-        f"(nbflow.core.record.LogRecord: {_fields_text(LOG_FIELDS)}).",
-        parse_value=_record_reader("log line", LOG_FIELDS, LogRecord.from_wire),
-        serialize=lambda record: record.to_wire(),
-    ),
+    LogInput: _record_scalar("LogInput", "log line", LOG_FIELDS, LogRecord),
 }
