@@ -22,6 +22,7 @@ from server_helpers import (  # noqa: E402
     ServerProcess,
     fresh_postgres_database,
     postgres_url,
+    run_in_own_loop,
 )
 
 from nbflow.server import db  # noqa: E402
@@ -50,7 +51,7 @@ def drop_connections(url: str) -> int:
         finally:
             await conn.close()
 
-    return asyncio.run(go())
+    return run_in_own_loop(go())
 
 
 @pytest.fixture
@@ -99,4 +100,4 @@ def test_a_pooled_connection_the_database_closed_is_replaced(
         finally:
             await engine.dispose()
 
-    assert asyncio.run(go()) == [1, 1, 1]
+    assert run_in_own_loop(go()) == [1, 1, 1]
