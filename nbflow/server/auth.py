@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from nbflow.core.errors import NbflowError
-from nbflow.server.models import ApiKey, Tenant, utcnow
+from nbflow.server.models import ApiKey, FlowRun, Tenant, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,8 +67,9 @@ async def create_key(session: AsyncSession, tenant_id: str, role: str, name: str
     return row, key
 
 
-# Valid keys seen in the last few seconds: saves a database round trip on every request.
-# A revocation clears it at once in this process; other replicas notice within the TTL.
+# Valid keys and run tokens seen in the last few seconds: saves a database round trip on every
+# request. A revocation or a new claim clears it at once in this process; other replicas
+# notice within the TTL.
 PRINCIPAL_TTL = 2.0
 _recent: dict[str, tuple[float, Principal]] = {}
 
@@ -80,16 +81,46 @@ def new_run_token(flow_run_id: str) -> tuple[str, str]:
     return token, _hash(token)
 
 
-async def _run_principal(session: AsyncSession, token: str) -> Principal | None:
-    from nbflow.server.models import FlowRun
+# Built once: building a statement costs more than running it.
+_RUN_TOKEN = select(FlowRun.tenant_id, FlowRun.run_token_hash).where(FlowRun.id == bindparam("run_id"))
 
+
+async def _run_principal(session: AsyncSession, token: str) -> Principal | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or not parts[1]:
         return None
-    run = (await session.execute(select(FlowRun).where(FlowRun.id == parts[1]))).scalar_one_or_none()
-    if run is None or run.run_token_hash is None or not hmac.compare_digest(run.run_token_hash, _hash(token)):
+    digest = _hash(token)
+    known = _remembered(digest)
+    if known is not None:
+        return known
+    found = (await session.execute(_RUN_TOKEN, {"run_id": parts[1]})).first()
+    if found is None or found.run_token_hash is None or not hmac.compare_digest(found.run_token_hash, digest):
         return None
-    return Principal(tenant_id=run.tenant_id, role=RUN, key_id=f"run:{run.id}", run_id=run.id)
+    return _remember(
+        digest, Principal(tenant_id=found.tenant_id, role=RUN, key_id=f"run:{parts[1]}", run_id=parts[1])
+    )
+
+
+def _remembered(digest: str) -> Principal | None:
+    cached = _recent.get(digest)
+    if cached is not None and time.monotonic() - cached[0] < PRINCIPAL_TTL:
+        return cached[1]
+    return None
+
+
+def _remember(digest: str, principal: Principal) -> Principal:
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[digest] = (time.monotonic(), principal)
+    return principal
+
+
+def forget_run_token(token_hash: str | None) -> None:
+    """A run was claimed again: its old token stops working at once in this process (other
+    replicas notice within ``PRINCIPAL_TTL``, and the write path refuses a superseded
+    execution's records anyway)."""
+    if token_hash is not None:
+        _recent.pop(token_hash, None)
 
 
 async def authenticate(session: AsyncSession, key: str | None) -> Principal | None:
@@ -100,20 +131,15 @@ async def authenticate(session: AsyncSession, key: str | None) -> Principal | No
     if not key or not key.startswith("nbf_") or key.count("_") < 2:
         return None
     digest = _hash(key)
-    cached = _recent.get(digest)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < PRINCIPAL_TTL:
-        return cached[1]
+    known = _remembered(digest)
+    if known is not None:
+        return known
     prefix = key.split("_", 2)[1]
     row = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.hash, digest):
         _recent.pop(digest, None)
         return None
-    principal = Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id)
-    if len(_recent) > 10_000:
-        _recent.clear()
-    _recent[digest] = (now, principal)
-    return principal
+    return _remember(digest, Principal(tenant_id=row.tenant_id, role=row.role, key_id=row.id))
 
 
 async def revoke_key(session: AsyncSession, tenant_id: str, key_id_or_prefix: str) -> ApiKey:

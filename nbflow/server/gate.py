@@ -68,10 +68,17 @@ def read_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
 passed_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("nbflow_passed_body", default=None)
 
 
-def may_hold_nul(scope: Scope) -> bool:
-    """Whether a request's strings may hold a NUL character: JSON can only spell one as the
-    escape ``\\u0000``, which the gate looked for in the body (unknown requests: yes)."""
-    return scope.get("nbflow.nul", True)
+#: Whether the request's strings may hold a NUL character (``holds_no_nul``), for the schema:
+#: its ``NoNul`` extension runs only then (unknown requests: they may).
+may_hold_nul: ContextVar[bool] = ContextVar("nbflow_may_hold_nul", default=True)
+
+
+def holds_no_nul(raw: bytes, query: str) -> bool:
+    """True when no string of the request can hold a NUL character. Strict JSON spells one
+    only as the escape ``\\u0000``; a GraphQL string of the document also as ``\\u{0}`` (any
+    number of zeros), which JSON may hide as ``\\u005cu{0}``: so the raw body is looked at for
+    the first and the decoded document for any escape at all."""
+    return b"\\u0000" not in raw and "\\u" not in query
 
 
 def _no_constant(name: str) -> Any:
@@ -79,16 +86,20 @@ def _no_constant(name: str) -> Any:
 
 
 def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend(
-                    (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
-                )
-    return deepest
+    """How deeply a decoded JSON value nests (a scalar: 0), counted up to ``MAX_DEPTH + 1``."""
+    # Level by level, carrying only containers: a batch's thousands of scalars are looked at
+    # once each, in a comprehension (JSON decodes to exactly dict and list).
+    level = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        level = [
+            child
+            for item in level
+            for child in (item.values() if type(item) is dict else item)
+            if type(child) in (dict, list)
+        ]
+    return depth
 
 
 class GraphQLGate:
@@ -98,7 +109,7 @@ class GraphQLGate:
         self.graphql_app = graphql_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response, body = await self._check(scope, receive)
+        response, body, document = await self._check(scope, receive)
         if response is not None:
             await response(scope, receive, send)
             return
@@ -111,40 +122,53 @@ class GraphQLGate:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.graphql_app(scope, replay, send)
+        # Set here and reset after, so nothing of this request outlives it in the caller's
+        # context (an in-process transport runs every request in one task).
+        passed = passed_body.set((body, document))
+        nul = may_hold_nul.set(not holds_no_nul(body, document["query"]))
+        try:
+            await self.graphql_app(scope, replay, send)
+        finally:
+            may_hold_nul.reset(nul)
+            passed_body.reset(passed)
 
-    async def _check(self, scope: Scope, receive: Receive) -> tuple[JSONResponse | None, bytes]:
+    async def _check(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[JSONResponse | None, bytes, dict[str, Any]]:
+        """A refusal, or the body and the document read from it."""
         if scope["type"] != "http":
-            return error(400, "websocket subscriptions are not served; use /events", "BAD_REQUEST"), b""
+            return error(400, "websocket subscriptions are not served; use /events", "BAD_REQUEST"), b"", {}
         request = Request(scope, receive)
         if request.method != "POST":
-            return error(405, "send GraphQL requests with POST", "METHOD_NOT_ALLOWED"), b""
+            return error(405, "send GraphQL requests with POST", "METHOD_NOT_ALLOWED"), b"", {}
         limit = request.app.state.settings.max_body_bytes
         too_large = error(
             413, f"request body over the limit of {limit} bytes; send smaller batches", "PAYLOAD_TOO_LARGE"
         )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return too_large, b""
+            return too_large, b"", {}
         body = bytearray()
         async for chunk in request.stream():  # chunked bodies have no length to check up front
             body += chunk
             if len(body) > limit:
-                return too_large, b""
+                return too_large, b"", {}
         key = bearer(request)
         if not key:
-            return error(
-                401, "missing API key: send the header 'Authorization: Bearer <key>'", "UNAUTHENTICATED"
-            ), b""
+            return (
+                error(
+                    401, "missing API key: send the header 'Authorization: Bearer <key>'", "UNAUTHENTICATED"
+                ),
+                b"",
+                {},
+            )
         async with request.app.state.sessions() as session:
             principal = await auth.authenticate(session, key)
         if principal is None:
-            return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b""
+            return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b"", {}
         raw = bytes(body)
         document, problem = read_body(raw)
         if document is None:
-            return error(400, problem or "bad request", "BAD_REQUEST"), b""
+            return error(400, problem or "bad request", "BAD_REQUEST"), b"", {}
         scope["nbflow.principal"] = principal
-        scope["nbflow.nul"] = b"\\u0000" in raw
-        passed_body.set((raw, document))
-        return None, raw
+        return None, raw, document

@@ -159,11 +159,18 @@ def test_a_huge_or_hostile_run_request_is_refused(server: ServerProcess) -> None
         # A NUL anywhere becomes the visible text \x00 at the door: stored, never an error.
         odd = client.create_flow_run(flow_name="etl", parameters={"p": "a\x00b"}, labels=["gpu\x00"])
         assert odd.parameters == {"p": "a\\x00b"} and odd.labels == ["gpu\\x00"]
-    # ... in a string of the document itself too, not only in its variables.
-    literal = '{"query": "mutation { createFlowRun(input: {flowName: \\"etl\\", labels: [\\"g\\\\u0000\\"]}) { flowRun { labels } } }"}'
-    answer = httpx.post(f"{server.url}/graphql", content=literal, headers={
-        "authorization": f"Bearer {server.admin_key}", "content-type": "application/json"})  # fmt: skip
-    assert answer.json()["data"]["createFlowRun"]["flowRun"]["labels"] == ["g\\x00"]
+    # ... in a string of the document itself too, not only in its variables, however the
+    # document spells it: GraphQL's \u0000 and \u{0}, and JSON escaping the backslash itself.
+    for spelled in ("\\\\u0000", "\\\\u{0}", "\\\\u{000000}", "\\u005cu0000", "\\u005cu{0}"):
+        literal = (
+            '{"query": "mutation { createFlowRun(input: {flowName: \\"etl\\", labels: [\\"g'
+            + spelled
+            + '\\"]}) { flowRun { labels } } }"}'
+        )
+        answer = httpx.post(f"{server.url}/graphql", content=literal, headers={
+            "authorization": f"Bearer {server.admin_key}", "content-type": "application/json"})  # fmt: skip
+        assert answer.status_code == 200, (spelled, answer.text)
+        assert answer.json()["data"]["createFlowRun"]["flowRun"]["labels"] == ["g\\x00"], (spelled, answer.text)
 
 
 def test_runs_no_agent_can_take_do_not_starve_the_queue(server: ServerProcess) -> None:

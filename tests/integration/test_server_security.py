@@ -91,6 +91,38 @@ def test_roles_limit_what_a_key_may_do(server: ServerProcess) -> None:
             user.get_runs_in_queue([])
 
 
+def test_a_run_token_reports_only_its_run_and_dies_when_the_run_is_claimed_again(
+    server: ServerProcess,
+) -> None:
+    with server.client() as admin:
+        admin.register_flow("etl", STRUCTURE, STORAGE)
+        run, other = admin.create_flow_run(flow_name="etl"), admin.create_flow_run(flow_name="etl")
+        agent_key = admin.create_api_key("agent").key
+    with server.client(agent_key) as agent:
+        first = agent.set_flow_run_states([flow_change(run.id, "Submitted", 1)])[0]
+        assert first.ok and first.run_token and first.run_token.startswith(f"nbr_{run.id}_")
+    with server.client(first.run_token) as flow_process:
+        written = flow_process.set_task_run_states([task_change(run.id, "t-1", "a", "Running", execution=2)])
+        assert written[0].ok, written
+        with pytest.raises(AuthError, match=f"may only report its own run \\({run.id}\\)"):
+            flow_process.set_task_run_states([task_change(other.id, "t-2", "a", "Running", execution=2)])
+        # Used again and again, as a flow process does: the server remembers it for a moment...
+        assert flow_process.set_task_run_states([task_change(run.id, "t-1", "a", "Success", execution=2)])[0].ok
+    with server.client(agent_key) as agent:  # ... the agent gives the run back, and it is claimed again
+        released = agent.set_flow_run_states([flow_change(run.id, "Scheduled", first.version)])[0]
+        assert released.ok, released
+        second = agent.set_flow_run_states([flow_change(run.id, "Submitted", released.version)])[0]
+        assert second.ok and second.run_token not in (None, first.run_token)
+    # ... and the old token stops working at once; the new one works.
+    answer = post(server, "{ __typename }", first.run_token)
+    assert answer.status_code == 401 and "invalid or revoked" in answer.text
+    with server.client(second.run_token) as flow_process:
+        written = flow_process.set_task_run_states(
+            [task_change(run.id, "t-3", "a", "Running", execution=second.version)]
+        )
+        assert written[0].ok, written
+
+
 def test_another_tenant_sees_nothing_and_touches_nothing(server: ServerProcess) -> None:
     with server.client() as admin:
         admin.register_flow("etl", STRUCTURE, STORAGE)

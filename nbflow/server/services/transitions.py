@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from nbflow.core.record import StateRecord, StateResult, new_id
 from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
-from nbflow.server.auth import new_run_token
+from nbflow.server.auth import forget_run_token, new_run_token
 from nbflow.server.errors import RequestError
 from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import concurrency, journal
@@ -141,6 +141,7 @@ async def set_flow_run_state(
     token = None
     if change.type is S.SUBMITTED:  # a new execution: a token of its own, the old one dies
         token, values["run_token_hash"] = new_run_token(run.id)
+        forget_run_token(run.run_token_hash)
     result = await session.execute(
         update(FlowRun).where(FlowRun.id == run.id, FlowRun.version == seen).values(**values)
     )
