@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
 from nbflow.core.record import STATE, LogRecord, StateRecord, cut
+from nbflow.server.db import PerDialect, one_of
 from nbflow.server.models import RunEvent, Tenant
 
 if TYPE_CHECKING:
@@ -152,8 +153,10 @@ def _postgres_append() -> TextClause:
 
 
 _PG_APPEND = _postgres_append()
-_RECORDED = select(RunEvent.transition_id).where(
-    RunEvent.tenant_id == bindparam("tenant"), RunEvent.transition_id.in_(bindparam("ids", expanding=True))
+_RECORDED = PerDialect(
+    lambda postgres: select(RunEvent.transition_id).where(
+        RunEvent.tenant_id == bindparam("tenant"), one_of(RunEvent.transition_id, "ids", postgres=postgres)
+    )
 )
 
 
@@ -184,5 +187,9 @@ async def recorded_transitions(
     found: set[str] = set()
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        found.update((await connection.execute(_RECORDED, {"tenant": tenant_id, "ids": chunk})).scalars())
+        found.update(
+            (
+                await connection.execute(_RECORDED.on(connection), {"tenant": tenant_id, "ids": chunk})
+            ).scalars()
+        )
     return found

@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, insert, select, update
 from nbflow.core.record import StateRecord, StateResult, new_id
 from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
 from nbflow.server.auth import forget_run_token, new_run_token
+from nbflow.server.db import PerDialect, one_of
 from nbflow.server.errors import RequestError
 from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import concurrency, journal
@@ -212,13 +213,17 @@ _UPDATE_TASK_RUN = (
     .where(TaskRun.id == bindparam("row_id"), TaskRun.version < bindparam("new_version"))
     .values({k: bindparam(f"new_{k}") for k in _CHANGED})
 )
-_OWNING_EXECUTIONS = (
-    select(FlowRun.id, FlowRun.execution)
-    .where(FlowRun.tenant_id == bindparam("tenant_id"), FlowRun.id.in_(bindparam("run_ids", expanding=True)))
-    .order_by(FlowRun.id)
-    .with_for_update(read=True)
+_OWNING_EXECUTIONS = PerDialect(
+    lambda postgres: (
+        select(FlowRun.id, FlowRun.execution)
+        .where(FlowRun.tenant_id == bindparam("tenant_id"), one_of(FlowRun.id, "run_ids", postgres=postgres))
+        .order_by(FlowRun.id)
+        .with_for_update(read=True)
+    )
 )
-_TASK_ROWS = select(TaskRun.__table__).where(TaskRun.id.in_(bindparam("ids", expanding=True)))
+_TASK_ROWS = PerDialect(
+    lambda postgres: select(TaskRun.__table__).where(one_of(TaskRun.id, "ids", postgres=postgres))
+)
 
 
 def _apply_task_change(
@@ -284,13 +289,16 @@ async def owning_executions(session: AsyncSession, tenant_id: str, run_ids: set[
     execution's record after the change that superseded it."""
     await session.flush()  # runs this transaction made as ORM objects are rows before we read them
     connection = await session.connection()
-    found = await connection.execute(_OWNING_EXECUTIONS, {"tenant_id": tenant_id, "run_ids": list(run_ids)})
+    found = await connection.execute(
+        _OWNING_EXECUTIONS.on(connection), {"tenant_id": tenant_id, "run_ids": list(run_ids)}
+    )
     return {run_id: execution for run_id, execution in found}
 
 
 async def _task_rows(session: AsyncSession, ids: set[str]) -> dict[str, dict[str, Any]]:
     # Every tenant's rows: an id another tenant uses must be refused, not collide on insert.
-    found = await (await session.connection()).execute(_TASK_ROWS, {"ids": list(ids)})
+    connection = await session.connection()
+    found = await connection.execute(_TASK_ROWS.on(connection), {"ids": list(ids)})
     return {r["id"]: dict(r) for r in found.mappings()}
 
 
