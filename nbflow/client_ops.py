@@ -361,11 +361,14 @@ def set_flow_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[Stat
     return Operation(query, variables, lambda d: _results(d["setFlowRunStates"]))
 
 
-def set_task_run_states(states: Sequence[dict[str, Any]]) -> Operation[list[StateResult]]:
-    """Task-run state changes as ``StateRecord.to_wire()`` dicts."""
-    query = """mutation($states: [TaskRunStateInput!]!) { setTaskRunStates(states: $states) {
-        id ok version state error } }"""
-    variables = {"states": [graphql_input(s) for s in states]}
+def set_task_run_states(
+    states: Sequence[dict[str, Any]], *, refused_only: bool = False
+) -> Operation[list[StateResult]]:
+    """Task-run state changes as ``StateRecord.to_wire()`` dicts; the results of all, or with
+    ``refused_only`` those of the changes the server refused (an empty list: all taken)."""
+    query = """mutation($states: [TaskRunStateInput!]!, $refusedOnly: Boolean!) {
+        setTaskRunStates(states: $states, refusedOnly: $refusedOnly) { id ok version state error } }"""
+    variables = {"states": [graphql_input(s) for s in states], "refusedOnly": refused_only}
     return Operation(query, variables, lambda d: _results(d["setTaskRunStates"]))
 
 

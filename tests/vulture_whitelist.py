@@ -37,3 +37,4 @@ signum, frame  # signal handler signature
 _outcome_size, _outcome_to_frames, _outcome_from_frames  # dask.sizeof and serialization dispatch (dask_worker.py)
 in_use, holders, _.acquire_concurrency_slots, _.release_concurrency_slots  # GraphQL fields (schema/concurrency.py)
 next_cursor  # GraphQL field: where the next keyset page of flowRuns starts (schema/types.py)
+app_from_environment  # uvicorn imports it by name in each worker (server_cmds.py)

@@ -161,7 +161,7 @@ def make_sender(client: Client, *, on_superseded: Callable[[], None] | None = No
             if kind == LOG:
                 client.write_run_logs(entries)
             elif kind == TASK_STATE:
-                for result in client.set_task_run_states(entries):
+                for result in client.set_task_run_states(entries, refused_only=True):
                     if not result.ok:
                         refused(result.error)
                         logger.warning("task run %s: the server refused a state: %s", result.id, result.error)

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
 from nbflow.commands.common import command_group
+from nbflow.core.errors import NbflowError
 
 if TYPE_CHECKING:
     import argparse
 
+    from starlette.applications import Starlette
+
 
 def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+#: The server's settings as JSON, for the app factory in each worker process.
+SETTINGS_ENV = "NBFLOW_SERVER_SETTINGS"
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -23,16 +32,51 @@ def cmd_start(args: argparse.Namespace) -> int:
     import uvicorn
 
     from nbflow._version import __version__
-    from nbflow.config import config_path, write_config
     from nbflow.core.settings import private_files
-    from nbflow.server.app import Settings, create_app
+    from nbflow.server.app import Settings
     from nbflow.server.db import normalize_url
 
     private_files()  # the SQLite database, its WAL and the config are this user's alone
+    if args.workers < 1:
+        raise NbflowError(f"--workers must be 1 or more, got {args.workers}")
     url = f"http://{args.host}:{args.port}"
     database = normalize_url(args.db)
+    # Every setting `server start` has a flag for is named alike in Settings.
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
+    # The app is made by each worker process from these (the factory below): the same way
+    # for one worker as for several.
+    os.environ[SETTINGS_ENV] = json.dumps({**flags, "database_url": database, "url": url})
+    workers = f", {args.workers} worker processes" if args.workers > 1 else ""
+    print(f"nbflow server {__version__} on {url} (database {_redacted(database)}{workers})", flush=True)
+    if args.workers > 1 and make_url(database).get_backend_name() == "sqlite":
+        if make_url(database).database in (None, "", ":memory:"):
+            raise NbflowError("--workers needs a database the processes share: a SQLite file or PostgreSQL")
+        print("note: several workers share one SQLite file; PostgreSQL suits them better", flush=True)
+    print(f"web UI: {url}/ (sign in with an API key)", flush=True)
+    # Live-feed streams never end by themselves: give them a few seconds, then close them.
+    uvicorn.run(
+        f"{__name__}:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=3,
+    )
+    return 0
+
+
+def app_from_environment() -> Starlette:
+    """The server app of one worker process, from the settings ``cmd_start`` put in the
+    environment (uvicorn imports and calls this in each worker)."""
+    from nbflow.config import config_path, write_config
+    from nbflow.server.app import Settings, create_app
+
+    options = json.loads(os.environ[SETTINGS_ENV])
+    url = options.pop("url")
 
     def on_bootstrap(key: str) -> None:
+        # Only the process that made the database gets here: the key is shown once.
         write_config(url, key)
         print(
             "nbflow server: new database, so it made the tenant 'default' and its admin key,\n"
@@ -41,20 +85,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    # Every setting `server start` has a flag for is named alike in Settings.
-    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
-    settings = Settings(**flags, database_url=database, on_bootstrap=on_bootstrap)
-    print(f"nbflow server {__version__} on {url} (database {_redacted(database)})", flush=True)
-    print(f"web UI: {url}/ (sign in with an API key)", flush=True)
-    # Live-feed streams never end by themselves: give them a few seconds, then close them.
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=3,
-    )
-    return 0
+    return create_app(Settings(**options, on_bootstrap=on_bootstrap))
 
 
 def cmd_tenants_create(args: argparse.Namespace) -> int:
@@ -84,6 +115,13 @@ def add(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--db", metavar="URL", help="database URL (default: SQLite file under NBFLOW_HOME)")
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=4200)
+    start.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port (for a CPU-bound server; PostgreSQL recommended)",
+    )
     start.add_argument("--scheduler-interval", type=float, default=10.0, metavar="SECONDS")
     start.add_argument("--heartbeat-timeout", type=float, default=60.0, metavar="SECONDS")
     start.add_argument("--submitted-timeout", type=float, default=60.0, metavar="SECONDS")

@@ -170,7 +170,10 @@ def test_a_huge_or_hostile_run_request_is_refused(server: ServerProcess) -> None
         answer = httpx.post(f"{server.url}/graphql", content=literal, headers={
             "authorization": f"Bearer {server.admin_key}", "content-type": "application/json"})  # fmt: skip
         assert answer.status_code == 200, (spelled, answer.text)
-        assert answer.json()["data"]["createFlowRun"]["flowRun"]["labels"] == ["g\\x00"], (spelled, answer.text)
+        assert answer.json()["data"]["createFlowRun"]["flowRun"]["labels"] == ["g\\x00"], (
+            spelled,
+            answer.text,
+        )
 
 
 def test_runs_no_agent_can_take_do_not_starve_the_queue(server: ServerProcess) -> None:

@@ -102,9 +102,21 @@ def test_state_updates_with_a_version_conflict(server: ServerProcess) -> None:
         assert not late[0].ok and late[0].error == "a task run cannot go from Success to Failed"
         zombie = client.set_task_run_states([task_change(run.id, "t-2", "load", "Running", execution=1)])
         assert not zombie[0].ok and "superseded execution" in zombie[0].error
+        # What an agent asks for: only the refusals (none, when all were taken).
+        mixed = [
+            task_change(run.id, "t-3", "load", "Running", execution=2),
+            task_change(run.id, "t-4", "load", "Running", execution=1),
+            task_change(run.id, "t-5", "load", "Running", execution=2),
+        ]
+        (refused,) = client.set_task_run_states(mixed, refused_only=True)
+        assert refused.id == "t-4" and not refused.ok and "superseded execution" in (refused.error or "")
+        assert client.set_task_run_states(mixed[2:], refused_only=True) == []  # re-delivered: taken
+        assert [t.task_slug for t in client.flow_run(run.id).task_runs].count("load") == 2
         shown = client.flow_run(run.id)
         assert shown.state == "Running"
-        assert [(t.task_slug, t.state, t.version) for t in shown.task_runs] == [("extract", "Success", 2)]
+        assert [(t.task_slug, t.state, t.version) for t in shown.task_runs if t.task_slug == "extract"] == [
+            ("extract", "Success", 2)
+        ]
 
 
 def test_logs_are_written_once_and_read_in_order(server: ServerProcess) -> None:

@@ -107,7 +107,10 @@ def test_a_run_token_reports_only_its_run_and_dies_when_the_run_is_claimed_again
         with pytest.raises(AuthError, match=f"may only report its own run \\({run.id}\\)"):
             flow_process.set_task_run_states([task_change(other.id, "t-2", "a", "Running", execution=2)])
         # Used again and again, as a flow process does: the server remembers it for a moment...
-        assert flow_process.set_task_run_states([task_change(run.id, "t-1", "a", "Success", execution=2)])[0].ok
+        (succeeded,) = flow_process.set_task_run_states(
+            [task_change(run.id, "t-1", "a", "Success", execution=2)]
+        )
+        assert succeeded.ok
     with server.client(agent_key) as agent:  # ... the agent gives the run back, and it is claimed again
         released = agent.set_flow_run_states([flow_change(run.id, "Scheduled", first.version)])[0]
         assert released.ok, released

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Annotated
 
 import strawberry
 
@@ -159,7 +160,16 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
 
     @strawberry.mutation(permission_classes=[CanWriteRuns])
     async def set_task_run_states(
-        self, info: strawberry.Info, states: list[TaskRunStateInput]
+        self,
+        info: strawberry.Info,
+        states: list[TaskRunStateInput],
+        refused_only: Annotated[
+            bool,
+            strawberry.argument(
+                description="Answer only with the changes refused (what an agent acts on): a "
+                "batch's answer is then empty when all were taken, and costs nothing to make."
+            ),
+        ] = False,
     ) -> list[StateResultType]:
         """Task-run state changes of the executions that own their runs."""
         c = ctx(info)
@@ -168,7 +178,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
         async with c.sessions.begin() as session:
             results = await transitions.set_task_run_states(session, c.tenant_id, changes)
         c.notifier.notify()
-        return _results(results)
+        return _results([r for r in results if not r.ok] if refused_only else results)
 
     @strawberry.mutation(permission_classes=[CanWriteRuns], description="Returns how many lines were new.")
     async def write_run_logs(self, info: strawberry.Info, logs: list[LogInput]) -> int:
