@@ -88,13 +88,12 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
         """A new run (or the run an earlier call with the same idempotency key made)."""
         c = ctx(info)
         async with c.sessions.begin() as session:
-            flow = await flow_service.get_flow(
+            flow, version = await flow_service.get_flow_and_latest_version(
                 session, c.tenant_id, flow_id=input.flow_id, name=input.flow_name
             )
             parameters = input.parameters
             if parameters is not None and not isinstance(parameters, dict):
                 raise RequestError("parameters must be a JSON object of name: value")
-            version = await flow_service.latest_version(session, flow.id)
             run, created = await run_service.create_flow_run(
                 session,
                 c.tenant_id,

@@ -153,13 +153,31 @@ async def get_flow(
     session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
 ) -> Flow:
     """A flow of the tenant by id or name; ``NotFound`` otherwise."""
+    flow, _ = await _find_flow(session, _FLOW, tenant_id, flow_id, name)
+    return flow
+
+
+async def get_flow_and_latest_version(
+    session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
+) -> tuple[Flow, FlowVersion | None]:
+    """``get_flow`` and its newest version (``None`` before the first), in one query."""
+    return await _find_flow(session, _FLOW_AND_LATEST, tenant_id, flow_id, name)
+
+
+async def _find_flow(
+    session: AsyncSession,
+    queries: dict[str, Any],
+    tenant_id: str,
+    flow_id: str | None,
+    name: str | None,
+) -> tuple[Flow, FlowVersion | None]:
     if flow_id is None and name is None:
         raise RequestError("give a flow id or a flow name")
-    query, key = (_FLOW_BY_ID, flow_id) if flow_id is not None else (_FLOW_BY_NAME, name)
-    flow = (await session.execute(query, {"tenant": tenant_id, "key": key})).scalar_one_or_none()
-    if flow is None:
+    query, key = (queries["id"], flow_id) if flow_id is not None else (queries["name"], name)
+    found = (await session.execute(query, {"tenant": tenant_id, "key": key})).first()
+    if found is None:
         raise NotFound(f"no flow {flow_id or name!r} in this tenant")
-    return flow
+    return found[0], (found[1] if len(found) > 1 else None)
 
 
 async def list_flows(
@@ -232,5 +250,23 @@ _LATEST_VERSION = (
     .order_by(FlowVersion.version.desc())
     .limit(1)
 )
-_FLOW_BY_ID = select(Flow).where(Flow.tenant_id == bindparam("tenant"), Flow.id == bindparam("key"))
-_FLOW_BY_NAME = select(Flow).where(Flow.tenant_id == bindparam("tenant"), Flow.name == bindparam("key"))
+_NEWEST_VERSION_ID = (
+    select(FlowVersion.id)
+    .where(FlowVersion.flow_id == Flow.id)
+    .order_by(FlowVersion.version.desc())
+    .limit(1)
+    .correlate(Flow)
+    .scalar_subquery()
+)
+
+
+def _by_key(*entities: Any) -> dict[str, Any]:
+    """The query of a flow by id and by name (with ``entities``' columns)."""
+    base = select(*entities).where(Flow.tenant_id == bindparam("tenant"))
+    if len(entities) > 1:  # the newest version beside it (none before the first)
+        base = base.outerjoin(FlowVersion, FlowVersion.id == _NEWEST_VERSION_ID)
+    return {"id": base.where(Flow.id == bindparam("key")), "name": base.where(Flow.name == bindparam("key"))}
+
+
+_FLOW = _by_key(Flow)
+_FLOW_AND_LATEST = _by_key(Flow, FlowVersion)
