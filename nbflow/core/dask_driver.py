@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
-from nbflow.core.record import StateRecord, new_id, record_from_wire
+from nbflow.core.record import StateRecord, new_id, record_from_own_wire
 from nbflow.core.states import StateType
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ class _DaskRun:
     def _take(self, packed: bytes) -> None:
         runner = self.runner
         for wire in msgpack.unpackb(packed):
-            record = record_from_wire(wire)
+            record = record_from_own_wire(wire)
             runner.stream.emit(record)
             if isinstance(record, StateRecord) and record.task is not None and record.is_finished():
                 task = self.by_run_id.get(record.task_run_id or "")
