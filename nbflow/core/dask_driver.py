@@ -1,22 +1,26 @@
-"""The Dask driver: the whole graph goes to the cluster in one message; records stream back.
+"""The Dask driver: the graph goes to the cluster in a few batches; records stream back.
 
-Every task to run becomes a Dask task of one graph, handed over in a single
-``update_graph`` (``client.get(graph, keys, sync=False)``); each reads its upstream
-tasks' outcomes by key, so the scheduler starts a task the moment its inputs exist and
-the data never passes through this process. A task's trigger is decided on the worker,
-from its upstream states. Workers send their records (states and log lines) as events of
-one topic (``Worker.log_event``), batched; this process decodes them in the driver's
-thread, not on the event loop that the client (and on a LocalCluster the scheduler)
-runs on, re-emits them on the run's stream and learns from the final states that tasks
-finished.
+Every task to run becomes a Dask task of one graph, handed over in batches of the task
+order (``client.get(graph, keys, sync=False)``, one ``update_graph`` each: 64 tasks, then
+twice as many each time, at most ``BATCH_MOST``), so the cluster runs the first tasks
+while this process builds the rest and the scheduler takes it in, as it runs raw Dask's
+tasks while they are submitted one by one (in one batch a fan of 10,000 waited ~2 s for
+the whole graph to be built, sent and taken in). Each task reads its upstream tasks'
+outcomes by key, so the scheduler starts a task the moment its inputs exist and the data
+never passes through this process. A task's trigger is decided on the worker, from its
+upstream states. Workers send their records (states and log lines) as events of one
+topic (``Worker.log_event``), batched; this process decodes them in the driver's thread,
+not on the event loop that the client (and on a LocalCluster the scheduler) runs on,
+re-emits them on the run's stream and learns from the final states that tasks finished.
 
 This process holds futures only for what comes back or ends the graph: the results the
 caller keeps, the residues of the others (``Task.residue``, computed on the cluster), and
-the graph's sinks. It holds none in between, so the cluster frees a result the moment
-its readers are done, as it does for raw Dask. A task the cluster loses (its worker died
-too often, its outcome could not be unpickled) errs, and Dask errs every task reading it,
-down to a future held here: that is how a lost task is noticed; the scheduler then says
-which unfinished tasks erred, and why.
+the graph's sinks; and, until the batch reading them is sent, the results a later batch
+reads (else the cluster drops one whose readers so far are done). It holds none in
+between, so the cluster frees a result the moment its readers are done, as it does for
+raw Dask. A task the cluster loses (its worker died too often, its outcome could not be
+unpickled) errs, and Dask errs every task reading it, down to a future held here: that is
+how a lost task is noticed; the scheduler then says which unfinished tasks erred, and why.
 """
 
 from __future__ import annotations
@@ -69,6 +73,9 @@ def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
     except KeyboardInterrupt:  # Ctrl-C: cancel what the cluster has not finished
         runner.cancel("interrupted")
         run.cancel_unfinished()
+    except Exception:  # e.g. a task that cannot be pickled, in a batch after others ran
+        run.cancel_unfinished()
+        raise
     finally:
         client.unsubscribe_topic(run.topic)
         run.take_records()  # what came after the last final state (a cancelled run's stragglers)
@@ -254,7 +261,8 @@ class _DaskRun:
     def cancel_unfinished(self) -> None:
         """Ask the cluster to drop what has not finished (cancelling a held future drops the
         tasks only it was waiting for)."""
-        self.client.cancel([self.held[t] for t in self.pending if t in self.held])
+        self.client.cancel([self.held[t] for t in self.pending if t in self.held] + self.bridges)
+        self.bridges.clear()
 
     def _lost(self, gone: dict[Task, Any]) -> None:
         """Held futures (of these tasks) will not finish: the unfinished tasks among them and

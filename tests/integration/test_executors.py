@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 
 import pytest
@@ -173,6 +174,37 @@ def test_a_run_on_a_client_that_lives_on_leaves_nothing_on_the_cluster() -> None
     ):
         state = build_multi_branch_flow().run(executor=DaskExecutor(client=client), echo=False)
         assert summarize(state)["combine"] == ("Success", {"squares": 385, "cubes": 3025, "evens": 5})
+        assert _tasks_left_on(client) == []
+
+
+_LOCK = threading.Lock()
+
+
+def test_a_task_that_cannot_be_sent_in_a_later_batch_fails_the_run_and_nothing_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that cannot be pickled raises out of the run, as the one graph did; the
+    batches sent before it (already running) are cancelled, and the cluster keeps nothing."""
+    from distributed import Client, LocalCluster
+
+    from nbflow import Task
+
+    def step(x: int) -> int:
+        return x + 1
+
+    flow = Flow("unsendable")
+    previous = flow.add_task(Task(lambda: 0, name="start"))
+    for i in range(6):
+        previous = flow.add_task(Task(step, name=f"s{i}"))
+        flow.add_edge(flow.get_task(f"s{i - 1}") if i else flow.get_task("start"), previous, key="x")
+    flow.add_edge(previous, Task(lambda x: _LOCK, name="holds_a_lock"), key="x")  # pickled by value, lock too
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", 2)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        with pytest.raises(TypeError, match="serialize"):
+            FlowRunner(flow, executor=DaskExecutor(client=client), echo=False).run()
         assert _tasks_left_on(client) == []
 
 
