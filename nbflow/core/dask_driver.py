@@ -1,22 +1,26 @@
-"""The Dask driver: the whole graph goes to the cluster in one message; records stream back.
+"""The Dask driver: the graph goes to the cluster in a few batches; records stream back.
 
-Every task to run becomes a Dask task of one graph, handed over in a single
-``update_graph`` (``client.get(graph, keys, sync=False)``); each reads its upstream
-tasks' outcomes by key, so the scheduler starts a task the moment its inputs exist and
-the data never passes through this process. A task's trigger is decided on the worker,
-from its upstream states. Workers send their records (states and log lines) as events of
-one topic (``Worker.log_event``), batched; this process decodes them in the driver's
-thread, not on the event loop that the client (and on a LocalCluster the scheduler)
-runs on, re-emits them on the run's stream and learns from the final states that tasks
-finished.
+Every task to run becomes a Dask task of one graph, handed over in batches of the task
+order (``client.get(graph, keys, sync=False)``, one ``update_graph`` each: 64 tasks, then
+twice as many each time, at most ``BATCH_MOST``), so the cluster runs the first tasks
+while this process builds the rest and the scheduler takes it in, as it runs raw Dask's
+tasks while they are submitted one by one (in one batch a fan of 10,000 waited ~2 s for
+the whole graph to be built, sent and taken in). Each task reads its upstream tasks'
+outcomes by key, so the scheduler starts a task the moment its inputs exist and the data
+never passes through this process. A task's trigger is decided on the worker, from its
+upstream states. Workers send their records (states and log lines) as events of one
+topic (``Worker.log_event``), batched; this process decodes them in the driver's thread,
+not on the event loop that the client (and on a LocalCluster the scheduler) runs on,
+re-emits them on the run's stream and learns from the final states that tasks finished.
 
 This process holds futures only for what comes back or ends the graph: the results the
 caller keeps, the residues of the others (``Task.residue``, computed on the cluster), and
-the graph's sinks. It holds none in between, so the cluster frees a result the moment
-its readers are done, as it does for raw Dask. A task the cluster loses (its worker died
-too often, its outcome could not be unpickled) errs, and Dask errs every task reading it,
-down to a future held here: that is how a lost task is noticed; the scheduler then says
-which unfinished tasks erred, and why.
+the graph's sinks; and, until the batch reading them is sent, the results a later batch
+reads (else the cluster drops one whose readers so far are done). It holds none in
+between, so the cluster frees a result the moment its readers are done, as it does for
+raw Dask. A task the cluster loses (its worker died too often, its outcome could not be
+unpickled) errs, and Dask errs every task reading it, down to a future held here: that is
+how a lost task is noticed; the scheduler then says which unfinished tasks erred, and why.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from nbflow.core.dask_worker import RemoteOutcome, dask_key, residue_of, run_task_remote
-from nbflow.core.record import StateRecord, new_id, record_from_wire
+from nbflow.core.record import StateRecord, new_id, record_from_own_wire
 from nbflow.core.states import StateType
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from nbflow.core.runner import FlowRunner
     from nbflow.core.states import State
@@ -49,13 +53,19 @@ LOOK_EVERY = 1.0
 _FORGOTTEN = (None, "released", "forgotten")
 ON_THEIR_WAY = 0.25
 """Seconds the driver gives records already sent to arrive before it ends lost tasks."""
+BATCH_FIRST = 64
+"""Tasks in the first batch of the graph sent to the cluster; each next batch twice the last."""
+BATCH_MOST = 1024
+"""Tasks in a batch at most: the scheduler takes a batch in at once, and meanwhile hears
+nothing of the running tasks (with few tasks queued on them, the workers wait)."""
 
 
 def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
     """Run the flow on the executor's ``distributed.Client``."""
     run = _DaskRun(runner)
     client = run.client
-    client.subscribe_topic(run.topic, run.arrive)
+    arrive, close = _mailbox(run.inbox)
+    client.subscribe_topic(run.topic, arrive)
     try:
         run.submit_all(info)
         run.follow()
@@ -63,9 +73,33 @@ def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
     except KeyboardInterrupt:  # Ctrl-C: cancel what the cluster has not finished
         runner.cancel("interrupted")
         run.cancel_unfinished()
+    except Exception:  # e.g. a task that cannot be pickled, in a batch after others ran
+        run.cancel_unfinished()
+        raise
     finally:
         client.unsubscribe_topic(run.topic)
         run.take_records()  # what came after the last final state (a cancelled run's stragglers)
+        close()
+
+
+def _mailbox(inbox: queue.SimpleQueue[bytes]) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    """What the client calls with each batch of records of the run's topic (on its event
+    loop, which on a LocalCluster also runs the scheduler: it only hands the batch over),
+    and what closes it. The client keeps a topic's handler after ``unsubscribe_topic``
+    (distributed never removes it), so the handler holds the inbox only, and not after the
+    run: a handler holding the run kept every future it held, and with them its results
+    on the cluster, for as long as the client lived."""
+    box: list[queue.SimpleQueue[bytes] | None] = [inbox]
+
+    def arrive(event: tuple[float, dict[str, Any]]) -> None:
+        target = box[0]
+        if target is not None:
+            target.put(event[1]["records"])
+
+    def close() -> None:
+        box[0] = None
+
+    return arrive, close
 
 
 def client_of(runner: FlowRunner) -> Any:
@@ -92,24 +126,27 @@ class _DaskRun:
         self.by_run_id: dict[str, Task] = {}
         self.pending: set[Task] = set()  # submitted, no final record yet
         self.watched: dict[Task, Any] = {}  # the held futures of pending tasks
-
-    def arrive(self, event: tuple[float, dict[str, Any]]) -> None:
-        """A batch of records from a worker. Runs on the client's event loop, which on a
-        LocalCluster also runs the scheduler: only hand it over."""
-        self.inbox.put(event[1]["records"])
+        self.readers: dict[Task, list[Task]] = {}  # the submitted tasks reading each one
+        self.residue_keys: dict[Task, Any] = {}
+        self.batches: list[int] = []  # the tasks in each batch sent
+        # Futures of results a later batch reads, held until that batch is sent.
+        self.bridges: list[Any] = []
 
     # -- submitting ----------------------------------------------------------
 
     def submit_all(self, info: RunInfo) -> None:
-        """One Dask task per task to run (a task of an earlier run is reused here), one graph."""
-        from dask.highlevelgraph import HighLevelGraph
+        """One Dask task per task to run (a task of an earlier run is reused here), sent in
+        batches of the task order, each batch twice the last (up to ``BATCH_MOST``): the
+        cluster runs the first tasks while this process builds and the scheduler takes in
+        the rest, as it runs raw Dask's tasks while they are submitted one by one."""
         from dask.task_spec import Task as DaskTask
         from dask.task_spec import TaskRef
 
         runner, keys = self.runner, self.keys
-        flow, keep = runner.flow, runner.plan.keep
+        flow, keep, downstream = runner.flow, runner.plan.keep, runner.plan.downstream
+        batch: list[Task] = []
         graph: dict[Any, Any] = {}
-        residue_keys: dict[Task, Any] = {}
+        size = BATCH_FIRST
         for task in runner.order:
             if task in runner.initial_states:
                 runner.finished(task, runner.reuse(task))
@@ -130,31 +167,54 @@ class _DaskRun:
                 info, needed, self.topic, task in runner.requested, *outcomes,
             )  # fmt: skip
             self.upstream[task] = [e.upstream for e in edges if e.upstream in keys]
+            self.readers[task] = [d for d in downstream[task] if d not in runner.initial_states]
             self.by_run_id[run_id] = task
             if not keep(task) and task.has_residue():
-                residue_keys[task] = ("residue_of", key[1])
-                graph[residue_keys[task]] = DaskTask(residue_keys[task], residue_of, task, TaskRef(key))
-        if not graph:
-            return
-        self.pending = set(keys)
-        read = {u for ups in self.upstream.values() for u in ups}
+                self.residue_keys[task] = residue = ("residue_of", key[1])
+                graph[residue] = DaskTask(residue, residue_of, task, TaskRef(key))
+            batch.append(task)
+            if len(batch) >= size:
+                self._send(graph, batch)
+                batch, graph, size = [], {}, min(2 * size, BATCH_MOST)
+        if batch:
+            self._send(graph, batch)
+        # The scheduler has every reader of the bridges now: it keeps each result until they are done.
+        self.bridges.clear()
+
+    def _send(self, graph: dict[Any, Any], batch: list[Task]) -> None:
+        """One batch of the graph to the cluster (one ``update_graph``), with futures of what
+        comes back or ends the graph, and of the results tasks of later batches read."""
+        from dask.highlevelgraph import HighLevelGraph
+
+        keep, keys = self.runner.plan.keep, self.keys
         wanted: dict[Any, Task] = {}
-        for task, key in keys.items():
+        bridges: list[Any] = []
+        for task in batch:
+            key = keys[task]
             if keep(task):
                 wanted[key] = task
                 self.kept.append(task)
-            elif task in residue_keys:
-                wanted[residue_keys[task]] = task
+            elif task in self.residue_keys:
+                wanted[self.residue_keys[task]] = task
                 self.residues.append(task)
-            elif task not in read:
+            elif not self.readers[task]:
                 wanted[key] = task
+            if key not in wanted and any(d not in keys for d in self.readers[task]):
+                bridges.append(key)  # read by a task not sent yet: the cluster must not drop it
+        self.pending.update(batch)
         # As a HighLevelGraph: a plain dict would be tokenized whole (every task pickled once
         # more, in this process) to name the graph; this one is named by the run's topic.
+        # ``fifo_timeout=0``: each batch a later generation, so the scheduler prefers the
+        # earlier batches' tasks (each batch's own order restarts at zero).
+        name = f"{self.topic}-{len(self.batches)}"
         futures = self.client.get(
-            HighLevelGraph.from_collections(self.topic, graph), list(wanted), sync=False
+            HighLevelGraph.from_collections(name, graph), [*wanted, *bridges], sync=False, fifo_timeout=0
         )
-        self.held = dict(zip(wanted.values(), futures, strict=True))
-        self.watched = dict(self.held)
+        self.batches.append(len(batch))
+        held = dict(zip(wanted.values(), futures, strict=False))
+        self.held.update(held)
+        self.watched.update(held)
+        self.bridges.extend(futures[len(wanted) :])
 
     # -- following -----------------------------------------------------------
 
@@ -190,7 +250,7 @@ class _DaskRun:
     def _take(self, packed: bytes) -> None:
         runner = self.runner
         for wire in msgpack.unpackb(packed):
-            record = record_from_wire(wire)
+            record = record_from_own_wire(wire)
             runner.stream.emit(record)
             if isinstance(record, StateRecord) and record.task is not None and record.is_finished():
                 task = self.by_run_id.get(record.task_run_id or "")
@@ -201,7 +261,8 @@ class _DaskRun:
     def cancel_unfinished(self) -> None:
         """Ask the cluster to drop what has not finished (cancelling a held future drops the
         tasks only it was waiting for)."""
-        self.client.cancel([self.held[t] for t in self.pending if t in self.held])
+        self.client.cancel([self.held[t] for t in self.pending if t in self.held] + self.bridges)
+        self.bridges.clear()
 
     def _lost(self, gone: dict[Task, Any]) -> None:
         """Held futures (of these tasks) will not finish: the unfinished tasks among them and

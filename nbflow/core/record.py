@@ -232,6 +232,17 @@ def record_from_wire(data: Mapping[str, Any]) -> Record:
     raise RecordError(f"a record needs kind 'state' or 'log', got {kind!r}")
 
 
+def record_from_own_wire(data: dict[str, Any]) -> Record:
+    """A record this engine made (``to_wire``) and sent itself between its own processes (a
+    Dask worker of the run to its driver): read as is, its fields not checked one by one
+    again. The driver reads two records per task and checking them was most of its work
+    per record (18 µs of 20); records from anywhere else go through ``record_from_wire``."""
+    values = dict(data)
+    if values.pop("kind") == STATE:
+        return StateRecord(**values)
+    return LogRecord(**values)
+
+
 # Field type (as annotated) -> (accepted Python types, how an error message names it).
 _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((str,), "a string"),

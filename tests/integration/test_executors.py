@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 
 import pytest
 
-from nbflow import DaskExecutor, EventStream, Flow, Parameter, StateType, task, triggers
+from nbflow import DaskExecutor, EventStream, Flow, FlowRunner, Parameter, StateType, task, triggers
+from nbflow.core import dask_driver
 
 pytestmark = pytest.mark.integration
 S = StateType
@@ -90,6 +93,119 @@ def test_same_results_on_local_threads_and_a_dask_local_cluster() -> None:
     # Output printed inside a Dask worker process comes back as the task's logs.
     assert len(logs["dask"]) == 1 and logs["dask"][0].startswith("squaring 12 numbers in pid ")
     assert logs["dask"][0] != f"squaring 12 numbers in pid {os.getpid()}"
+
+
+def test_a_graph_sent_to_dask_in_batches_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver sends the graph in batches (here of one and two tasks): a task reads the
+    outcomes of tasks of earlier batches, triggers and failures reach it across them."""
+
+    flow = build_multi_branch_flow()
+    expected = summarize(flow.run(parameters={"n": 12}, executor="local", echo=False))
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", 1)
+    monkeypatch.setattr(dask_driver, "BATCH_MOST", 2)
+    state = flow.run(parameters={"n": 12}, executor=DaskExecutor(n_workers=1, processes=False), echo=False)
+    assert summarize(state) == expected
+
+
+def test_a_result_read_by_later_batches_is_kept_for_them_then_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fan sent in several batches: the root, in the first, finishes before the last
+    batch reaches the scheduler; the driver holds its future until then (else the cluster
+    drops it, its readers done), and lets go after, so the cluster frees it as for raw Dask."""
+    from distributed import Client, LocalCluster
+
+    from nbflow import Task
+
+    @task
+    def root() -> int:
+        return 41
+
+    def reader(x: int) -> int:
+        return x + 1
+
+    flow = Flow("fan")
+    first = flow.add_task(root)
+    readers = [Task(reader, name=f"r{i}") for i in range(40)]
+    for r in readers:
+        flow.add_edge(first, r, key="x")
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", 4)
+    monkeypatch.setattr(dask_driver, "BATCH_MOST", 8)
+    stream = EventStream()
+    events: list = []
+    stream.subscribe(events.extend)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        runner = FlowRunner(
+            flow, executor=DaskExecutor(client=client), keep="terminal", stream=stream, echo=False
+        )
+        state = runner.run()
+        graphs = [e for _, e in client.get_events("scheduler") if e.get("action") == "update-graph"]
+        del runner
+        held = _tasks_left_on(client)
+    assert state.is_successful()
+    assert len(graphs) == 6  # 41 tasks: 4, 8, 8, 8, 8, 5
+    assert [state.result[r].result for r in readers] == [42] * 40
+    running = [e for e in events if e.kind == "state" and e.task == "root" and e.state == "Running"]
+    assert len(running) == 1  # the root ran once for all its readers
+    assert held == []
+
+
+def _tasks_left_on(client: object) -> list[str]:
+    """The tasks the scheduler still has, once it had time to hear of futures let go."""
+    held: list[str] = []
+    for _ in range(100):
+        held = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])  # type: ignore[attr-defined]
+        if not held:
+            break
+        time.sleep(0.05)
+    return held
+
+
+def test_a_run_on_a_client_that_lives_on_leaves_nothing_on_the_cluster() -> None:
+    """The client keeps a topic's handler after ``unsubscribe_topic``: a handler holding the
+    run held its futures, so every run's kept results stayed on the cluster as long as the
+    client lived (a notebook's). The results came back to this process; the cluster lets go."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        state = build_multi_branch_flow().run(executor=DaskExecutor(client=client), echo=False)
+        assert summarize(state)["combine"] == ("Success", {"squares": 385, "cubes": 3025, "evens": 5})
+        assert _tasks_left_on(client) == []
+
+
+_LOCK = threading.Lock()
+
+
+def test_a_task_that_cannot_be_sent_in_a_later_batch_fails_the_run_and_nothing_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch that cannot be pickled raises out of the run, as the one graph did; the
+    batches sent before it (already running) are cancelled, and the cluster keeps nothing."""
+    from distributed import Client, LocalCluster
+
+    from nbflow import Task
+
+    def step(x: int) -> int:
+        return x + 1
+
+    flow = Flow("unsendable")
+    previous = flow.add_task(Task(lambda: 0, name="start"))
+    for i in range(6):
+        previous = flow.add_task(Task(step, name=f"s{i}"))
+        flow.add_edge(flow.get_task(f"s{i - 1}") if i else flow.get_task("start"), previous, key="x")
+    flow.add_edge(previous, Task(lambda x: _LOCK, name="holds_a_lock"), key="x")  # pickled by value, lock too
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", 2)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        with pytest.raises(TypeError, match="serialize"):
+            FlowRunner(flow, executor=DaskExecutor(client=client), echo=False).run()
+        assert _tasks_left_on(client) == []
 
 
 @pytest.mark.slow
@@ -264,7 +380,10 @@ def _die() -> None:
     os._exit(1)  # the worker process dies mid-task, as on an out-of-memory kill
 
 
-def test_on_dask_a_task_whose_worker_dies_fails_and_so_do_its_readers() -> None:
+@pytest.mark.parametrize("batch", [64, 1])  # the whole graph in one batch, and a batch per task
+def test_on_dask_a_task_whose_worker_dies_fails_and_so_do_its_readers(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dask
     import distributed  # noqa: F401  (its config first: leaving dask.config.set drops what it added)
 
@@ -287,6 +406,7 @@ def test_on_dask_a_task_whose_worker_dies_fails_and_so_do_its_readers() -> None:
 
     with Flow("lost") as flow:
         reads(dies(before(source())))
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", batch)
     # One death is enough for Dask to give up on a task (by default it tries it four times).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         state = flow.run(executor=DaskExecutor(n_workers=2, processes=True), echo=False)
@@ -298,7 +418,10 @@ def test_on_dask_a_task_whose_worker_dies_fails_and_so_do_its_readers() -> None:
     assert "KilledWorker" in state.result["reads"].message
 
 
-def test_cancelling_a_dask_run_drops_what_has_not_finished() -> None:
+@pytest.mark.parametrize("batch", [64, 1])
+def test_cancelling_a_dask_run_drops_what_has_not_finished(
+    batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from nbflow import FlowRunner
@@ -321,6 +444,7 @@ def test_cancelling_a_dask_run_drops_what_has_not_finished() -> None:
     with Flow("stopped") as flow:
         done = quick()
         after(slow(done))
+    monkeypatch.setattr(dask_driver, "BATCH_FIRST", batch)
     stream = EventStream()
     runner = FlowRunner(flow, executor=DaskExecutor(n_workers=1, processes=True), stream=stream, echo=False)
 
