@@ -25,6 +25,7 @@ CASES = {
     "mapping": ["--sizes", "10", "--dask-sizes", "10", "--repeat", "1", "--skip-prefect"],
     "result_store": ["--small", "5", "--large", "2", "--mb", "0.1"],
     "server_throughput": ["--updates", "40", "--batch", "10", "--runs", "5", "--skip-peers"],
+    "server_instructions": ["--db", "sqlite", "--cases", "empty,single", "--requests", "2"],
     "agent_latency": ["--runs", "3", "--burst", "3", "--concurrency", "1"],
     "scale": [  # fmt: skip
         "--runs",
