@@ -41,6 +41,11 @@ def cmd_start(args: argparse.Namespace) -> int:
         raise NbflowError(f"--workers must be 1 or more, got {args.workers}")
     url = f"http://{args.host}:{args.port}"
     database = normalize_url(args.db)
+    parsed = make_url(database)
+    if args.workers > 1 and parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise NbflowError("--workers needs a database the processes share: a SQLite file or PostgreSQL")
+        print("note: several workers share one SQLite file; PostgreSQL suits them better", flush=True)
     # Every setting `server start` has a flag for is named alike in Settings.
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings) if hasattr(args, f.name)}
     # The app is made by each worker process from these (the factory below): the same way
@@ -48,10 +53,6 @@ def cmd_start(args: argparse.Namespace) -> int:
     os.environ[SETTINGS_ENV] = json.dumps({**flags, "database_url": database, "url": url})
     workers = f", {args.workers} worker processes" if args.workers > 1 else ""
     print(f"nbflow server {__version__} on {url} (database {_redacted(database)}{workers})", flush=True)
-    if args.workers > 1 and make_url(database).get_backend_name() == "sqlite":
-        if make_url(database).database in (None, "", ":memory:"):
-            raise NbflowError("--workers needs a database the processes share: a SQLite file or PostgreSQL")
-        print("note: several workers share one SQLite file; PostgreSQL suits them better", flush=True)
     print(f"web UI: {url}/ (sign in with an API key)", flush=True)
     # Live-feed streams never end by themselves: give them a few seconds, then close them.
     uvicorn.run(

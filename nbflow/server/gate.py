@@ -68,17 +68,17 @@ def read_body(body: bytes) -> tuple[dict[str, Any] | None, str | None]:
 passed_body: ContextVar[tuple[bytes, dict[str, Any]] | None] = ContextVar("nbflow_passed_body", default=None)
 
 
-#: Whether the request's strings may hold a NUL character (``holds_no_nul``), for the schema:
+#: Whether the request's strings may hold a NUL character (``nul_possible``), for the schema:
 #: its ``NoNul`` extension runs only then (unknown requests: they may).
 may_hold_nul: ContextVar[bool] = ContextVar("nbflow_may_hold_nul", default=True)
 
 
-def holds_no_nul(raw: bytes, query: str) -> bool:
-    """True when no string of the request can hold a NUL character. Strict JSON spells one
+def nul_possible(raw: bytes, query: str) -> bool:
+    """False when no string of the request can hold a NUL character. Strict JSON spells one
     only as the escape ``\\u0000``; a GraphQL string of the document also as ``\\u{0}`` (any
     number of zeros), which JSON may hide as ``\\u005cu{0}``: so the raw body is looked at for
     the first and the decoded document for any escape at all."""
-    return b"\\u0000" not in raw and "\\u" not in query
+    return b"\\u0000" in raw or "\\u" in query
 
 
 def _no_constant(name: str) -> Any:
@@ -125,7 +125,7 @@ class GraphQLGate:
         # Set here and reset after, so nothing of this request outlives it in the caller's
         # context (an in-process transport runs every request in one task).
         passed = passed_body.set((body, document))
-        nul = may_hold_nul.set(not holds_no_nul(body, document["query"]))
+        nul = may_hold_nul.set(nul_possible(body, document["query"]))
         try:
             await self.graphql_app(scope, replay, send)
         finally:

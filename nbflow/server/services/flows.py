@@ -244,20 +244,13 @@ async def set_schedule_active(session: AsyncSession, tenant_id: str, flow_id: st
 
 # The queries every createFlowRun makes, built once (building a statement costs more than
 # running it: see services/transitions.py).
-_LATEST_VERSION = (
-    select(FlowVersion)
-    .where(FlowVersion.flow_id == bindparam("flow"))
-    .order_by(FlowVersion.version.desc())
-    .limit(1)
-)
-_NEWEST_VERSION_ID = (
-    select(FlowVersion.id)
-    .where(FlowVersion.flow_id == Flow.id)
-    .order_by(FlowVersion.version.desc())
-    .limit(1)
-    .correlate(Flow)
-    .scalar_subquery()
-)
+def _newest_version(column: Any, flow_id: Any) -> Any:
+    """``column`` of the flow's newest version (``flow_id``: a parameter or the outer query's flow)."""
+    return select(column).where(FlowVersion.flow_id == flow_id).order_by(FlowVersion.version.desc()).limit(1)
+
+
+_LATEST_VERSION = _newest_version(FlowVersion, bindparam("flow"))
+_NEWEST_VERSION_ID = _newest_version(FlowVersion.id, Flow.id).correlate(Flow).scalar_subquery()
 
 
 def _by_key(*entities: Any) -> dict[str, Any]:
