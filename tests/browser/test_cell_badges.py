@@ -131,3 +131,33 @@ def test_a_reloaded_page_gets_its_badges_back_from_the_running_kernel(page, jupy
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
     for task, state in TASK_CELLS.items():
         badge(page, task).and_(page.locator(f"[data-state='{state}']")).wait_for(timeout=60_000)
+
+
+def test_a_task_cell_rendered_late_still_gets_its_badge(page, jupyter: JupyterLab) -> None:  # type: ignore[no-untyped-def]
+    """A long notebook renders far cells in idle time, after the kernel may have sent the badges."""
+    import nbformat
+
+    filler = [nbformat.v4.new_markdown_cell(f"## Section {i}\n\n" + "Some prose. " * 40) for i in range(300)]
+    cells = [
+        nbformat.v4.new_code_cell("%load_ext nbflow"),
+        nbformat.v4.new_code_cell("%%task near\nnear = 1"),
+        *filler,
+        nbformat.v4.new_code_cell("%%task far\nfar = near + 1"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, jupyter.root / "long.ipynb")
+    open_notebook(page, jupyter, "long.ipynb")
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    badge(page, "far").and_(page.locator("[data-state='Success']")).wait_for(state="attached", timeout=60_000)
+
+    page.reload()  # the badges come from the kernel at once; the far cell renders later
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    badge(page, "near").and_(page.locator("[data-state='Success']")).wait_for(timeout=60_000)
+    # Without anyone scrolling: the notebook renders the far cell in idle time, and it gets its badge.
+    far = badge(page, "far").and_(page.locator("[data-state='Success']"))
+    far.wait_for(state="attached", timeout=60_000)
+    assert "✓" in (far.text_content() or "")
+    assert "task far: Success" in (far.get_attribute("aria-label") or "")

@@ -22,6 +22,8 @@ export class NotebookCells {
   private badges: Record<string, Badge> = {};
   private orderTimer: number | undefined;
   private disposed = false;
+  /** Cells not rendered yet (a windowed notebook renders them late): drawn again when they are. */
+  private readonly awaitingRender = new WeakSet<Cell>();
 
   constructor(
     private readonly panel: NotebookPanel,
@@ -155,6 +157,12 @@ export class NotebookCells {
       const badge = this.badges[cell.model.id];
       const area = cell.inputArea?.node;
       let el = cell.node.querySelector<HTMLElement>(":scope .nbflow-cell-badge");
+      if (badge && !area) {
+        // A placeholder cell has no input area until it renders; states that came before
+        // that (a reloaded page, a long notebook) must still reach its badge.
+        this.redrawWhenRendered(cell);
+        continue;
+      }
       if (!badge || !area) {
         el?.remove();
         cell.node.classList.remove("nbflow-task-cell");
@@ -181,6 +189,15 @@ export class NotebookCells {
       const open = cell.node.querySelector<HTMLElement>(":scope .nbflow-cell-detail");
       if (open && open.dataset.state !== (badge.state ?? "NotRun")) this.send({ type: "detail", task: badge.task });
     }
+  }
+
+  private redrawWhenRendered(cell: Cell): void {
+    if (this.awaitingRender.has(cell)) return;
+    this.awaitingRender.add(cell);
+    void cell.ready.then(() => {
+      this.awaitingRender.delete(cell);
+      if (!this.disposed && !cell.isDisposed) this.draw();
+    });
   }
 
   private toggleDetail(cell: Cell): void {
