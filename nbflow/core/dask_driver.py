@@ -78,8 +78,26 @@ def run_on_dask(runner: FlowRunner, info: RunInfo) -> None:
         raise
     finally:
         client.unsubscribe_topic(run.topic)
+        _forget_topic(client, run.topic)
         run.take_records()  # what came after the last final state (a cancelled run's stragglers)
         close()
+
+
+def _forget_topic(client: Any, topic: str) -> None:
+    """Drop the run's topic on the scheduler: it keeps the last events of every topic (up to
+    ``distributed.admin.low-level-log-length``, 1,000) and never drops a topic, so a cluster
+    that outlives many runs (a team's) would keep each run's records until it stops.
+    distributed has no public call for this; where its broker differs, the events stay."""
+    with contextlib.suppress(Exception):  # the cluster may be gone (a run ended by its loss)
+        client.run_on_scheduler(_drop_topic_on_scheduler, topic)
+
+
+def _drop_topic_on_scheduler(topic: str, dask_scheduler: Any = None) -> bool:
+    """Runs on the scheduler (``Client.run_on_scheduler``): forget ``topic``'s events."""
+    topics = getattr(getattr(dask_scheduler, "_broker", None), "_topics", None)
+    if not isinstance(topics, dict):
+        return False
+    return topics.pop(topic, None) is not None
 
 
 def _mailbox(inbox: queue.SimpleQueue[bytes]) -> tuple[Callable[[Any], None], Callable[[], None]]:

@@ -175,6 +175,13 @@ def test_a_run_on_a_client_that_lives_on_leaves_nothing_on_the_cluster() -> None
         state = build_multi_branch_flow().run(executor=DaskExecutor(client=client), echo=False)
         assert summarize(state)["combine"] == ("Success", {"squares": 385, "cubes": 3025, "evens": 5})
         assert _tasks_left_on(client) == []
+        # Nor its records: the scheduler keeps every topic's last 1,000 events unless told.
+        build_multi_branch_flow().run(executor=DaskExecutor(client=client), echo=False)
+        assert client.run_on_scheduler(_nbflow_topics) == []
+
+
+def _nbflow_topics(dask_scheduler) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(topic for topic in dask_scheduler.get_events() if topic.startswith("nbflow-"))
 
 
 _LOCK = threading.Lock()
