@@ -152,8 +152,13 @@ def test_cancel_a_running_flow(server: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_path: Path) -> None:
+    # The first executions wait after their second line until the agent is dead: however slow
+    # the machine, neither run can finish before the kill.
+    released = tmp_path / "released"
     cells = [
-        "%%task slow\nimport time\nfor i in range(8):\n    print(f'line {i}')\n    time.sleep(0.5)\nslow = True"
+        "%%task slow\nimport os, time\nfor i in range(8):\n    print(f'line {i}')\n"
+        f"    while i == 1 and not os.path.exists({str(released)!r}):\n        time.sleep(0.05)\n"
+        "    time.sleep(0.2)\nslow = True"
     ]
     register(server, write_notebook(tmp_path / "fragile.ipynb", cells))
     register(server, write_notebook(tmp_path / "sturdy.ipynb", cells), "--max-resubmits", "1")
@@ -169,6 +174,7 @@ def test_killed_agent_fails_the_run_or_resubmits_it(server: ServerProcess, tmp_p
         )
         wait_for(lambda: len(client.run_logs(sturdy.id)) >= 2, what="the first execution's first lines")
     doomed.kill9()
+    released.touch()
     failed = wait_for(lambda: server.finished(fragile.id), timeout=30, what="recovery to fail the run")
     assert failed.state == "Failed"
     assert "no heartbeat for 3s: the agent or the flow process died" in failed.message
