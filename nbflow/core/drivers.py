@@ -62,6 +62,8 @@ def run_sequential(runner: FlowRunner, info: RunInfo) -> None:
 # task when thousands of short tasks are ready together; it is small so that a thread never
 # holds back much work, and an idle thread takes from others' shares anyway.
 _SHARE = 16
+RAMP = 0.0005
+"""Seconds work waits for the running threads before the main thread starts another."""
 
 
 class _ThreadCrew:
@@ -76,8 +78,14 @@ class _ThreadCrew:
     is recorded with the thread's next visit; sleeping threads are woken only when there
     are some. A thread with nothing to do takes a task from another thread's share (a
     ``deque``: its owner and a taker may pop it from either end at once), so tasks queued
-    behind a slow one do not wait for it. Threads start when there is work for them (up
-    to ``size``): a chain runs on one thread, and a short run does not start the rest.
+    behind a slow one do not wait for it.
+
+    Threads start when work has waited for them (up to ``size``): the main thread starts
+    one more whenever tasks taken by nobody are still there ``RAMP`` seconds after a thread
+    asked for help. On two cores a third thread for tasks of a few µs made a fan of 100
+    take three times as long (each thread's start and its turns at the GIL and the lock);
+    tasks that wait on I/O get their threads within a few milliseconds. A chain runs on one
+    thread.
     """
 
     def __init__(self, runner: FlowRunner, info: RunInfo, size: int) -> None:
@@ -90,6 +98,7 @@ class _ThreadCrew:
         self.held = 0  # tasks taken from the plan and not yet recorded finished
         self.sleeping = 0  # threads waiting for work
         self.over = threading.Event()  # every task ran: the main thread stops waiting
+        self.wake = threading.Event()  # for the main thread: the run is over, or work waits for a thread
         self.error: BaseException | None = None
         self.threads: list[threading.Thread] = []
 
@@ -99,6 +108,26 @@ class _ThreadCrew:
             thread = threading.Thread(target=self.work, name=f"nbflow-task-{len(self.threads)}", daemon=True)
             self.threads.append(thread)
             thread.start()
+
+    def waiting(self) -> int:
+        """Tasks ready or taken that no thread has started (under the lock)."""
+        return self.runner.plan.ready_count() + sum(len(share) for share in self.shares.values())
+
+    def grow(self) -> None:
+        """Start one more thread if work still waits for one; ask again for the next (main thread)."""
+        with self.cond:
+            if self.sleeping or len(self.threads) >= self.size or self.over.is_set():
+                return
+            if self.waiting():
+                self.start(1)
+                if len(self.threads) < self.size:
+                    self.wake.set()
+
+    def end(self) -> None:
+        """Every task ran (under the lock): wake whoever waits."""
+        self.over.set()
+        self.wake.set()
+        self.cond.notify_all()
 
     def started(self) -> list[threading.Thread]:
         """The threads started so far."""
@@ -125,6 +154,7 @@ class _ThreadCrew:
     def _fail(self, exc: BaseException) -> None:
         self.error = exc
         self.runner.cancel_event.set()
+        self.wake.set()
         with self.cond:
             self.cond.notify_all()
 
@@ -171,8 +201,7 @@ class _ThreadCrew:
                     self.held += len(taken)
                 elif not self._take_from_another(share):
                     if self.held == 0:  # nothing ready, nothing running: the run is over
-                        self.over.set()
-                        cond.notify_all()
+                        self.end()
                         return False
                     self.sleeping += 1
                     cond.wait(0.5)
@@ -185,7 +214,7 @@ class _ThreadCrew:
                     cond.notify(min(spare, self.sleeping))
                     spare -= self.sleeping
                 if spare > 0 and len(self.threads) < self.size:
-                    self.start(spare)
+                    self.wake.set()  # the main thread starts another if the work still waits
             return True
 
     def _record(self, finished: list[tuple[Task, State]]) -> None:
@@ -221,12 +250,19 @@ def run_on_threads(runner: FlowRunner, info: RunInfo) -> None:
     assert isinstance(executor, ThreadExecutor)
     size = min(executor.workers(), max(1, len(runner.order)))
     crew = _ThreadCrew(runner, info, size)
-    with crew.cond:  # the first threads may start others at once
-        crew.start(max(1, runner.plan.ready_count()))
+    with crew.cond:
+        crew.start(1)
+        if runner.plan.ready_count() > 1:
+            crew.wake.set()
     try:
-        # ``over`` ends the wait as soon as the last task is recorded; the timeout is for
-        # noticing a cancel from another thread, and threads that stopped on an error.
-        while not crew.over.wait(0.1):
+        # ``wake`` ends the wait as soon as the last task is recorded or work waits for a
+        # thread; the timeout is for noticing a cancel from another thread, and threads
+        # that stopped on an error.
+        while not crew.over.is_set():
+            if crew.wake.wait(0.1):
+                crew.wake.clear()
+                if not crew.over.wait(RAMP):  # the running threads may take the work meanwhile
+                    crew.grow()
             if runner.cancel_event.is_set():
                 crew.interrupt()
                 break

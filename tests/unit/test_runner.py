@@ -292,6 +292,25 @@ def test_threads_run_the_tasks_queued_behind_a_slow_one() -> None:
     assert state.result["leaf0"].result is True  # it did not give up waiting
 
 
+def test_threads_start_as_work_waits_until_every_thread_runs() -> None:
+    # Threads start one by one while work waits for them: tasks that wait (on I/O, here on
+    # each other) still get all six, however the first thread took its share of them.
+    barrier = threading.Barrier(6, timeout=5)
+    names: set[str] = set()
+
+    def leaf(i: int) -> Task:
+        def body(x: int) -> bool:
+            names.add(threading.current_thread().name)
+            return barrier.wait() is not None
+
+        return Task(body, name=f"leaf{i}")
+
+    flow = fan_of([leaf(i) for i in range(6)])
+    state = flow.run(executor=nbflow.ThreadExecutor(max_workers=6), echo=False)
+    assert state.is_successful(), state.message
+    assert len(names) == 6
+
+
 def test_cancelling_threads_keeps_the_states_of_the_tasks_that_ran() -> None:
     # Tasks nothing waits for are recorded in groups: a cancel must not lose those that ran.
     runner: FlowRunner
