@@ -125,7 +125,9 @@ class StateRecord(StateWire):
     @property
     def type(self) -> StateType:
         """The state as a ``StateType``."""
-        return StateType(self.state)
+        # A dict look-up: the server asks this a few times per state change it applies, and
+        # an enum's call by value costs ten times as much.
+        return _STATE_TYPES.get(self.state) or StateType(self.state)
 
     def to_state(self) -> State:
         """The ``State`` (the engine's own object where this process made the change)."""
@@ -219,6 +221,7 @@ STATE_FIELDS = tuple(fields(StateWire))
 LOG_FIELDS = tuple(fields(LogRecord))
 STATE_NAMES: tuple[str, ...] = tuple(t.value for t in StateType)
 _STATE_NAMES = frozenset(STATE_NAMES)
+_STATE_TYPES = {t.value: t for t in StateType}
 _FINISHED = frozenset(t.value for t in FINISHED_TYPES)
 
 
@@ -251,29 +254,61 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "float": ((int, float), "a number"),
     "float | None": ((int, float, type(None)), "a number or null"),
 }
+_REQUIRED = object()
+_Rules = tuple[tuple[str, Any, frozenset[type], tuple[type, ...], str, int | None], ...]
+
+
+def _rules(spec: tuple[Any, ...]) -> _Rules:
+    """Each field's check, worked out once: (name, default, exact types, accepted types,
+    description, longest). A server reads every state change and log line through these."""
+    rules = []
+    for f in spec:
+        allowed, described = _TYPES[str(f.type)]
+        default = f.default if f.default is not MISSING else _REQUIRED
+        rules.append((f.name, default, frozenset(allowed), allowed, described, f.metadata.get("max")))
+    return tuple(rules)
+
+
+_RULES: dict[int, tuple[tuple[Any, ...], _Rules]] = {}  # id(spec) -> (spec, its rules)
 
 
 def _read(data: Mapping[str, Any], spec: tuple[Any, ...], what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordError(f"a {what} must be a JSON object, got {type(data).__name__}")
+    known = _RULES.get(id(spec))
+    if known is None or known[0] is not spec:
+        known = _RULES[id(spec)] = (spec, _rules(spec))
+    rules = known[1]
     values: dict[str, Any] = {}
-    for f in spec:
-        if f.name not in data:
-            if f.default is not MISSING:
-                values[f.name] = f.default
-                continue
-            raise RecordError(f"{what}: missing field {f.name!r}")
-        value = data[f.name]
-        allowed, described = _TYPES[str(f.type)]
-        if isinstance(value, bool) or not isinstance(value, allowed):
-            raise RecordError(f"{what}: field {f.name!r} must be {described}, got {value!r:.80}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise RecordError(f"{what}: field {f.name!r} must be a finite number, got {value!r}")
-        longest = f.metadata.get("max")
-        if longest is not None and isinstance(value, str) and len(value) > longest:
-            raise RecordError(f"{what}: field {f.name!r} is longer than {longest} characters")
-        values[f.name] = value
+    for name, default, exact, allowed, described, longest in rules:
+        value = data.get(name, _REQUIRED)
+        if value is _REQUIRED:
+            if default is _REQUIRED:
+                raise RecordError(f"{what}: missing field {name!r}")
+            values[name] = default
+            continue
+        kind = type(value)
+        if kind in exact:  # what JSON gives
+            if kind is str:
+                if longest is not None and len(value) > longest:
+                    raise RecordError(f"{what}: field {name!r} is longer than {longest} characters")
+            elif kind is float and not math.isfinite(value):
+                raise RecordError(f"{what}: field {name!r} must be a finite number, got {value!r}")
+        else:  # a bool, a subclass or a wrong type: looked at closely
+            _check_closely(what, name, value, allowed, described, longest)
+        values[name] = value
     return values
+
+
+def _check_closely(
+    what: str, name: str, value: object, allowed: tuple[type, ...], described: str, longest: int | None
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        raise RecordError(f"{what}: field {name!r} must be {described}, got {value!r:.80}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecordError(f"{what}: field {name!r} must be a finite number, got {value!r}")
+    if longest is not None and isinstance(value, str) and len(value) > longest:
+        raise RecordError(f"{what}: field {name!r} is longer than {longest} characters")
 
 
 # -- the one place the engine changes a state ------------------------------------------------

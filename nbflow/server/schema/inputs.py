@@ -80,12 +80,13 @@ def _record_reader(what: str, spec: tuple[Field[Any], ...], read: Callable[[dict
     """The scalar's reader: camelCase keys to the record's names (an unknown key is refused,
     as an input type refused it), then the record's own validation."""
     names = {to_camel_case(f.name): f.name for f in spec}
+    known = frozenset(names)
 
     def parse(value: object) -> Any:
         if not isinstance(value, dict):
             raise RecordError(f"a {what} must be a JSON object, got {type(value).__name__}")
-        unknown = sorted(set(value) - set(names))
-        if unknown:
+        if not known.issuperset(value):
+            unknown = sorted(set(value) - known)
             raise RecordError(f"{what}: unknown field {unknown[0]!r}; its fields are {', '.join(names)}")
         return read({names[key]: item for key, item in value.items()})
 
