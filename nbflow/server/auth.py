@@ -108,6 +108,12 @@ def _remembered(digest: str) -> Principal | None:
     return None
 
 
+def remembered(key: str) -> Principal | None:
+    """The principal of a key or run token that passed ``authenticate`` within the last
+    ``PRINCIPAL_TTL`` seconds, without a database session; ``None`` means: authenticate it."""
+    return _remembered(_hash(key))
+
+
 def _remember(digest: str, principal: Principal) -> Principal:
     if len(_recent) > 10_000:
         _recent.clear()

@@ -142,17 +142,14 @@ class GraphQLGate:
         if request.method != "POST":
             return error(405, "send GraphQL requests with POST", "METHOD_NOT_ALLOWED"), b"", {}
         limit = request.app.state.settings.max_body_bytes
-        too_large = error(
-            413, f"request body over the limit of {limit} bytes; send smaller batches", "PAYLOAD_TOO_LARGE"
-        )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return too_large, b"", {}
+            return _too_large(limit), b"", {}
         body = bytearray()
         async for chunk in request.stream():  # chunked bodies have no length to check up front
             body += chunk
             if len(body) > limit:
-                return too_large, b"", {}
+                return _too_large(limit), b"", {}
         key = bearer(request)
         if not key:
             return (
@@ -162,8 +159,10 @@ class GraphQLGate:
                 b"",
                 {},
             )
-        async with request.app.state.sessions() as session:
-            principal = await auth.authenticate(session, key)
+        principal = auth.remembered(key)  # most requests: a key or token seen seconds ago
+        if principal is None:
+            async with request.app.state.sessions() as session:
+                principal = await auth.authenticate(session, key)
         if principal is None:
             return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b"", {}
         raw = bytes(body)
@@ -172,3 +171,9 @@ class GraphQLGate:
             return error(400, problem or "bad request", "BAD_REQUEST"), b"", {}
         scope["nbflow.principal"] = principal
         return None, raw, document
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return error(
+        413, f"request body over the limit of {limit} bytes; send smaller batches", "PAYLOAD_TOO_LARGE"
+    )
