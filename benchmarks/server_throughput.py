@@ -82,6 +82,12 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str
         client.register_flow("bench", STRUCTURE, STORAGE)
         run = client.create_flow_run(flow_name="bench")
 
+        # The floor of one request over this stack (client, HTTP, gate, GraphQL): no database.
+        start = time.perf_counter()
+        for _ in range(1000):
+            client.graphql("{ __typename }")
+        results["{ __typename }/s, one per request (no database)"] = 1000 / (time.perf_counter() - start)
+
         # As an agent sends them: answered with the refusals only (none here).
         single = task_updates(run.id, min(updates, 1000))
         start = time.perf_counter()
