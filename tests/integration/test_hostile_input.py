@@ -176,6 +176,28 @@ def test_a_huge_or_hostile_run_request_is_refused(server: ServerProcess) -> None
         )
 
 
+def test_huge_headers_are_refused_and_the_server_keeps_serving(server: ServerProcess) -> None:
+    """Headers are read before any limit of the app applies: the HTTP parser must bound them."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(server.url)
+    request = (
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Padding: "
+        + b"a" * 4_000_000
+        + b"\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=30) as connection:
+        try:
+            connection.sendall(request)
+            answer = connection.recv(200)
+        except (ConnectionResetError, BrokenPipeError):  # refused before it was all sent
+            answer = b"HTTP/1.1 400"
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:100]
+    with server.client() as client:
+        assert client.graphql("{ me { role } }")["me"]["role"] == "admin"
+
+
 def test_runs_no_agent_can_take_do_not_starve_the_queue(server: ServerProcess) -> None:
     with server.client() as admin:
         admin.register_flow("etl", STRUCTURE, STORAGE)
