@@ -153,7 +153,7 @@ class StateRecord(StateWire):
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> StateRecord:
         """Validate and read a state change; ``RecordError`` names what is wrong."""
-        values = _read(data, STATE_FIELDS, "state change")
+        values = _read(data, _STATE_RULES, "state change")
         for name in ("state", "previous"):
             if values[name] is not None and values[name] not in _STATE_NAMES:
                 raise RecordError(
@@ -183,7 +183,7 @@ class LogRecord:
     @classmethod
     def from_wire(cls, data: Mapping[str, Any]) -> LogRecord:
         """Validate and read a log line; ``RecordError`` names what is wrong."""
-        values = _read(data, LOG_FIELDS, "log line")
+        values = _read(data, _LOG_RULES, "log line")
         level = str(values["level"]).upper()
         if level not in LEVELS:
             raise RecordError(f"log line: unknown level {values['level']!r}; levels: {', '.join(LEVELS)}")
@@ -269,16 +269,13 @@ def _rules(spec: tuple[Any, ...]) -> _Rules:
     return tuple(rules)
 
 
-_RULES: dict[int, tuple[tuple[Any, ...], _Rules]] = {}  # id(spec) -> (spec, its rules)
+_STATE_RULES = _rules(STATE_FIELDS)
+_LOG_RULES = _rules(LOG_FIELDS)
 
 
-def _read(data: Mapping[str, Any], spec: tuple[Any, ...], what: str) -> dict[str, Any]:
+def _read(data: Mapping[str, Any], rules: _Rules, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordError(f"a {what} must be a JSON object, got {type(data).__name__}")
-    known = _RULES.get(id(spec))
-    if known is None or known[0] is not spec:
-        known = _RULES[id(spec)] = (spec, _rules(spec))
-    rules = known[1]
     values: dict[str, Any] = {}
     for name, default, exact, allowed, described, longest in rules:
         value = data.get(name, _REQUIRED)
@@ -288,19 +285,19 @@ def _read(data: Mapping[str, Any], spec: tuple[Any, ...], what: str) -> dict[str
             values[name] = default
             continue
         kind = type(value)
-        if kind in exact:  # what JSON gives
-            if kind is str:
-                if longest is not None and len(value) > longest:
-                    raise RecordError(f"{what}: field {name!r} is longer than {longest} characters")
-            elif kind is float and not math.isfinite(value):
-                raise RecordError(f"{what}: field {name!r} must be a finite number, got {value!r}")
-        else:  # a bool, a subclass or a wrong type: looked at closely
-            _check_closely(what, name, value, allowed, described, longest)
+        # What JSON gives passes with a glance; anything else (a bool, a subclass, a wrong
+        # type, a string too long, a number not finite) gets the full check and its error.
+        if (
+            kind not in exact
+            or (kind is str and longest is not None and len(value) > longest)
+            or (kind is float and not math.isfinite(value))
+        ):
+            _check(what, name, value, allowed, described, longest)
         values[name] = value
     return values
 
 
-def _check_closely(
+def _check(
     what: str, name: str, value: object, allowed: tuple[type, ...], described: str, longest: int | None
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, allowed):
