@@ -8,6 +8,7 @@ With Prefect 3's server on the same databases and pgbench's simple-update rate a
 the same run (``server_peers.py``; ``--skip-peers`` leaves them out).
 
     python benchmarks/server_throughput.py [--updates 2000] [--batch 500] [--runs 300] [--workers 2]
+        [--postgres-only] [--skip-peers]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -90,10 +92,16 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str
 
         # As an agent sends them: answered with the refusals only (none here).
         single = task_updates(run.id, min(updates, 1000))
+        took = []
         start = time.perf_counter()
         for change in single:
+            began = time.perf_counter()
             assert client.set_task_run_states([change], refused_only=True) == []
+            took.append(time.perf_counter() - began)
         results["state updates/s, one per request"] = len(single) / (time.perf_counter() - start)
+        took.sort()
+        results["one state update, median ms"] = statistics.median(took) * 1000
+        results["one state update, p95 ms"] = took[int(len(took) * 0.95)] * 1000
 
         batched = task_updates(run.id, updates)
         start = time.perf_counter()
@@ -149,12 +157,15 @@ def main() -> None:
         "--workers", type=int, default=2, help="server processes for the last row (1: skip it)"
     )
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument("--postgres-only", action="store_true", help="leave SQLite out")
     args = parser.parse_args()
 
-    backends: list[tuple[str, str | None]] = [("SQLite", None)]
+    backends: list[tuple[str, str | None]] = [] if args.postgres_only else [("SQLite", None)]
     pg = os.environ.get("NBFLOW_TEST_POSTGRES_URL")
     if pg:
         backends.append(("PostgreSQL", pg))
+    elif args.postgres_only:
+        raise SystemExit("--postgres-only needs NBFLOW_TEST_POSTGRES_URL")
     prefect = None if args.skip_peers else server_peers.prefect_version()
     table: dict[str, dict[str, float]] = {}
     for name, base in backends:
@@ -195,7 +206,8 @@ def print_table(table: dict[str, dict[str, float]], load: float) -> None:
     print("| measure | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for metric in metrics:
-        cells = [f"{table[n][metric]:,.0f}" if metric in table[n] else "—" for n in names]
+        shown = "{:,.2f}" if metric.endswith(" ms") else "{:,.0f}"
+        cells = [shown.format(table[n][metric]) if metric in table[n] else "—" for n in names]
         print(f"| {metric} | " + " | ".join(cells) + " |")
     for name in names:
         peer = next((n for n in names if n.startswith("Prefect") and n.endswith(name.split(", ")[1])), None)

@@ -2,7 +2,11 @@
 task state checked against the run's execution must hold that row until it commits, so a new
 claim (or a release) waits for it and the feed shows the old execution's records before the
 change that superseded it. Without the lock the release commits first and a zombie record lands
-after it — what the chaos suite caught once under load."""
+after it — what the chaos suite caught once under load.
+
+Task states are read without a lock and written by one statement that checks what the read
+saw (``services/taskstore.py``): a release that commits between the read and the write must
+make the write decide again, and refuse the superseded record."""
 
 from __future__ import annotations
 
@@ -25,7 +29,13 @@ from nbflow.server.models import RunEvent
 from nbflow.server.services.flows import FlowSpec, register_flow
 from nbflow.server.services.logs import write_logs
 from nbflow.server.services.runs import create_flow_run, get_flow_run
-from nbflow.server.services.transitions import server_change, set_flow_run_state, set_task_run_states
+from nbflow.server.services.taskstore import CUSTOM_PLAN_FROM, PostgresTaskRuns, task_run_store
+from nbflow.server.services.transitions import (
+    record_task_run_states,
+    server_change,
+    set_flow_run_state,
+    set_task_run_states,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -56,18 +66,25 @@ def positions_after_a_release_races(url: str, write: str) -> dict[str, int]:
                 change = server_change(current, StateType.SCHEDULED, "resubmitted: no heartbeat")
                 assert (await set_flow_run_state(session, tenant.id, change, version=None)).ok
 
-        async with sessions.begin() as session:
-            if write == "log":
+        if write == "log":
+            async with sessions.begin() as session:
                 line = LogRecord(run.id, "INFO", "zombie?", time.time(), execution=execution, seq=1)
                 await write_logs(session, tenant.id, [line])
-            else:
-                change = StateRecord(
+                releasing = asyncio.create_task(release())
+                await asyncio.sleep(1.0)  # the release has every chance to overtake this write
+        else:
+            # A batch large enough to be written in a transaction: it stays open after the write.
+            changes = [
+                StateRecord(
                     flow_run_id=run.id, task_run_id=new_id(), task="a", state="Running",
                     transition_id=new_id(), timestamp=time.time(), execution=execution,
-                )  # fmt: skip
-                assert (await set_task_run_states(session, tenant.id, [change]))[0].ok
-            releasing = asyncio.create_task(release())
-            await asyncio.sleep(1.0)  # the release has every chance to overtake this write
+                )
+                for _ in range(CUSTOM_PLAN_FROM + 1)
+            ]  # fmt: skip
+            async with task_run_store(sessions) as store:
+                assert all(r.ok for r in await set_task_run_states(store, tenant.id, changes))
+                releasing = asyncio.create_task(release())
+                await asyncio.sleep(1.0)
         await releasing
         async with sessions() as session:
             rows = (
@@ -92,3 +109,68 @@ def test_a_write_of_the_superseded_execution_never_lands_after_the_release(write
         positions = positions_after_a_release_races(url, write)
     old = positions["log:None"] if write == "log" else positions["state:Running"]
     assert old < positions["state:Scheduled"], positions
+
+
+def test_a_task_state_read_before_a_new_claim_and_written_after_it_is_refused() -> None:
+    if not postgres_url():
+        pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
+
+    async def go() -> tuple[list[bool], list[str | None], list[tuple[str, str | None]]]:
+        engine = db.create_engine(url)
+        await db.migrate(engine)
+        sessions = db.sessionmaker(engine)
+        async with sessions.begin() as session:
+            tenant, _ = await auth.create_tenant(session, "team")
+            spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
+            flow, _, _ = await register_flow(session, tenant.id, spec)
+            run, _ = await create_flow_run(session, tenant.id, flow)
+        async with sessions.begin() as session:
+            claim = StateRecord(
+                flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+            )
+            assert (await set_flow_run_state(session, tenant.id, claim, version=run.version)).ok
+        released = False
+        real_write = PostgresTaskRuns.write
+
+        async def write_after_a_release(self: PostgresTaskRuns, *args: object) -> None:
+            nonlocal released
+            if not released:  # the first attempt: between its read and its write the run is
+                released = True  # released and claimed again, by a new execution
+                async with sessions.begin() as session:
+                    current = await get_flow_run(session, tenant.id, run.id)
+                    change = server_change(current, StateType.SCHEDULED, "resubmitted: no heartbeat")
+                    assert (await set_flow_run_state(session, tenant.id, change, version=None)).ok
+                async with sessions.begin() as session:
+                    current = await get_flow_run(session, tenant.id, run.id)
+                    again = StateRecord(
+                        flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+                    )
+                    assert (await set_flow_run_state(session, tenant.id, again, version=current.version)).ok
+            await real_write(self, *args)  # type: ignore[arg-type]
+
+        change = StateRecord(
+            flow_run_id=run.id, task_run_id=new_id(), task="a", state="Running",
+            transition_id=new_id(), timestamp=time.time(), execution=2,
+        )  # fmt: skip
+        PostgresTaskRuns.write = write_after_a_release  # type: ignore[method-assign]
+        try:
+            results = await record_task_run_states(sessions, tenant.id, [change])
+        finally:
+            PostgresTaskRuns.write = real_write  # type: ignore[method-assign]
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    select(RunEvent.kind, RunEvent.state)
+                    .where(RunEvent.flow_run_id == run.id)
+                    .order_by(RunEvent.position)
+                )
+            ).all()
+        await engine.dispose()
+        return [r.ok for r in results], [r.error for r in results], [tuple(r) for r in rows]
+
+    with fresh_postgres_database() as url, ThreadPoolExecutor(max_workers=1) as pool:
+        oks, errors, journal = pool.submit(asyncio.run, go()).result()
+    assert oks == [False], errors
+    assert "execution" in (errors[0] or ""), errors
+    # The journal holds the run's own changes and nothing of the superseded execution.
+    assert journal == [("state", s) for s in ("Scheduled", "Submitted", "Scheduled", "Submitted")]

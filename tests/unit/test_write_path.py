@@ -18,6 +18,7 @@ from nbflow.server.models import RunEvent, TaskRun
 from nbflow.server.schema import build_schema
 from nbflow.server.services import runs as run_service
 from nbflow.server.services.flows import FlowSpec, register_flow
+from nbflow.server.services.taskstore import SessionTaskRuns
 from nbflow.server.services.transitions import set_task_run_states
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -106,7 +107,7 @@ def test_a_batch_of_task_states_costs_the_statements_of_one(tmp_path: Path) -> N
         ):
             statements.clear()
             async with sessions.begin() as session:
-                results = await set_task_run_states(session, tenant_id, batch)
+                results = await set_task_run_states(SessionTaskRuns(session), tenant_id, batch)
             out[label] = (len(statements), all(r.ok for r in results))
         async with sessions() as session:
             out["rows"] = (await session.execute(select(func.count()).select_from(TaskRun))).scalar_one()

@@ -174,8 +174,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
         c = ctx(info)
         changes: list[StateRecord] = list(states)
         check_own_run(c, {change.flow_run_id for change in changes})
-        async with c.sessions.begin() as session:
-            results = await transitions.set_task_run_states(session, c.tenant_id, changes)
+        results = await transitions.record_task_run_states(c.sessions, c.tenant_id, changes)
         c.notifier.notify()
         return _results([r for r in results if not r.ok] if refused_only else results)
 

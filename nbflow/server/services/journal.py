@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import TextClause, bindparam, event, select, text, update
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -109,8 +109,7 @@ def _write(session: Session) -> None:
     for tenant_id in sorted(by_tenant):
         rows = by_tenant[tenant_id]
         if postgres:  # counter and rows in one round trip
-            columns = {name: [row[name] for row in rows] for name in _COLUMNS}
-            connection.execute(_PG_APPEND, {"tenant": tenant_id, "n": len(rows), **columns})
+            connection.execute(_PG_APPEND, {"tenant": tenant_id, "n": len(rows), **journal_columns(rows)})
             continue
         last = connection.execute(_TAKE_POSITIONS, {"tenant": tenant_id, "n": len(rows)}).scalar_one()
         first = last - len(rows) + 1
@@ -132,7 +131,11 @@ _INSERT_EVENTS = sqlite.insert(RunEvent).on_conflict_do_nothing()
 _COLUMNS = [c.name for c in RunEvent.__table__.columns if c.name not in ("id", "tenant_id", "position")]
 
 
-def _postgres_append() -> TextClause:
+def postgres_append(after: str | None = None) -> tuple[str, str]:
+    """The journal's append on PostgreSQL as a statement's parts, ``(CTE, INSERT)``: the CTE
+    ``taken`` moves the tenant's counter, the INSERT stores the rows. Parameters: ``:tenant``,
+    ``:n`` and one array per column (``journal_columns``). ``after`` names an earlier CTE of a
+    larger statement that must be done before the counter is taken (its lock stays last)."""
     # The counter's UPDATE and the INSERT in one statement: the rows arrive as one array per
     # column (asyncpg encodes them in C, no per-row parameter processing) and take positions
     # last - n + 1 ... last in their order (WITH ORDINALITY).
@@ -142,17 +145,34 @@ def _postgres_append() -> TextClause:
         f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
     )
     names = ", ".join(_COLUMNS)
-    return text(
-        "WITH taken AS (UPDATE tenants SET feed_position = feed_position + CAST(:n AS BIGINT) "
-        "WHERE id = :tenant RETURNING feed_position) "
+    # A scalar subquery on ``after`` in the counter's WHERE runs it to completion before the
+    # counter's row is locked.
+    wait = f" AND (SELECT count(*) FROM {after}) >= 0" if after else ""
+    taken = (
+        "taken AS (UPDATE tenants SET feed_position = feed_position + CAST(:n AS BIGINT) "
+        f"WHERE id = :tenant{wait} RETURNING feed_position)"
+    )
+    rows = (
         f"INSERT INTO run_events (tenant_id, position, {names}) "
         f"SELECT :tenant, taken.feed_position - CAST(:n AS BIGINT) + r.ord, {', '.join('r.' + n for n in _COLUMNS)} "
         f"FROM taken, unnest({arrays}) WITH ORDINALITY AS r({names}, ord) "
         "ON CONFLICT DO NOTHING"
     )
+    return taken, rows
 
 
-_PG_APPEND = _postgres_append()
+def journal_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Journal rows (``_row``'s) as the one array per column that ``postgres_append`` binds."""
+    return {name: [row[name] for row in rows] for name in _COLUMNS}
+
+
+def rows_of(tenant_id: str, records: Iterable[Record]) -> list[dict[str, Any]]:
+    """The journal rows of ``records`` (for a writer that stores them itself)."""
+    return [_row(tenant_id, record) for record in records]
+
+
+_TAKEN, _APPENDED = postgres_append()
+_PG_APPEND = text(f"WITH {_TAKEN} {_APPENDED}")
 _RECORDED = PerDialect(
     lambda postgres: select(RunEvent.transition_id).where(
         RunEvent.tenant_id == bindparam("tenant"), one_of(RunEvent.transition_id, "ids", postgres=postgres)

@@ -1,0 +1,271 @@
+"""Task-run state writes on PostgreSQL: one unlocked read, one checked write (``taskstore``).
+
+What a user of the run record relies on, tested where it can break: writers racing each other
+on one task run, a re-delivery racing its original, a row that moves between the read and the
+write, and the same answers, rows and journal as the SQLite store for every kind of change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_database, postgres_url
+
+from nbflow.core.record import StateRecord, new_id
+from nbflow.server import auth, db
+from nbflow.server.models import RunEvent, TaskRun
+from nbflow.server.services import transitions
+from nbflow.server.services.flows import FlowSpec, register_flow
+from nbflow.server.services.runs import create_flow_run
+from nbflow.server.services.taskstore import PostgresTaskRuns
+from nbflow.server.services.transitions import record_task_run_states, set_flow_run_state
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+class Team:
+    """A tenant with one claimed run (execution 2) on a database of its own."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], tenant_id: str, run_id: str) -> None:
+        self.sessions = sessions
+        self.tenant_id = tenant_id
+        self.run_id = run_id
+
+    def change(self, task_run_id: str, state: str, **fields: Any) -> StateRecord:
+        """A change of the owning execution unless told otherwise."""
+        return StateRecord(
+            flow_run_id=self.run_id, task_run_id=task_run_id, task="a", state=state,
+            transition_id=fields.pop("transition_id", new_id()), timestamp=time.time(),
+            execution=fields.pop("execution", 2), **fields,
+        )  # fmt: skip
+
+    async def journal(self) -> list[tuple[str | None, str | None]]:
+        """The run's task-state records in feed order: (task run id, state)."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(RunEvent.task_run_id, RunEvent.state)
+                .where(RunEvent.flow_run_id == self.run_id, RunEvent.task_run_id.is_not(None))
+                .order_by(RunEvent.position)
+            )
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    async def task_row(self, task_run_id: str) -> tuple[str, int]:
+        async with self.sessions() as session:
+            row = await session.get(TaskRun, task_run_id)
+            assert row is not None
+            return row.state, row.version
+
+
+async def make_team(url: str, name: str = "team") -> Team:
+    engine = db.create_engine(url)
+    await db.migrate(engine)
+    sessions = db.sessionmaker(engine)
+    async with sessions.begin() as session:
+        tenant, _ = await auth.create_tenant(session, name)
+        spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
+        flow, _, _ = await register_flow(session, tenant.id, spec)
+        run, _ = await create_flow_run(session, tenant.id, flow)
+    async with sessions.begin() as session:
+        claim = StateRecord(
+            flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+        )
+        assert (await set_flow_run_state(session, tenant.id, claim, version=run.version)).ok
+    return Team(sessions, tenant.id, run.id)
+
+
+def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run ``test(url)`` on a fresh PostgreSQL database, in a loop of its own."""
+    if not postgres_url():
+        pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
+    with fresh_postgres_database() as url, ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, test(url)).result()
+
+
+def test_a_redelivery_racing_its_original_is_stored_once() -> None:
+    async def go(url: str) -> tuple[list[bool], list[tuple[str | None, str | None]], tuple[str, int]]:
+        team = await make_team(url)
+        task = new_id()
+        same = team.change(task, "Running")
+        answers = await asyncio.gather(
+            *(record_task_run_states(team.sessions, team.tenant_id, [same]) for _ in range(8))
+        )
+        return [a[0].ok for a in answers], await team.journal(), await team.task_row(task)
+
+    oks, journal, row = on_postgres(go)
+    assert oks == [True] * 8  # one accepted, seven acknowledged
+    assert len(journal) == 1
+    assert row == ("Running", 1)
+
+
+def test_concurrent_writers_of_one_run_lose_nothing_and_journal_every_change() -> None:
+    async def go(url: str) -> tuple[list[bool], list[tuple[str | None, str | None]], list[tuple[str, int]]]:
+        team = await make_team(url)
+        tasks = [new_id() for _ in range(12)]
+
+        async def lifecycle(task: str) -> list[bool]:
+            oks = []
+            for state in ("Running", "Success"):
+                (answer,) = await record_task_run_states(
+                    team.sessions, team.tenant_id, [team.change(task, state)]
+                )
+                oks.append(answer.ok)
+            return oks
+
+        answers = await asyncio.gather(*(lifecycle(t) for t in tasks))
+        rows = [await team.task_row(t) for t in tasks]
+        return [ok for a in answers for ok in a], await team.journal(), rows
+
+    oks, journal, rows = on_postgres(go)
+    assert all(oks)
+    assert len(journal) == 24
+    assert rows == [("Success", 2)] * 12
+    for task, state in journal:  # each task run's records in its own order
+        if state == "Success":
+            assert (task, "Running") in journal[: journal.index((task, state))]
+
+
+def test_a_row_that_moved_between_the_read_and_the_write_is_decided_again() -> None:
+    async def go(
+        url: str,
+    ) -> tuple[list[bool], list[str | None], list[tuple[str | None, str | None]], tuple[str, int]]:
+        team = await make_team(url)
+        task = new_id()
+        assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Running")]))[
+            0
+        ].ok
+        moved = False
+        real_write = PostgresTaskRuns.write
+
+        async def write_after_another_writer(self: PostgresTaskRuns, *args: Any) -> None:
+            nonlocal moved
+            if not moved:  # another writer fails the task run between this read and this write
+                moved = True
+                other = [team.change(task, "Failed", message="killed")]
+                assert (await record_task_run_states(team.sessions, team.tenant_id, other))[0].ok
+            await real_write(self, *args)
+
+        PostgresTaskRuns.write = write_after_another_writer  # type: ignore[method-assign]
+        try:
+            answers = await record_task_run_states(
+                team.sessions, team.tenant_id, [team.change(task, "Success")]
+            )
+        finally:
+            PostgresTaskRuns.write = real_write  # type: ignore[method-assign]
+        return (
+            [a.ok for a in answers],
+            [a.error for a in answers],
+            await team.journal(),
+            await team.task_row(task),
+        )
+
+    oks, errors, journal, row = on_postgres(go)
+    # Decided again on Failed: a finished task run cannot succeed, and nothing was overwritten.
+    assert oks == [False]
+    assert "Failed" in (errors[0] or "")
+    assert [state for _, state in journal] == ["Running", "Failed"]
+    assert row == ("Failed", 2)
+
+
+def test_a_batch_that_keeps_finding_its_rows_moved_is_refused_with_a_conflict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def go(url: str) -> str:
+        team = await make_team(url)
+        task = new_id()
+        assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Running")]))[
+            0
+        ].ok
+        real_write = PostgresTaskRuns.write
+
+        async def always_moved(self: PostgresTaskRuns, *args: Any) -> None:
+            self.versions = {k: v - 1 for k, v in self.versions.items()}  # as if read before a write
+            await real_write(self, *args)
+
+        monkeypatch.setattr(PostgresTaskRuns, "write", always_moved)
+        with pytest.raises(transitions.RequestError) as caught:
+            await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Success")])
+        assert caught.value.code == "CONFLICT"
+        assert await team.task_row(task) == ("Running", 1)  # nothing of any attempt was stored
+        return str(caught.value)
+
+    message = on_postgres(go)
+    assert "send it again" in message
+
+
+def scripted_batches(team: Team, other_run: str) -> list[list[StateRecord]]:
+    """Every kind of answer the write path gives, in three calls."""
+    a, b, c, taken = "task-a", "task-b", "task-c", "task-taken"
+    first = [
+        team.change(a, "Running", transition_id="t1"),
+        team.change(a, "Success", transition_id="t2", result_ref="s3://bucket/a#sha256=00"),
+        team.change(b, "Running", transition_id="t3"),
+        team.change(c, "Running", transition_id="t4", execution=1),  # a superseded execution
+        team.change(taken, "Running", transition_id="t5"),
+    ]
+    second = [
+        team.change(a, "Success", transition_id="t2"),  # a re-delivery: acknowledged
+        team.change(a, "Running", transition_id="t6"),  # a finished task run cannot run again
+        team.change(b, "Retrying", transition_id="t7", attempt=1, message="flaky"),
+        team.change(b, "Running", transition_id="t8", attempt=1),
+        StateRecord(flow_run_id=other_run, task_run_id="task-x", task="x", state="Running",
+                    transition_id="t9", timestamp=time.time(), execution=2),  # another tenant's run
+    ]  # fmt: skip
+    third = [team.change(b, "Success", transition_id="t10"), team.change(b, "Success", transition_id="t10")]
+    return [first, second, third]
+
+
+async def answers_rows_and_journal(team: Team, other_run: str) -> tuple[Any, ...]:
+    answers = []
+    for batch in scripted_batches(team, other_run):
+        for answer in await record_task_run_states(team.sessions, team.tenant_id, batch):
+            error = answer.error.replace(other_run, "<other run>") if answer.error else None
+            answers.append((answer.id, answer.ok, answer.version, answer.state, error))
+    async with team.sessions() as session:
+        found = await session.execute(
+            select(TaskRun.id, TaskRun.state, TaskRun.version, TaskRun.attempt, TaskRun.state_message,
+                   TaskRun.result_ref, TaskRun.execution, TaskRun.start_time.is_not(None),
+                   TaskRun.end_time.is_not(None)).where(TaskRun.flow_run_id == team.run_id).order_by(TaskRun.id)
+        )  # fmt: skip
+        rows = [tuple(r) for r in found]
+    return answers, rows, await team.journal()
+
+
+def test_postgres_gives_the_answers_rows_and_journal_the_sqlite_store_gives(tmp_path: Path) -> None:
+    async def on(url: str) -> tuple[Any, ...]:
+        team = await make_team(url)
+        other = await make_team(url, "others")  # holds "task-taken" and owns the run "t9" names
+        taken = other.change("task-taken", "Running")
+        assert (await record_task_run_states(other.sessions, other.tenant_id, [taken]))[0].ok
+        return await answers_rows_and_journal(team, other.run_id)
+
+    on_sqlite = asyncio.run(on(f"sqlite+aiosqlite:///{tmp_path / 'nbflow.db'}"))
+    assert on_postgres(on) == on_sqlite
+    answers = on_sqlite[0]
+    assert [ok for _, ok, *_ in answers] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
