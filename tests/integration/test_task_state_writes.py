@@ -1,4 +1,5 @@
-"""Task-run state writes on PostgreSQL: one unlocked read, one checked write (``taskstore``).
+"""Task-run state writes on PostgreSQL: one unlocked read, one checked write (``taskstore``),
+and the write alone when the process knows the rows from its own last write.
 
 What a user of the run record relies on, tested where it can break: writers racing each other
 on one task run, a re-delivery racing its original, a row that moves between the read and the
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -21,13 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_database, postgres_url
 
 from nbflow.core.record import StateRecord, new_id
+from nbflow.core.states import StateType
 from nbflow.server import auth, db
 from nbflow.server.models import RunEvent, TaskRun
 from nbflow.server.services import transitions
 from nbflow.server.services.flows import FlowSpec, register_flow
-from nbflow.server.services.runs import create_flow_run
+from nbflow.server.services.runs import create_flow_run, get_flow_run
 from nbflow.server.services.taskstore import PostgresTaskRuns
-from nbflow.server.services.transitions import record_task_run_states, set_flow_run_state
+from nbflow.server.services.transitions import record_task_run_states, server_change, set_flow_run_state
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -269,3 +272,114 @@ def test_postgres_gives_the_answers_rows_and_journal_the_sqlite_store_gives(tmp_
         True,
         True,
     ]
+
+
+# -- what a process knows of the rows it wrote last ------------------------------------------
+
+
+def another_process(team: Team, url: str) -> Team:
+    """The same team seen through an engine of its own, as another server process sees it."""
+    return Team(db.sessionmaker(db.create_engine(url)), team.tenant_id, team.run_id)
+
+
+def statements_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The task-state statements sent on the driver's connections from now on."""
+    sent: list[str] = []
+    for method in ("fetch", "execute"):
+        real = getattr(asyncpg.Connection, method)
+
+        async def counted(self: Any, query: str, *args: Any, _real: Any = real, **kw: Any) -> Any:
+            sent.append(query.split(" ", 1)[0])
+            return await _real(self, query, *args, **kw)
+
+        monkeypatch.setattr(asyncpg.Connection, method, counted)
+    return sent
+
+
+def test_the_next_change_of_a_task_run_this_process_wrote_is_one_statement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def go(url: str) -> tuple[list[list[str]], tuple[str, int], list[tuple[str | None, str | None]]]:
+        team = await make_team(url)
+        task = new_id()
+        sent = statements_sent(monkeypatch)
+        per_change = []
+        for state in ("Running", "Success"):
+            sent.clear()
+            assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, state)]))[
+                0
+            ].ok
+            per_change.append(list(sent))
+        return per_change, await team.task_row(task), await team.journal()
+
+    per_change, row, journal = on_postgres(go)
+    assert per_change == [["SELECT", "WITH"], ["WITH"]]  # read and write, then the write alone
+    assert row == ("Success", 2)
+    assert [state for _, state in journal] == ["Running", "Success"]
+
+
+def test_a_row_another_process_moved_is_read_again_not_overwritten() -> None:
+    async def go(url: str) -> tuple[bool, str | None, tuple[str, int], list[str | None]]:
+        team = await make_team(url)
+        other = another_process(team, url)
+        task = new_id()
+        assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Running")]))[
+            0
+        ].ok
+        failed = [other.change(task, "Failed", message="killed")]
+        assert (await record_task_run_states(other.sessions, other.tenant_id, failed))[0].ok
+        (answer,) = await record_task_run_states(
+            team.sessions, team.tenant_id, [team.change(task, "Success")]
+        )
+        return answer.ok, answer.error, await team.task_row(task), [s for _, s in await team.journal()]
+
+    ok, error, row, states = on_postgres(go)
+    assert not ok
+    assert "from Failed to Success" in (error or "")
+    assert row == ("Failed", 2)
+    assert states == ["Running", "Failed"]
+
+
+def test_a_redelivery_of_a_change_this_process_wrote_is_acknowledged_once() -> None:
+    async def go(url: str) -> tuple[list[bool], tuple[str, int], int]:
+        team = await make_team(url)
+        task = new_id()
+        running = team.change(task, "Running")
+        oks = []
+        for _ in range(3):
+            oks += [a.ok for a in await record_task_run_states(team.sessions, team.tenant_id, [running])]
+        return oks, await team.task_row(task), len(await team.journal())
+
+    oks, row, records = on_postgres(go)
+    assert oks == [True, True, True]
+    assert row == ("Running", 1)
+    assert records == 1
+
+
+def test_a_zombie_this_process_knew_as_the_owner_is_refused_after_a_new_claim_elsewhere() -> None:
+    async def go(url: str) -> tuple[bool, str | None, list[str | None]]:
+        team = await make_team(url)
+        other = another_process(team, url)
+        task = new_id()
+        assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Running")]))[
+            0
+        ].ok
+        async with other.sessions.begin() as session:  # released and claimed again elsewhere
+            current = await get_flow_run(session, team.tenant_id, team.run_id)
+            release = server_change(current, StateType.SCHEDULED, "resubmitted: no heartbeat")
+            assert (await set_flow_run_state(session, team.tenant_id, release, version=None)).ok
+        async with other.sessions.begin() as session:
+            current = await get_flow_run(session, team.tenant_id, team.run_id)
+            claim = StateRecord(
+                flow_run_id=team.run_id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+            )
+            assert (await set_flow_run_state(session, team.tenant_id, claim, version=current.version)).ok
+        (answer,) = await record_task_run_states(
+            team.sessions, team.tenant_id, [team.change(task, "Success")]
+        )
+        return answer.ok, answer.error, [s for _, s in await team.journal()]
+
+    ok, error, states = on_postgres(go)
+    assert not ok
+    assert "superseded" in (error or "")
+    assert states == ["Running"]

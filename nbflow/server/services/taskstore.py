@@ -21,8 +21,10 @@ caller decides again on what is there now (``record_task_run_states``).
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import String, insert, text, update
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
@@ -36,7 +38,7 @@ from nbflow.server.services import journal
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from nbflow.core.record import StateRecord
 
@@ -50,6 +52,9 @@ class Seen:
     runs: dict[str, int]
     rows: dict[str, dict[str, Any]]
     recorded: set[str]
+    #: Taken from what this process last wrote, not read: good enough to accept changes on
+    #: (the write checks it), never to refuse or acknowledge one (``read(fresh=True)`` then).
+    assumed: bool = False
 
 
 class StaleRows(Exception):
@@ -59,8 +64,9 @@ class StaleRows(Exception):
 class TaskRunStore(Protocol):
     """Reads what task-run changes are decided on and stores the outcome, in one transaction."""
 
-    async def read(self, tenant_id: str, changes: list[StateRecord]) -> Seen:
-        """The owning executions (locked to the commit), task rows and recorded transitions."""
+    async def read(self, tenant_id: str, changes: list[StateRecord], *, fresh: bool = False) -> Seen:
+        """The owning executions, task rows and recorded transitions (``fresh``: from the
+        database, not from what this process knows)."""
         ...
 
     async def write(
@@ -79,8 +85,9 @@ class SessionTaskRuns:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def read(self, tenant_id: str, changes: list[StateRecord]) -> Seen:
-        """Three statements: the owning runs, the task rows, the recorded transitions."""
+    async def read(self, tenant_id: str, changes: list[StateRecord], *, fresh: bool = False) -> Seen:  # noqa: ARG002
+        """Three statements: the owning runs (locked to the commit), the task rows, the
+        recorded transitions (always fresh)."""
         from nbflow.server.services.transitions import owning_executions
 
         runs = await owning_executions(self.session, tenant_id, {c.flow_run_id for c in changes})
@@ -191,7 +198,9 @@ def _write_statement() -> _Positional:
     # 4. ``written``: the task rows. A new row that another writer inserted meanwhile is a
     #    conflict on a row not held: left alone, so the count falls short and the statement
     #    aborts at the end;
-    # 5. the journal, whose counter waits for ``written`` (``journal.postgres_append``).
+    # 5. the journal, whose counter waits for ``written`` (``journal.postgres_append``); a
+    #    transition stored meanwhile (a re-delivery racing its original) is skipped there, so
+    #    that count falls short too.
     columns = ", ".join(_TASK_COLUMNS)
     arrays = ", ".join(f"CAST(:row_{name} AS {_array_type(name)})" for name in _TASK_COLUMNS)
     changed = ", ".join(f"{name} = EXCLUDED.{name}" for name in _CHANGED)
@@ -211,8 +220,9 @@ def _write_statement() -> _Positional:
         "WHERE (SELECT ok FROM checked) "
         f"ON CONFLICT (id) DO UPDATE SET {changed} WHERE task_runs.id = ANY(CAST(:held_ids AS VARCHAR[])) "
         "RETURNING 1), "
-        f"{taken}, appended AS ({appended}) "
-        "SELECT nbflow_unless_stale((SELECT count(*) FROM written) = :n_rows)"
+        f"{taken}, appended AS ({appended} RETURNING 1) "
+        "SELECT nbflow_unless_stale((SELECT count(*) FROM written) = :n_rows "
+        "AND (SELECT count(*) FROM appended) = :n)"
     )
 
 
@@ -226,6 +236,65 @@ CUSTOM_PLAN_FROM = 8
 STALE = "NB001"
 
 
+class KnownRows:
+    """The task rows and run executions this process wrote last, so that the next change of a
+    task run can be decided without reading them again (one round trip instead of two).
+
+    Only ever a guess: the write checks every run and row it relies on, and a guess another
+    writer (a replica, recovery, a new claim) made wrong aborts the write, which drops the
+    guess and reads. A task run never seen is guessed new; a transition, never recorded."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.executions: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def seen(self, tenant_id: str, changes: list[StateRecord]) -> Seen | None:
+        """What these changes would be decided on, if every run among them is known."""
+        runs = {}
+        for change in changes:
+            execution = self.executions.get((tenant_id, change.flow_run_id))
+            if execution is None:
+                return None
+            runs[change.flow_run_id] = execution
+        rows = {}
+        for change in changes:
+            row = self.rows.get(change.task_run_id or "")
+            if row is not None:
+                if row["tenant_id"] != tenant_id:
+                    return None
+                rows[row["id"]] = dict(row)  # deciding updates the rows it is given
+        return Seen(runs, rows, set(), assumed=True)
+
+    def remember(self, tenant_id: str, rows: list[dict[str, Any]], runs: dict[str, int]) -> None:
+        """Rows and executions as a committed write left them."""
+        for row in rows:
+            self.rows[row["id"]] = dict(row)
+            self.rows.move_to_end(row["id"])
+        for run_id, execution in runs.items():
+            self.executions[(tenant_id, run_id)] = execution
+            self.executions.move_to_end((tenant_id, run_id))
+        for known in (self.rows, self.executions):
+            while len(known) > self.limit:
+                known.popitem(last=False)
+
+    def forget(self, tenant_id: str, changes: list[StateRecord]) -> None:
+        """Drop every guess about these changes' runs and rows."""
+        for change in changes:
+            self.rows.pop(change.task_run_id or "", None)
+            self.executions.pop((tenant_id, change.flow_run_id), None)
+
+
+#: How many task rows (and runs) a process remembers per database: a few hundred bytes each.
+KNOWN_LIMIT = 20_000
+_KNOWN: WeakKeyDictionary[Any, KnownRows] = WeakKeyDictionary()
+
+
+def known_rows(engine: AsyncEngine) -> KnownRows:
+    """This process's guesses about the database of ``engine``."""
+    return _KNOWN.setdefault(engine.sync_engine, KnownRows(KNOWN_LIMIT))
+
+
 class PostgresTaskRuns:
     """Task-run reads and writes in two statements on an asyncpg connection.
 
@@ -233,11 +302,13 @@ class PostgresTaskRuns:
     transaction, and the write's checks make it safe (two round trips in all). A larger
     batch runs in a transaction the read begins (``begun``) and ``task_run_store`` ends."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, known: KnownRows) -> None:
         self.driver = driver
+        self.known = known
         self.begun = False
         self.executions: dict[str, int] = {}
         self.versions: dict[str, int] = {}
+        self.changes: list[StateRecord] = []
 
     async def _begin(self) -> None:
         # A prepared statement's plan is made generic after five runs if the generic one looks
@@ -248,9 +319,17 @@ class PostgresTaskRuns:
         await self.driver.execute("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")
         self.begun = True
 
-    async def read(self, tenant_id: str, changes: list[StateRecord]) -> Seen:
-        """The owning runs, task rows and recorded transitions in one statement (no locks)."""
-        if len(changes) > CUSTOM_PLAN_FROM and not self.begun:
+    async def read(self, tenant_id: str, changes: list[StateRecord], *, fresh: bool = False) -> Seen:
+        """The owning runs, task rows and recorded transitions in one statement (no locks),
+        or, for a few changes of runs this process wrote last, what it knows of them."""
+        self.changes = changes
+        few = len(changes) <= CUSTOM_PLAN_FROM
+        if few and not fresh:
+            known = self.known.seen(tenant_id, changes)
+            if known is not None:
+                self._expect(known)
+                return known
+        if not few and not self.begun:
             await self._begin()
         found = await self.driver.fetch(
             _READ.sql,
@@ -272,10 +351,13 @@ class PostgresTaskRuns:
                 seen.runs[record["id"]] = record["execution"]
             else:
                 seen.recorded.add(record["id"])
+        self._expect(seen)
+        return seen
+
+    def _expect(self, seen: Seen) -> None:
         # What the write must find unchanged (the rows themselves change as changes apply).
         self.executions = dict(seen.runs)
         self.versions = {row_id: row["version"] for row_id, row in seen.rows.items()}
-        return seen
 
     async def write(
         self,
@@ -300,9 +382,14 @@ class PostgresTaskRuns:
         try:
             await self.driver.execute(_WRITE.sql, *_WRITE.args(values))
         except Exception as exc:
+            self.known.forget(tenant_id, self.changes)
             if getattr(exc, "sqlstate", None) == STALE:
                 raise StaleRows(str(exc)) from None
             raise
+        if self.begun:  # not committed yet: what others may see is read again next time
+            self.known.forget(tenant_id, self.changes)
+        else:
+            self.known.remember(tenant_id, rows, {i: self.executions[i] for i in run_ids})
 
 
 @contextlib.asynccontextmanager
@@ -318,7 +405,7 @@ async def task_run_store(sessions: async_sessionmaker[AsyncSession]) -> AsyncIte
     # to the driver only, and the wrapper cost more than either statement's Python.
     pooled = await engine.raw_connection()
     driver = pooled.driver_connection
-    store = PostgresTaskRuns(driver)
+    store = PostgresTaskRuns(driver, known_rows(engine))
     try:
         try:
             yield store

@@ -35,7 +35,7 @@ from nbflow.server.services.taskstore import StaleRows, task_run_store
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from nbflow.server.services.taskstore import TaskRunStore
+    from nbflow.server.services.taskstore import Seen, TaskRunStore
 
 S = StateType
 MAX_BATCH = 5000
@@ -173,7 +173,22 @@ async def set_task_run_states(
     if not changes:
         return []
     seen = await store.read(tenant_id, changes)
-    rows, recorded = seen.rows, seen.recorded
+    results, written, new, accepted = _apply_task_changes(changes, tenant_id, seen)
+    if seen.assumed and len(accepted) < len(changes):
+        # A refusal or an acknowledgement is only ever given on what the database holds.
+        seen = await store.read(tenant_id, changes, fresh=True)
+        results, written, new, accepted = _apply_task_changes(changes, tenant_id, seen)
+    if written:
+        await store.write(tenant_id, written, new, accepted)
+    return results
+
+
+def _apply_task_changes(
+    changes: list[StateRecord], tenant_id: str, seen: Seen
+) -> tuple[list[StateResult], list[dict[str, Any]], set[str], list[StateRecord]]:
+    """Each change decided in order on ``seen`` (whose rows it updates): the answers, the rows
+    to store, which of them are new, and the changes to journal."""
+    rows, recorded = seen.rows, set(seen.recorded)
     inserted: dict[str, dict[str, Any]] = {}
     changed: set[str] = set()
     accepted: list[StateRecord] = []
@@ -184,9 +199,7 @@ async def set_task_run_states(
             recorded.add(change.transition_id)
             accepted.append(change)
         results.append(result)
-    if changed:
-        await store.write(tenant_id, [rows[i] for i in changed], set(inserted), accepted)
-    return results
+    return results, [rows[i] for i in changed], set(inserted), accepted
 
 
 #: How often a batch is decided again when another writer moved one of its task rows meanwhile.
