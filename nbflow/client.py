@@ -116,6 +116,8 @@ class Client(_Base):
             transport=transport,
             verify=tls_context(),
         )
+        # Parsed once: httpx parses a string URL and merges it with the base on every request.
+        self._endpoint = self._http.base_url.join("graphql")
 
     def graphql(
         self, query: str, variables: dict[str, Any] | None = None, *, timeout: float | None = None
@@ -124,7 +126,7 @@ class Client(_Base):
         payload = {"query": query, "variables": variables or {}}
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.post("/graphql", json=payload, timeout=timeout or self.timeout)
+                response = self._http.post(self._endpoint, json=payload, timeout=timeout or self.timeout)
                 return _decode(self.url, response)
             except _RETRYABLE as exc:
                 if attempt == self.retries:
@@ -234,6 +236,7 @@ class AsyncClient(_Base):
             transport=transport,
             verify=tls_context(),
         )
+        self._endpoint = self._http.base_url.join("graphql")  # parsed once, as in Client
 
     async def graphql(
         self,
@@ -246,7 +249,9 @@ class AsyncClient(_Base):
         payload = {"query": query, "variables": variables or {}}
         for attempt in range(self.retries + 1):
             try:
-                response = await self._http.post("/graphql", json=payload, timeout=timeout or self.timeout)
+                response = await self._http.post(
+                    self._endpoint, json=payload, timeout=timeout or self.timeout
+                )
                 return _decode(self.url, response)
             except _RETRYABLE as exc:
                 if attempt == self.retries:

@@ -16,6 +16,10 @@ leaves a gap in the positions, never a duplicate.
 
 Records appended inside a savepoint that is rolled back go with it: the journal
 remembers its length when a savepoint begins and returns to it on rollback.
+
+The task-state writer on PostgreSQL (``services/taskstore.py``) does not use a
+session: its one write statement ends with this module's append
+(``postgres_append``), the counter taken after its other rows, as here.
 """
 
 from __future__ import annotations
