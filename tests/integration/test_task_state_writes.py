@@ -9,6 +9,7 @@ write, and the same answers, rows and journal as the SQLite store for every kind
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_database, postgres_url
@@ -25,7 +26,7 @@ from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_
 from nbflow.core.record import StateRecord, new_id
 from nbflow.core.states import StateType
 from nbflow.server import auth, db
-from nbflow.server.models import RunEvent, TaskRun
+from nbflow.server.models import FlowRun, RunEvent, TaskRun
 from nbflow.server.services import transitions
 from nbflow.server.services.flows import FlowSpec, register_flow
 from nbflow.server.services.runs import create_flow_run, get_flow_run
@@ -383,3 +384,42 @@ def test_a_zombie_this_process_knew_as_the_owner_is_refused_after_a_new_claim_el
     assert not ok
     assert "superseded" in (error or "")
     assert states == ["Running"]
+
+
+def test_a_write_cancelled_while_it_waits_leaves_no_connection_behind() -> None:
+    async def go(url: str) -> tuple[bool, list[str], bool]:
+        team = await make_team(url)
+        task = new_id()
+        assert (await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Running")]))[
+            0
+        ].ok
+        other = another_process(team, url)
+        async with other.sessions.begin() as session:  # holds the run's row: the write must wait
+            await session.execute(select(FlowRun.id).where(FlowRun.id == team.run_id).with_for_update())
+            waiting = asyncio.create_task(
+                record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Success")])
+            )
+            await asyncio.sleep(0.5)
+            waiting.cancel()  # the client went away
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+        # Every pooled connection still answers, and nothing of the cancelled write stayed.
+        (answer,) = await record_task_run_states(
+            team.sessions, team.tenant_id, [team.change(task, "Success")]
+        )
+        async with other.sessions() as session:
+            stuck = (
+                await session.execute(
+                    text(
+                        "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                    )
+                )
+            ).scalars()
+            states = list(stuck)
+        return answer.ok, states, await team.task_row(task) == ("Success", 2)
+
+    ok, stuck, done = on_postgres(go)
+    assert ok
+    assert stuck == []
+    assert done

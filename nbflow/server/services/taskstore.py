@@ -20,6 +20,7 @@ caller decides again on what is there now (``record_task_run_states``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.sql.expression import bindparam
 from sqlalchemy.util import greenlet_spawn
 
+from nbflow.core.states import FINISHED_TYPES
 from nbflow.server.db import PerDialect, one_of
 from nbflow.server.models import TaskRun
 from nbflow.server.services import journal
@@ -267,8 +269,12 @@ class KnownRows:
         return Seen(runs, rows, set(), assumed=True)
 
     def remember(self, tenant_id: str, rows: list[dict[str, Any]], runs: dict[str, int]) -> None:
-        """Rows and executions as a committed write left them."""
+        """Rows and executions as a committed write left them; a finished task run's row is
+        dropped instead (its next change, if any, is a restart's: read it then)."""
         for row in rows:
+            if row["state"] in _FINISHED:
+                self.rows.pop(row["id"], None)
+                continue
             self.rows[row["id"]] = dict(row)
             self.rows.move_to_end(row["id"])
         for run_id, execution in runs.items():
@@ -285,8 +291,9 @@ class KnownRows:
             self.executions.pop((tenant_id, change.flow_run_id), None)
 
 
-#: How many task rows (and runs) a process remembers per database: a few hundred bytes each.
-KNOWN_LIMIT = 20_000
+#: How many unfinished task rows (and runs) a process remembers per database (about 1 KB each).
+KNOWN_LIMIT = 10_000
+_FINISHED = frozenset(t.value for t in FINISHED_TYPES)
 _KNOWN: WeakKeyDictionary[Any, KnownRows] = WeakKeyDictionary()
 
 
@@ -406,19 +413,23 @@ async def task_run_store(sessions: async_sessionmaker[AsyncSession]) -> AsyncIte
     pooled = await engine.raw_connection()
     driver = pooled.driver_connection
     store = PostgresTaskRuns(driver, known_rows(engine))
+    interrupted = False
     try:
         try:
             yield store
-        except BaseException:
-            if store.begun and not driver.is_closed():
+        except BaseException as exc:
+            # A cancelled request may have left a statement in flight: its connection is
+            # dropped, not rolled back (closing it ends the transaction on the server too).
+            interrupted = isinstance(exc, asyncio.CancelledError)
+            if store.begun and not interrupted and not driver.is_closed():
                 await driver.execute("ROLLBACK")
             raise
         if store.begun:
             await driver.execute("COMMIT")
     finally:
-        # A connection that broke or was left inside a transaction (a cancelled request) must
-        # not go back to the pool. Returning one may close it (past the pool's size), which
+        # A connection that broke, was interrupted or was left inside a transaction must not
+        # go back to the pool. Returning one may close it (past the pool's size), which
         # awaits: hence the greenlet.
-        if driver.is_closed() or driver.is_in_transaction():
+        if interrupted or driver.is_closed() or driver.is_in_transaction():
             await greenlet_spawn(pooled.invalidate)
         await greenlet_spawn(pooled.close)
