@@ -214,7 +214,11 @@ def print_table(table: dict[str, dict[str, float]], load: float) -> None:
         if not name.startswith("nbflow") or peer is None:
             continue
         for metric in metrics:
-            if metric in table[peer]:
+            if metric not in table[peer]:
+                continue
+            if metric.endswith(" ms"):  # a time: how many times as long the peer takes
+                print(f"{peer} / {name}, {metric}: {table[peer][metric] / table[name][metric]:.1f}x")
+            else:
                 print(f"{name} / {peer}, {metric}: {table[name][metric] / table[peer][metric]:.1f}x")
 
 
