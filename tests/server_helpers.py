@@ -324,3 +324,51 @@ def run_in_own_loop(coroutine: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+class ClaimedRun:
+    """A tenant with one run claimed by an agent (the run's execution is 2), on a database of
+    its own engine: what a test of the write path starts from."""
+
+    def __init__(self, sessions: Any, tenant_id: str, run_id: str) -> None:
+        self.sessions = sessions
+        self.tenant_id = tenant_id
+        self.run_id = run_id
+
+    def change(self, task_run_id: str, state: str, **fields: Any) -> StateRecord:
+        """A task-run change of the owning execution unless told otherwise."""
+        return StateRecord(
+            flow_run_id=self.run_id, task_run_id=task_run_id, task="a", state=state,
+            transition_id=fields.pop("transition_id", new_id()), timestamp=time.time(),
+            execution=fields.pop("execution", 2), **fields,
+        )  # fmt: skip
+
+    def elsewhere(self, url: str) -> ClaimedRun:
+        """The same run seen through an engine of its own, as another server process sees it."""
+        from nbflow.server import db
+
+        return ClaimedRun(db.sessionmaker(db.create_engine(url)), self.tenant_id, self.run_id)
+
+
+async def claimed_run(url: str, tenant: str = "team") -> ClaimedRun:
+    """Migrate the database at ``url``, then make a tenant, a one-task flow and a run of it,
+    and claim the run."""
+    from nbflow.server import auth, db
+    from nbflow.server.services.flows import FlowSpec, register_flow
+    from nbflow.server.services.runs import create_flow_run
+    from nbflow.server.services.transitions import set_flow_run_state
+
+    engine = db.create_engine(url)
+    await db.migrate(engine)
+    sessions = db.sessionmaker(engine)
+    async with sessions.begin() as session:
+        made, _ = await auth.create_tenant(session, tenant)
+        spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
+        flow, _, _ = await register_flow(session, made.id, spec)
+        run, _ = await create_flow_run(session, made.id, flow)
+    async with sessions.begin() as session:
+        claim = StateRecord(
+            flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+        )
+        assert (await set_flow_run_state(session, made.id, claim, version=run.version)).ok
+    return ClaimedRun(sessions, made.id, run.id)

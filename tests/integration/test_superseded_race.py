@@ -20,15 +20,13 @@ import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_database, postgres_url
+from server_helpers import claimed_run, fresh_postgres_database, postgres_url
 
 from nbflow.core.record import LogRecord, StateRecord, new_id
 from nbflow.core.states import StateType
-from nbflow.server import auth, db
 from nbflow.server.models import RunEvent
-from nbflow.server.services.flows import FlowSpec, register_flow
 from nbflow.server.services.logs import write_logs
-from nbflow.server.services.runs import create_flow_run, get_flow_run
+from nbflow.server.services.runs import get_flow_run
 from nbflow.server.services.taskstore import CUSTOM_PLAN_FROM, PostgresTaskRuns, task_run_store
 from nbflow.server.services.transitions import (
     record_task_run_states,
@@ -45,44 +43,33 @@ def positions_after_a_release_races(url: str, write: str) -> dict[str, int]:
     server releases the run; returns each record's feed position."""
 
     async def go() -> dict[str, int]:
-        engine = db.create_engine(url)
-        await db.migrate(engine)
-        sessions = db.sessionmaker(engine)
-        async with sessions.begin() as session:
-            tenant, _ = await auth.create_tenant(session, "team")
-            spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
-            flow, _, _ = await register_flow(session, tenant.id, spec)
-            run, _ = await create_flow_run(session, tenant.id, flow)
-        async with sessions.begin() as session:
-            claim = StateRecord(
-                flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
-            )
-            assert (await set_flow_run_state(session, tenant.id, claim, version=run.version)).ok
+        made = await claimed_run(url)
+        sessions, tenant_id, run_id = made.sessions, made.tenant_id, made.run_id
         execution = 2  # the claim's resulting version
 
         async def release() -> None:
             async with sessions.begin() as session:
-                current = await get_flow_run(session, tenant.id, run.id)
+                current = await get_flow_run(session, tenant_id, run_id)
                 change = server_change(current, StateType.SCHEDULED, "resubmitted: no heartbeat")
-                assert (await set_flow_run_state(session, tenant.id, change, version=None)).ok
+                assert (await set_flow_run_state(session, tenant_id, change, version=None)).ok
 
         if write == "log":
             async with sessions.begin() as session:
-                line = LogRecord(run.id, "INFO", "zombie?", time.time(), execution=execution, seq=1)
-                await write_logs(session, tenant.id, [line])
+                line = LogRecord(run_id, "INFO", "zombie?", time.time(), execution=execution, seq=1)
+                await write_logs(session, tenant_id, [line])
                 releasing = asyncio.create_task(release())
                 await asyncio.sleep(1.0)  # the release has every chance to overtake this write
         else:
             # A batch large enough to be written in a transaction: it stays open after the write.
             changes = [
                 StateRecord(
-                    flow_run_id=run.id, task_run_id=new_id(), task="a", state="Running",
+                    flow_run_id=run_id, task_run_id=new_id(), task="a", state="Running",
                     transition_id=new_id(), timestamp=time.time(), execution=execution,
                 )
                 for _ in range(CUSTOM_PLAN_FROM + 1)
             ]  # fmt: skip
             async with task_run_store(sessions) as store:
-                assert all(r.ok for r in await set_task_run_states(store, tenant.id, changes))
+                assert all(r.ok for r in await set_task_run_states(store, tenant_id, changes))
                 releasing = asyncio.create_task(release())
                 await asyncio.sleep(1.0)
         await releasing
@@ -90,11 +77,11 @@ def positions_after_a_release_races(url: str, write: str) -> dict[str, int]:
             rows = (
                 await session.execute(
                     select(RunEvent.kind, RunEvent.state, RunEvent.position).where(
-                        RunEvent.flow_run_id == run.id
+                        RunEvent.flow_run_id == run_id
                     )
                 )
             ).all()
-        await engine.dispose()
+        await sessions.kw["bind"].dispose()
         return {f"{kind}:{state}": position for kind, state, position in rows}
 
     with ThreadPoolExecutor(max_workers=1) as pool:  # a loop of its own (Playwright may hold one)
@@ -116,19 +103,8 @@ def test_a_task_state_read_before_a_new_claim_and_written_after_it_is_refused() 
         pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
 
     async def go() -> tuple[list[bool], list[str | None], list[tuple[str, str | None]]]:
-        engine = db.create_engine(url)
-        await db.migrate(engine)
-        sessions = db.sessionmaker(engine)
-        async with sessions.begin() as session:
-            tenant, _ = await auth.create_tenant(session, "team")
-            spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
-            flow, _, _ = await register_flow(session, tenant.id, spec)
-            run, _ = await create_flow_run(session, tenant.id, flow)
-        async with sessions.begin() as session:
-            claim = StateRecord(
-                flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
-            )
-            assert (await set_flow_run_state(session, tenant.id, claim, version=run.version)).ok
+        made = await claimed_run(url)
+        sessions, tenant_id, run_id = made.sessions, made.tenant_id, made.run_id
         released = False
         real_write = PostgresTaskRuns.write
 
@@ -137,35 +113,35 @@ def test_a_task_state_read_before_a_new_claim_and_written_after_it_is_refused() 
             if not released:  # the first attempt: between its read and its write the run is
                 released = True  # released and claimed again, by a new execution
                 async with sessions.begin() as session:
-                    current = await get_flow_run(session, tenant.id, run.id)
+                    current = await get_flow_run(session, tenant_id, run_id)
                     change = server_change(current, StateType.SCHEDULED, "resubmitted: no heartbeat")
-                    assert (await set_flow_run_state(session, tenant.id, change, version=None)).ok
+                    assert (await set_flow_run_state(session, tenant_id, change, version=None)).ok
                 async with sessions.begin() as session:
-                    current = await get_flow_run(session, tenant.id, run.id)
+                    current = await get_flow_run(session, tenant_id, run_id)
                     again = StateRecord(
-                        flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
+                        flow_run_id=run_id, state="Submitted", transition_id=new_id(), timestamp=time.time()
                     )
-                    assert (await set_flow_run_state(session, tenant.id, again, version=current.version)).ok
+                    assert (await set_flow_run_state(session, tenant_id, again, version=current.version)).ok
             await real_write(self, *args)  # type: ignore[arg-type]
 
         change = StateRecord(
-            flow_run_id=run.id, task_run_id=new_id(), task="a", state="Running",
+            flow_run_id=run_id, task_run_id=new_id(), task="a", state="Running",
             transition_id=new_id(), timestamp=time.time(), execution=2,
         )  # fmt: skip
         PostgresTaskRuns.write = write_after_a_release  # type: ignore[method-assign]
         try:
-            results = await record_task_run_states(sessions, tenant.id, [change])
+            results = await record_task_run_states(sessions, tenant_id, [change])
         finally:
             PostgresTaskRuns.write = real_write  # type: ignore[method-assign]
         async with sessions() as session:
             rows = (
                 await session.execute(
                     select(RunEvent.kind, RunEvent.state)
-                    .where(RunEvent.flow_run_id == run.id)
+                    .where(RunEvent.flow_run_id == run_id)
                     .order_by(RunEvent.position)
                 )
             ).all()
-        await engine.dispose()
+        await sessions.kw["bind"].dispose()
         return [r.ok for r in results], [r.error for r in results], [tuple(r) for r in rows]
 
     with fresh_postgres_database() as url, ThreadPoolExecutor(max_workers=1) as pool:

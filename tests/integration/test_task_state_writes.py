@@ -21,41 +21,25 @@ import pytest
 from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ONE_TASK_STORAGE, ONE_TASK_STRUCTURE, fresh_postgres_database, postgres_url
+from server_helpers import ClaimedRun, claimed_run, fresh_postgres_database, postgres_url
 
 from nbflow.core.record import StateRecord, new_id
 from nbflow.core.states import StateType
-from nbflow.server import auth, db
 from nbflow.server.models import FlowRun, RunEvent, TaskRun
 from nbflow.server.services import transitions
-from nbflow.server.services.flows import FlowSpec, register_flow
-from nbflow.server.services.runs import create_flow_run, get_flow_run
+from nbflow.server.services.runs import get_flow_run
 from nbflow.server.services.taskstore import PostgresTaskRuns
 from nbflow.server.services.transitions import record_task_run_states, server_change, set_flow_run_state
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 
-class Team:
-    """A tenant with one claimed run (execution 2) on a database of its own."""
-
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], tenant_id: str, run_id: str) -> None:
-        self.sessions = sessions
-        self.tenant_id = tenant_id
-        self.run_id = run_id
-
-    def change(self, task_run_id: str, state: str, **fields: Any) -> StateRecord:
-        """A change of the owning execution unless told otherwise."""
-        return StateRecord(
-            flow_run_id=self.run_id, task_run_id=task_run_id, task="a", state=state,
-            transition_id=fields.pop("transition_id", new_id()), timestamp=time.time(),
-            execution=fields.pop("execution", 2), **fields,
-        )  # fmt: skip
+class Team(ClaimedRun):
+    """A claimed run with what these tests read back: its journal and its task rows."""
 
     async def journal(self) -> list[tuple[str | None, str | None]]:
         """The run's task-state records in feed order: (task run id, state)."""
@@ -75,20 +59,8 @@ class Team:
 
 
 async def make_team(url: str, name: str = "team") -> Team:
-    engine = db.create_engine(url)
-    await db.migrate(engine)
-    sessions = db.sessionmaker(engine)
-    async with sessions.begin() as session:
-        tenant, _ = await auth.create_tenant(session, name)
-        spec = FlowSpec("one", {**ONE_TASK_STRUCTURE, "name": "one"}, None, [], ONE_TASK_STORAGE)
-        flow, _, _ = await register_flow(session, tenant.id, spec)
-        run, _ = await create_flow_run(session, tenant.id, flow)
-    async with sessions.begin() as session:
-        claim = StateRecord(
-            flow_run_id=run.id, state="Submitted", transition_id=new_id(), timestamp=time.time()
-        )
-        assert (await set_flow_run_state(session, tenant.id, claim, version=run.version)).ok
-    return Team(sessions, tenant.id, run.id)
+    made = await claimed_run(url, name)
+    return Team(made.sessions, made.tenant_id, made.run_id)
 
 
 def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
@@ -280,7 +252,8 @@ def test_postgres_gives_the_answers_rows_and_journal_the_sqlite_store_gives(tmp_
 
 def another_process(team: Team, url: str) -> Team:
     """The same team seen through an engine of its own, as another server process sees it."""
-    return Team(db.sessionmaker(db.create_engine(url)), team.tenant_id, team.run_id)
+    other = team.elsewhere(url)
+    return Team(other.sessions, other.tenant_id, other.run_id)
 
 
 def statements_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
