@@ -3,19 +3,22 @@
 ``transitions.set_task_run_states`` decides every change (``decide`` and the effects table);
 a store gives it what it decides on and keeps what it decided:
 
-* ``SessionTaskRuns``: the SQLAlchemy session's statements, with the journal written when the
-  session commits (SQLite, and any caller already inside a session's transaction);
-* ``PostgresTaskRuns``: on PostgreSQL, a transaction of its own on the driver's connection
-  (taken from the engine's pool) and two statements. One read gives the owning runs,
-  share-locked to the commit, with the task rows and the transitions already recorded. One
-  write stores the task rows, then takes the tenant's journal counter and appends the journal
-  (``journal.postgres_append``), in that order of locks, as the session's commit would.
+* ``SessionTaskRuns``: the SQLAlchemy session's statements in its transaction: the owning runs
+  share-locked to the commit, the task rows, the recorded transitions; the journal is written
+  when the session commits (SQLite, and any caller already inside a session's transaction);
+* ``PostgresTaskRuns``: on PostgreSQL, the driver's own connection (from the engine's pool)
+  and two statements, with no transaction block around them for a few changes. One read,
+  unlocked, gives the owning runs' executions, the task rows and the transitions already
+  recorded. One write checks that what the read saw still holds (the runs share-locked at the
+  executions read, the task rows locked at the versions read), stores the rows, then takes the
+  tenant's journal counter and appends the journal (``journal.postgres_append``), and aborts
+  as a whole if anything moved (``StaleRows``): the caller decides again on a fresh read
+  (``record_task_run_states``). ``KnownRows`` lets the read be skipped for a task run this
+  process wrote last: only ever a guess, which the write checks.
 
-The share lock keeps the single owner of the run record exactly as before: a claim or release
-of the run waits for this transaction, so it never commits between the check and the write.
-A task row another writer moved since the read is not overwritten: the write counts the rows
-it stored, and a short count raises ``StaleRows`` and rolls the transaction back, so the
-caller decides again on what is there now (``record_task_run_states``).
+The single owner of the run record holds as before: the share lock is held from the check to
+the write's commit, so a claim or release never commits in between, and a row another writer
+moved is never overwritten.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class StaleRows(Exception):
 
 
 class TaskRunStore(Protocol):
-    """Reads what task-run changes are decided on and stores the outcome, in one transaction."""
+    """Reads what task-run changes are decided on and stores the outcome atomically."""
 
     async def read(self, tenant_id: str, changes: list[StateRecord], *, fresh: bool = False) -> Seen:
         """The owning executions, task rows and recorded transitions (``fresh``: from the
@@ -306,8 +309,9 @@ class PostgresTaskRuns:
     """Task-run reads and writes in two statements on an asyncpg connection.
 
     One change, or a few, runs without a transaction block: each statement is its own
-    transaction, and the write's checks make it safe (two round trips in all). A larger
-    batch runs in a transaction the read begins (``begun``) and ``task_run_store`` ends."""
+    transaction, and the write's checks make it safe (two round trips, or the write alone
+    when ``KnownRows`` has the rows). A larger batch runs in a transaction the read begins
+    (``begun``) and ``task_run_store`` ends."""
 
     def __init__(self, driver: Any, known: KnownRows) -> None:
         self.driver = driver
@@ -401,8 +405,9 @@ class PostgresTaskRuns:
 
 @contextlib.asynccontextmanager
 async def task_run_store(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[TaskRunStore]:
-    """A store in a transaction of its own: committed when the block ends, rolled back if it
-    raises. PostgreSQL gets ``PostgresTaskRuns``, SQLite a session's ``SessionTaskRuns``."""
+    """A store whose writes are committed when the block ends and undone if it raises:
+    PostgreSQL gets ``PostgresTaskRuns`` (each statement atomic, a batch in a transaction),
+    SQLite a session's ``SessionTaskRuns`` (in a transaction)."""
     engine = sessions.kw["bind"]
     if engine.dialect.name != "postgresql":
         async with sessions.begin() as session:
