@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nbflow.agent.reporter")
 S = StateType
+#: The server's error code for a request it did not store but would take as it is, later.
+TRY_AGAIN = "TRY_AGAIN"
 
 
 def fit(text: str) -> str:
@@ -169,6 +171,8 @@ def make_sender(client: Client, *, on_superseded: Callable[[], None] | None = No
                 for entry in entries:
                     _send_flow_state(client, entry)
         except APIError as exc:
+            if exc.code == TRY_AGAIN:  # not stored, nothing wrong: the spool keeps them for later
+                raise TransportError(f"the server asks for the batch again: {exc}") from exc
             refused(str(exc))
             if len(entries) > 1 and SUPERSEDED not in str(exc):
                 half = len(entries) // 2

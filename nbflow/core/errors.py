@@ -106,6 +106,12 @@ class APIError(ClientError):
         super().__init__(message)
         self.errors = list(errors)
 
+    @property
+    def code(self) -> str | None:
+        """The first error's ``extensions.code`` (``BAD_REQUEST``, ``TRY_AGAIN``, ...), if any."""
+        extensions = self.errors[0].get("extensions") if self.errors else None
+        return extensions.get("code") if isinstance(extensions, dict) else None
+
 
 class StorageError(NbflowError):
     """Flow code is missing, unreadable, or its SHA-256 does not match."""

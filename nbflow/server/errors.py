@@ -32,3 +32,10 @@ class Conflict(RequestError):
     """The request clashes with the current state (e.g. cancelling a finished run)."""
 
     code = "CONFLICT"
+
+
+class TryAgain(RequestError):
+    """Nothing was stored and nothing is wrong with the request: other writers kept changing
+    the rows it needs while it was decided. The same request may be sent again as it is."""
+
+    code = "TRY_AGAIN"

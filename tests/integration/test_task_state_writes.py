@@ -156,7 +156,7 @@ def test_a_row_that_moved_between_the_read_and_the_write_is_decided_again() -> N
     assert row == ("Failed", 2)
 
 
-def test_a_batch_that_keeps_finding_its_rows_moved_is_refused_with_a_conflict(
+def test_a_batch_that_keeps_finding_its_rows_moved_is_answered_try_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def go(url: str) -> str:
@@ -174,7 +174,7 @@ def test_a_batch_that_keeps_finding_its_rows_moved_is_refused_with_a_conflict(
         monkeypatch.setattr(PostgresTaskRuns, "write", always_moved)
         with pytest.raises(transitions.RequestError) as caught:
             await record_task_run_states(team.sessions, team.tenant_id, [team.change(task, "Success")])
-        assert caught.value.code == "CONFLICT"
+        assert caught.value.code == "TRY_AGAIN"
         assert await team.task_row(task) == ("Running", 1)  # nothing of any attempt was stored
         return str(caught.value)
 

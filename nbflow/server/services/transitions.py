@@ -27,7 +27,7 @@ from nbflow.core.record import StateRecord, StateResult, new_id
 from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
 from nbflow.server.auth import forget_run_token, new_run_token
 from nbflow.server.db import PerDialect, one_of
-from nbflow.server.errors import RequestError
+from nbflow.server.errors import RequestError, TryAgain
 from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import concurrency, journal
 from nbflow.server.services.taskstore import StaleRows, task_run_store
@@ -217,10 +217,7 @@ async def record_task_run_states(
                 return await set_task_run_states(store, tenant_id, changes)
         except StaleRows:
             continue
-    raise RequestError(
-        f"the task runs of this batch kept changing under {STALE_RETRIES} attempts; send it again",
-        code="CONFLICT",
-    )
+    raise TryAgain(f"the task runs of this batch kept changing under {STALE_RETRIES} attempts; send it again")
 
 
 # Built once: building a statement costs more than running it (see services/taskstore.py).

@@ -1,0 +1,53 @@
+"""An agent's batch the server did not store but asks for again (``TRY_AGAIN``: other writers
+kept moving its rows) stays in the spool and goes again; it is never dropped as refused."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from nbflow.agent.reporter import make_sender
+from nbflow.agent.spool import Spool
+from nbflow.core.errors import APIError, TransportError
+from nbflow.core.record import StateRecord, new_id
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class BusyServer:
+    """Answers TRY_AGAIN ``busy`` times, then takes every state."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.taken: list[dict[str, Any]] = []
+
+    def set_task_run_states(self, entries: list[dict[str, Any]], *, refused_only: bool = False) -> list[Any]:
+        assert refused_only
+        if self.busy:
+            self.busy -= 1
+            error = {"message": "the task runs of this batch kept changing; send it again",
+                     "extensions": {"code": "TRY_AGAIN"}}  # fmt: skip
+            raise APIError(error["message"], errors=[error])
+        self.taken += entries
+        return []
+
+
+def test_a_batch_the_server_asks_for_again_stays_in_the_spool_until_it_is_taken(tmp_path: Path) -> None:
+    spool = Spool("run-1", 2, tmp_path)
+    states = [
+        StateRecord(flow_run_id="run-1", task_run_id=new_id(), task="a", state=state,
+                    transition_id=new_id(), timestamp=time.time(), execution=2).to_wire()
+        for state in ("Running", "Success")
+    ]  # fmt: skip
+    spool.append(states)
+    server = BusyServer(busy=1)
+    send = make_sender(server)  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="asks for the batch again"):
+        spool.deliver(send)
+    assert len(spool.pending()) == 2  # nothing lost, nothing split
+    assert spool.deliver(send) == 2
+    assert spool.done()
+    assert [s["state"] for s in server.taken] == ["Running", "Success"]
