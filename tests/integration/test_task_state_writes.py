@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ import pytest
 from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ClaimedRun, claimed_run, fresh_postgres_database, postgres_url
+from server_helpers import ClaimedRun, claimed_run, fresh_postgres_database, postgres_url, run_in_own_loop
 
 from nbflow.core.record import StateRecord, new_id
 from nbflow.core.states import StateType
@@ -67,8 +66,8 @@ def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
     """Run ``test(url)`` on a fresh PostgreSQL database, in a loop of its own."""
     if not postgres_url():
         pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
-    with fresh_postgres_database() as url, ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, test(url)).result()
+    with fresh_postgres_database() as url:
+        return run_in_own_loop(test(url))
 
 
 def test_a_redelivery_racing_its_original_is_stored_once() -> None:
@@ -228,7 +227,7 @@ def test_postgres_gives_the_answers_rows_and_journal_the_sqlite_store_gives(tmp_
         assert (await record_task_run_states(other.sessions, other.tenant_id, [taken]))[0].ok
         return await answers_rows_and_journal(team, other.run_id)
 
-    on_sqlite = asyncio.run(on(f"sqlite+aiosqlite:///{tmp_path / 'nbflow.db'}"))
+    on_sqlite = run_in_own_loop(on(f"sqlite+aiosqlite:///{tmp_path / 'nbflow.db'}"))
     assert on_postgres(on) == on_sqlite
     answers = on_sqlite[0]
     assert [ok for _, ok, *_ in answers] == [
