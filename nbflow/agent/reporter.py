@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbflow.agent.spool import FLOW_STATE, LOG, TASK_STATE, Spool
 from nbflow.core import secrets
-from nbflow.core.errors import APIError, TransportError
+from nbflow.core.errors import TRY_AGAIN, APIError, TransportError
 from nbflow.core.record import StateRecord, cut, new_id, state_change
 from nbflow.core.states import State, StateType
 
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nbflow.agent.reporter")
 S = StateType
-#: The server's error code for a request it did not store but would take as it is, later.
-TRY_AGAIN = "TRY_AGAIN"
 
 
 def fit(text: str) -> str:

@@ -99,6 +99,11 @@ class AuthError(ClientError):
     """The API key was missing, wrong, revoked, or its role may not do this."""
 
 
+#: The error code of a request the server did not store but would take as it is, later
+#: (other writers kept moving the rows it needs): the server's ``TryAgain``, the agent's spool.
+TRY_AGAIN = "TRY_AGAIN"
+
+
 class APIError(ClientError):
     """The server refused the request; ``errors`` holds its GraphQL errors."""
 

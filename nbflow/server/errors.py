@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbflow.core.errors import NbflowError
+from nbflow.core.errors import TRY_AGAIN, NbflowError
 
 
 class RequestError(NbflowError):
@@ -38,4 +38,4 @@ class TryAgain(RequestError):
     """Nothing was stored and nothing is wrong with the request: other writers kept changing
     the rows it needs while it was decided. The same request may be sent again as it is."""
 
-    code = "TRY_AGAIN"
+    code = TRY_AGAIN

@@ -165,6 +165,8 @@ class _Positional:
 
 
 _TASK_COLUMNS = tuple(c.name for c in TaskRun.__table__.columns)
+#: What a row of the read is (its ``kind`` column).
+_RUN, _TASK, _RECORDED = 0, 1, 2
 
 
 def _array_type(name: str) -> str:
@@ -177,19 +179,19 @@ def _array_type(name: str) -> str:
 
 
 def _read_statement() -> _Positional:
-    # One result for three questions, told apart by ``kind``: 0 a run (its id and execution),
-    # 1 a task row (every column), 2 a recorded transition (its id). Nothing is locked: the
-    # write checks what it relies on.
+    # One result for three questions, told apart by ``kind``: a run (its id and execution), a
+    # task row (every column), a recorded transition (its id). Nothing is locked: the write
+    # checks what it relies on.
     columns = ", ".join(_TASK_COLUMNS)
 
     def padded(values: dict[str, str]) -> str:
         return ", ".join(values.get(name, "NULL") for name in _TASK_COLUMNS)
 
     return _Positional(
-        f"SELECT 1 AS kind, {columns} FROM task_runs WHERE id = ANY(CAST(:task_run_ids AS VARCHAR[])) "
-        f"UNION ALL SELECT 0, {padded({'id': 'id', 'execution': 'execution'})} FROM flow_runs "
+        f"SELECT {_TASK} AS kind, {columns} FROM task_runs WHERE id = ANY(CAST(:task_run_ids AS VARCHAR[])) "
+        f"UNION ALL SELECT {_RUN}, {padded({'id': 'id', 'execution': 'execution'})} FROM flow_runs "
         "WHERE tenant_id = :tenant AND id = ANY(CAST(:run_ids AS VARCHAR[])) "
-        f"UNION ALL SELECT 2, {padded({'id': 'transition_id'})} FROM run_events "
+        f"UNION ALL SELECT {_RECORDED}, {padded({'id': 'transition_id'})} FROM run_events "
         "WHERE tenant_id = :tenant AND transition_id = ANY(CAST(:transition_ids AS VARCHAR[]))"
     )
 
@@ -233,7 +235,6 @@ def _write_statement() -> _Positional:
 
 _READ = _read_statement()
 _WRITE = _write_statement()
-_RUN, _TASK, _RECORDED = 0, 1, 2
 #: Batches of more changes than this are read and written in a transaction that plans them
 #: for their own arrays (see ``PostgresTaskRuns._begin``).
 CUSTOM_PLAN_FROM = 8
@@ -302,7 +303,10 @@ _KNOWN: WeakKeyDictionary[Any, KnownRows] = WeakKeyDictionary()
 
 def known_rows(engine: AsyncEngine) -> KnownRows:
     """This process's guesses about the database of ``engine``."""
-    return _KNOWN.setdefault(engine.sync_engine, KnownRows(KNOWN_LIMIT))
+    known = _KNOWN.get(engine.sync_engine)
+    if known is None:  # made once per engine, not on every request
+        known = _KNOWN[engine.sync_engine] = KnownRows(KNOWN_LIMIT)
+    return known
 
 
 class PostgresTaskRuns:
@@ -360,7 +364,7 @@ class PostgresTaskRuns:
                 seen.rows[row["id"]] = row
             elif kind == _RUN:
                 seen.runs[record["id"]] = record["execution"]
-            else:
+            elif kind == _RECORDED:
                 seen.recorded.add(record["id"])
         self._expect(seen)
         return seen

@@ -209,7 +209,7 @@ STALE_RETRIES = 5
 async def record_task_run_states(
     sessions: async_sessionmaker[AsyncSession], tenant_id: str, changes: list[StateRecord]
 ) -> list[StateResult]:
-    """``set_task_run_states`` in a transaction of its own (``taskstore.task_run_store``),
+    """``set_task_run_states`` through a store of its own (``taskstore.task_run_store``),
     decided again on the rows as they are now when a concurrent writer moved one of them."""
     for _ in range(STALE_RETRIES):
         try:
