@@ -35,6 +35,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     from nbflow.core.settings import private_files
     from nbflow.server.app import Settings
     from nbflow.server.db import normalize_url
+    from nbflow.server.protocol import http_protocol
 
     private_files()  # the SQLite database, its WAL and the config are this user's alone
     if args.workers < 1:
@@ -63,9 +64,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=3,
-        # h11 refuses a request whose headers pass 16 KB; httptools, which uvicorn would
-        # pick when it is installed, buffers headers of any size (30 MB took 0.8 s and 120 MB).
-        http="h11",
+        # httptools with a bound on a request's head (it has none of its own), else h11.
+        http=http_protocol(),
     )
     return 0
 
