@@ -1,4 +1,5 @@
-"""Server throughput: task-run state updates/s (one per request and batched) and createFlowRun/s.
+"""Server throughput: task-run state updates/s and log lines/s (one per request and batched) and
+createFlowRun/s.
 
 Starts a real ``nbflow server start`` process per database (SQLite file, and
 PostgreSQL when NBFLOW_TEST_POSTGRES_URL is set: a fresh database is made and
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import server_peers  # noqa: E402
 
 from nbflow.client import AsyncClient, Client  # noqa: E402
-from nbflow.core.record import StateRecord, new_id  # noqa: E402
+from nbflow.core.record import LogRecord, StateRecord, new_id  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,6 +79,16 @@ def task_updates(run_id: str, n: int) -> list[dict]:
     return out
 
 
+def log_lines(run_id: str, n: int) -> list[dict]:
+    """n log lines of one run in wire form, numbered in order."""
+    now = time.time()
+    return [
+        LogRecord(flow_run_id=run_id, level="INFO", message=f"line {seq} of the task's output",
+                  timestamp=now + seq / 1000, task=f"t{seq % 10}", seq=seq).to_wire()
+        for seq in range(n)
+    ]  # fmt: skip
+
+
 def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str, float]:
     results: dict[str, float] = {}
     with Client(url, key) as client:
@@ -117,6 +128,20 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str
         results[f"state updates/s, batches of {batch}, every result answered"] = len(batched) / (
             time.perf_counter() - start
         )
+
+        # Log lines as a flow process sends them: one at a time, then in batches.
+        lines = log_lines(run.id, min(updates, 1000) + updates)
+        took = []
+        for one in lines[: min(updates, 1000)]:
+            began = time.perf_counter()
+            assert client.write_run_logs([one]) == 1
+            took.append(time.perf_counter() - began)
+        results["one log line, median ms"] = statistics.median(took) * 1000
+        batched = lines[min(updates, 1000) :]
+        start = time.perf_counter()
+        for i in range(0, len(batched), batch):
+            assert client.write_run_logs(batched[i : i + batch]) == len(batched[i : i + batch])
+        results[f"log lines/s, batches of {batch}"] = len(batched) / (time.perf_counter() - start)
 
         start = time.perf_counter()
         for _ in range(runs):

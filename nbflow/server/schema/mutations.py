@@ -184,8 +184,7 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
         c = ctx(info)
         lines: list[LogRecord] = list(logs)
         check_own_run(c, {line.flow_run_id for line in lines})
-        async with c.sessions.begin() as session:
-            written = await log_service.write_logs(session, c.tenant_id, lines)
+        written = await log_service.record_logs(c.sessions, c.tenant_id, lines)
         c.notifier.notify()
         return written
 

@@ -17,9 +17,10 @@ leaves a gap in the positions, never a duplicate.
 Records appended inside a savepoint that is rolled back go with it: the journal
 remembers its length when a savepoint begins and returns to it on rollback.
 
-The task-state writer on PostgreSQL (``services/taskstore.py``) does not use a
-session: its one write statement ends with this module's append
-(``postgres_append``), the counter taken after its other rows, as here.
+The task-state and log writers on PostgreSQL (``services/taskstore.py``,
+``services/logs.py``) do not use a session: each one's write statement ends with this
+module's append (``postgres_append``, ``postgres_append_new_lines``), the counter taken
+after its other rows, as here.
 """
 
 from __future__ import annotations
@@ -163,6 +164,34 @@ def postgres_append(after: str | None = None) -> tuple[str, str]:
         "ON CONFLICT DO NOTHING"
     )
     return taken, rows
+
+
+def postgres_append_new_lines(checked: str) -> str:
+    """The journal's append of log lines on PostgreSQL as the last CTEs of a larger statement,
+    ending in ``appended`` (one row per line stored). Parameters: ``:tenant`` and one array per
+    column (``journal_columns``). A line whose ``(flow run, execution, seq)`` is stored
+    already, or repeats one earlier in the batch, is left out before positions are taken: a
+    re-delivered batch moves no counter and leaves no gap. ``checked`` names an earlier CTE
+    whose boolean ``ok`` runs first (it may abort the statement); the counter is taken last."""
+    table = RunEvent.__table__
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
+    )
+    names = ", ".join(_COLUMNS)
+    return (
+        f"lines AS (SELECT DISTINCT ON (r.flow_run_id, r.execution, r.seq) r.* "
+        f"FROM unnest({arrays}) WITH ORDINALITY AS r({names}, ord) "
+        f"WHERE (SELECT ok FROM {checked}) AND NOT EXISTS (SELECT 1 FROM run_events s "
+        "WHERE s.flow_run_id = r.flow_run_id AND s.execution = r.execution AND s.seq = r.seq) "
+        "ORDER BY r.flow_run_id, r.execution, r.seq, r.ord), "
+        "fresh AS (SELECT *, row_number() OVER (ORDER BY ord) AS n, count(*) OVER () AS total FROM lines), "
+        "taken AS (UPDATE tenants SET feed_position = feed_position + (SELECT count(*) FROM fresh) "
+        "WHERE id = :tenant AND EXISTS (SELECT 1 FROM fresh) RETURNING feed_position), "
+        f"appended AS (INSERT INTO run_events (tenant_id, position, {names}) "
+        f"SELECT :tenant, taken.feed_position - fresh.total + fresh.n, {', '.join('fresh.' + n for n in _COLUMNS)} "
+        "FROM taken, fresh ON CONFLICT DO NOTHING RETURNING 1)"
+    )
 
 
 def journal_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

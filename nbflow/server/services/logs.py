@@ -7,28 +7,85 @@ lines. Lines of an execution that no longer owns its run are refused.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, tuple_
 
 from nbflow.server.errors import Conflict, NotFound, RequestError
 from nbflow.server.models import RunEvent
+from nbflow.server.pgdriver import Positional, is_stale, pooled_driver
 from nbflow.server.services import journal
 from nbflow.server.services.transitions import owning_executions
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from nbflow.core.record import LogRecord
 
 MAX_LOGS_PER_CALL = 5000
 
 
-async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogRecord]) -> int:
-    """Store lines; a line whose (flow run, execution, seq) is stored already is skipped.
-    Returns how many lines were new."""
+def _check(lines: list[LogRecord]) -> None:
     if len(lines) > MAX_LOGS_PER_CALL:
         raise RequestError(f"at most {MAX_LOGS_PER_CALL} log lines per call, got {len(lines)}")
+
+
+async def record_logs(
+    sessions: async_sessionmaker[AsyncSession], tenant_id: str, lines: list[LogRecord]
+) -> int:
+    """``write_logs`` committed on its own. On PostgreSQL, one statement on the driver's
+    connection (``_WRITE``); when it finds a run unknown, of another tenant or owned by
+    another execution, the session's path (``write_logs``) says which, or stores the lines if
+    the run was claimed back meanwhile."""
+    _check(lines)
+    if not lines:
+        return 0
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        async with pooled_driver(engine) as driver:
+            try:
+                return await _postgres_write(driver, tenant_id, lines)
+            except Exception as exc:
+                if not is_stale(exc):
+                    raise
+    async with sessions.begin() as session:
+        return await write_logs(session, tenant_id, lines)
+
+
+async def _postgres_write(driver: Any, tenant_id: str, lines: list[LogRecord]) -> int:
+    owners = sorted({(line.flow_run_id, line.execution) for line in lines})
+    values = {
+        "tenant": tenant_id,
+        "run_ids": [run_id for run_id, _ in owners],
+        "run_executions": [execution for _, execution in owners],
+        "n_runs": len(owners),
+        **journal.journal_columns(journal.rows_of(tenant_id, lines)),
+    }
+    return await driver.fetchval(_WRITE.sql, *_WRITE.args(values))
+
+
+def _write_statement() -> Positional:
+    # The owning runs share-locked at the lines' executions (a claim or release waits to the
+    # commit), all of them or the statement aborts (nbflow_unless_stale), then the journal's
+    # append of the lines not stored yet, whose counter is taken last.
+    return Positional(
+        "WITH runs AS (SELECT f.id FROM flow_runs f "
+        "JOIN unnest(CAST(:run_ids AS VARCHAR[]), CAST(:run_executions AS INTEGER[])) AS e(id, execution) "
+        "ON f.id = e.id WHERE f.tenant_id = :tenant AND f.id = ANY(CAST(:run_ids AS VARCHAR[])) "
+        "AND f.execution = e.execution ORDER BY f.id FOR SHARE OF f), "
+        "checked AS (SELECT nbflow_unless_stale((SELECT count(*) FROM runs) = :n_runs) AS ok), "
+        f"{journal.postgres_append_new_lines('checked')} "
+        "SELECT count(*) FROM appended"
+    )
+
+
+_WRITE = _write_statement()
+
+
+async def write_logs(session: AsyncSession, tenant_id: str, lines: list[LogRecord]) -> int:
+    """Store lines in the session's transaction; a line whose (flow run, execution, seq) is
+    stored already is skipped. Returns how many lines were new."""
+    _check(lines)
     if not lines:
         return 0
     run_ids = {line.flow_run_id for line in lines}

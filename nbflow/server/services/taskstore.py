@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import String, insert, text, update
+from sqlalchemy import String, insert, update
 from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 from sqlalchemy.sql.expression import bindparam
-from sqlalchemy.util import greenlet_spawn
 
 from nbflow.core.states import FINISHED_TYPES
 from nbflow.server.db import PerDialect, one_of
 from nbflow.server.models import TaskRun
+from nbflow.server.pgdriver import Positional, is_stale, pooled_driver
 from nbflow.server.services import journal
 
 if TYPE_CHECKING:
@@ -151,19 +151,6 @@ _TASK_ROWS = PerDialect(
 # -- PostgreSQL, on the driver's connection ------------------------------------------------
 
 
-class _Positional:
-    """A statement written with named parameters, compiled once to asyncpg's ``$n`` form."""
-
-    def __init__(self, sql: str) -> None:
-        compiled = text(sql).compile(dialect=pg_asyncpg.dialect())
-        self.sql = str(compiled)
-        self.names = tuple(compiled.positiontup or ())
-
-    def args(self, values: dict[str, Any]) -> list[Any]:
-        """The parameters in the statement's order."""
-        return [values[name] for name in self.names]
-
-
 _TASK_COLUMNS = tuple(c.name for c in TaskRun.__table__.columns)
 #: What a row of the read is (its ``kind`` column).
 _RUN, _TASK, _RECORDED = 0, 1, 2
@@ -178,7 +165,7 @@ def _array_type(name: str) -> str:
     return f"{column.type.compile(dialect=pg_asyncpg.dialect())}[]"
 
 
-def _read_statement() -> _Positional:
+def _read_statement() -> Positional:
     # One result for three questions, told apart by ``kind``: a run (its id and execution), a
     # task row (every column), a recorded transition (its id). Nothing is locked: the write
     # checks what it relies on.
@@ -187,7 +174,7 @@ def _read_statement() -> _Positional:
     def padded(values: dict[str, str]) -> str:
         return ", ".join(values.get(name, "NULL") for name in _TASK_COLUMNS)
 
-    return _Positional(
+    return Positional(
         f"SELECT {_TASK} AS kind, {columns} FROM task_runs WHERE id = ANY(CAST(:task_run_ids AS VARCHAR[])) "
         f"UNION ALL SELECT {_RUN}, {padded({'id': 'id', 'execution': 'execution'})} FROM flow_runs "
         "WHERE tenant_id = :tenant AND id = ANY(CAST(:run_ids AS VARCHAR[])) "
@@ -196,7 +183,7 @@ def _read_statement() -> _Positional:
     )
 
 
-def _write_statement() -> _Positional:
+def _write_statement() -> Positional:
     # In the order its locks are taken:
     # 1. ``runs``: the owning runs still at the executions read, share-locked (ids in order)
     #    to the commit: a claim or release waits, and never commits between check and write;
@@ -212,7 +199,7 @@ def _write_statement() -> _Positional:
     arrays = ", ".join(f"CAST(:row_{name} AS {_array_type(name)})" for name in _TASK_COLUMNS)
     changed = ", ".join(f"{name} = EXCLUDED.{name}" for name in _CHANGED)
     taken, appended = journal.postgres_append(after="written")
-    return _Positional(
+    return Positional(
         "WITH runs AS (SELECT f.id FROM flow_runs f "
         "JOIN unnest(CAST(:run_ids AS VARCHAR[]), CAST(:run_executions AS INTEGER[])) AS e(id, execution) "
         "ON f.id = e.id WHERE f.tenant_id = :tenant AND f.id = ANY(CAST(:run_ids AS VARCHAR[])) "
@@ -238,8 +225,6 @@ _WRITE = _write_statement()
 #: Batches of more changes than this are read and written in a transaction that plans them
 #: for their own arrays (see ``PostgresTaskRuns._begin``).
 CUSTOM_PLAN_FROM = 8
-#: The SQLSTATE of ``nbflow_unless_stale`` (migration 0006).
-STALE = "NB001"
 
 
 class KnownRows:
@@ -398,7 +383,7 @@ class PostgresTaskRuns:
             await self.driver.execute(_WRITE.sql, *_WRITE.args(values))
         except Exception as exc:
             self.known.forget(tenant_id, self.changes)
-            if getattr(exc, "sqlstate", None) == STALE:
+            if is_stale(exc):
                 raise StaleRows(str(exc)) from None
             raise
         if self.begun:  # not committed yet: what others may see is read again next time
@@ -417,28 +402,14 @@ async def task_run_store(sessions: async_sessionmaker[AsyncSession]) -> AsyncIte
         async with sessions.begin() as session:
             yield SessionTaskRuns(session)
         return
-    # The pool's own connection, without a SQLAlchemy Connection around it: the store speaks
-    # to the driver only, and the wrapper cost more than either statement's Python.
-    pooled = await engine.raw_connection()
-    driver = pooled.driver_connection
-    store = PostgresTaskRuns(driver, known_rows(engine))
-    interrupted = False
-    try:
+    async with pooled_driver(engine) as driver:
+        store = PostgresTaskRuns(driver, known_rows(engine))
         try:
             yield store
         except BaseException as exc:
-            # A cancelled request may have left a statement in flight: its connection is
-            # dropped, not rolled back (closing it ends the transaction on the server too).
-            interrupted = isinstance(exc, asyncio.CancelledError)
-            if store.begun and not interrupted and not driver.is_closed():
+            # A cancelled request's connection is dropped by pooled_driver, not rolled back.
+            if store.begun and not isinstance(exc, asyncio.CancelledError) and not driver.is_closed():
                 await driver.execute("ROLLBACK")
             raise
         if store.begun:
             await driver.execute("COMMIT")
-    finally:
-        # A connection that broke, was interrupted or was left inside a transaction must not
-        # go back to the pool. Returning one may close it (past the pool's size), which
-        # awaits: hence the greenlet.
-        if interrupted or driver.is_closed() or driver.is_in_transaction():
-            await greenlet_spawn(pooled.invalidate)
-        await greenlet_spawn(pooled.close)
