@@ -25,9 +25,10 @@ from server_helpers import claimed_run, fresh_postgres_database, postgres_url
 from nbflow.core.record import LogRecord, StateRecord, new_id
 from nbflow.core.states import StateType
 from nbflow.server.models import RunEvent
+from nbflow.server.pgdriver import CUSTOM_PLAN_FROM
 from nbflow.server.services.logs import write_logs
 from nbflow.server.services.runs import get_flow_run
-from nbflow.server.services.taskstore import CUSTOM_PLAN_FROM, PostgresTaskRuns, task_run_store
+from nbflow.server.services.taskstore import PostgresTaskRuns, task_run_store
 from nbflow.server.services.transitions import (
     record_task_run_states,
     server_change,

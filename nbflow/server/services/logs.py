@@ -34,9 +34,9 @@ async def record_logs(
     sessions: async_sessionmaker[AsyncSession], tenant_id: str, lines: list[LogRecord]
 ) -> int:
     """``write_logs`` committed on its own. On PostgreSQL, one statement on the driver's
-    connection (``_WRITE``); when it finds a run unknown, of another tenant or owned by
-    another execution, the session's path (``write_logs``) says which, or stores the lines if
-    the run was claimed back meanwhile."""
+    connection (``_WRITE``), with no transaction block. When it finds a run unknown, of
+    another tenant or owned by another execution, the session's path (``write_logs``) says
+    which, or stores the lines if the run was claimed back meanwhile."""
     _check(lines)
     if not lines:
         return 0
@@ -74,7 +74,7 @@ def _write_statement() -> Positional:
         "ON f.id = e.id WHERE f.tenant_id = :tenant AND f.id = ANY(CAST(:run_ids AS VARCHAR[])) "
         "AND f.execution = e.execution ORDER BY f.id FOR SHARE OF f), "
         "checked AS (SELECT nbflow_unless_stale((SELECT count(*) FROM runs) = :n_runs) AS ok), "
-        f"{journal.postgres_append_new_lines('checked')} "
+        f"{journal.postgres_append_lines('checked')} "
         "SELECT count(*) FROM appended"
     )
 

@@ -37,7 +37,7 @@ from sqlalchemy.sql.expression import bindparam
 from nbflow.core.states import FINISHED_TYPES
 from nbflow.server.db import PerDialect, one_of
 from nbflow.server.models import TaskRun
-from nbflow.server.pgdriver import Positional, is_stale, pooled_driver
+from nbflow.server.pgdriver import BEGIN_CUSTOM_PLANS, CUSTOM_PLAN_FROM, Positional, is_stale, pooled_driver
 from nbflow.server.services import journal
 
 if TYPE_CHECKING:
@@ -222,9 +222,6 @@ def _write_statement() -> Positional:
 
 _READ = _read_statement()
 _WRITE = _write_statement()
-#: Batches of more changes than this are read and written in a transaction that plans them
-#: for their own arrays (see ``PostgresTaskRuns._begin``).
-CUSTOM_PLAN_FROM = 8
 
 
 class KnownRows:
@@ -311,12 +308,7 @@ class PostgresTaskRuns:
         self.changes: list[StateRecord] = []
 
     async def _begin(self) -> None:
-        # A prepared statement's plan is made generic after five runs if the generic one looks
-        # no dearer. Planned while the tables are young (before autovacuum's first ANALYZE),
-        # it scans them whole, and each batch of 500 read 30 times slower until the next
-        # ANALYZE. A batch is planned for its own arrays (a fraction of a millisecond against
-        # tens); a few changes keep the cached plan, whose choice is the same index.
-        await self.driver.execute("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")
+        await self.driver.execute(BEGIN_CUSTOM_PLANS)
         self.begun = True
 
     async def read(self, tenant_id: str, changes: list[StateRecord], *, fresh: bool = False) -> Seen:
