@@ -7,11 +7,11 @@ is the client's and the server's Python per request (the database's own work run
 process and is not counted). The same code counts the same whatever else the machine does,
 which wall time on a shared two-core machine does not.
 
-    python benchmarks/server_instructions.py [--cases empty,single,batch,create] [--db pg|sqlite]
+    python benchmarks/server_instructions.py [--cases empty,single,batch,create,log,logs] [--db pg|sqlite]
         [--requests 40] [--refused-only]
 
 Requests go as a flow process sends them, with its run token (``empty`` is ``{ __typename }``;
-``batch`` is 500 task states).
+``batch`` is 500 task states, ``log`` one log line, ``logs`` 500 lines).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ async def _requests(url: str, case: str, n: int, refused_only: bool) -> None:
         # sys.path: 0.4 M instructions), which a real client over HTTP never does.
         sys.modules["sniffio"] = None  # type: ignore[assignment]
     from server_helpers import flow_change
-    from server_throughput import STORAGE, STRUCTURE, task_updates
+    from server_throughput import STORAGE, STRUCTURE, log_lines, task_updates
 
     from nbflow.client import AsyncClient
     from nbflow.server.app import Settings, create_app
@@ -61,7 +61,7 @@ async def _requests(url: str, case: str, n: int, refused_only: bool) -> None:
             await admin.register_flow("bench", STRUCTURE, STORAGE)
             run = await admin.create_flow_run(flow_name="bench")
             (claim,) = await admin.set_flow_run_states([flow_change(run.id, "Submitted", run.version)])
-            size = 500 if case == "batch" else 1
+            size = 500 if case in ("batch", "logs") else 1
             changes = [{**c, "execution": claim.version} for c in task_updates(run.id, size * (n + 4))]
             async with AsyncClient("http://bench", claim.run_token, transport=transport) as flow_process:
 
@@ -70,6 +70,9 @@ async def _requests(url: str, case: str, n: int, refused_only: bool) -> None:
                         await admin.create_flow_run(flow_name="bench")
                     elif case == "empty":
                         await flow_process.graphql("{ __typename }")
+                    elif case in ("log", "logs"):
+                        lines = log_lines(run.id, size, first=i * size, execution=claim.version)
+                        assert await flow_process.write_run_logs(lines) == size
                     else:
                         batch = changes[i * size : (i + 1) * size]
                         results = await flow_process.set_task_run_states(batch, refused_only=refused_only)
@@ -126,7 +129,7 @@ def main() -> None:
     print(f"instructions per request ({args.db}, {args.requests} requests counted per case)\n")
     print("| request | instructions |\n|---|---:|")
     for case in args.cases.split(","):
-        n = max(2, args.requests // 10) if case == "batch" else args.requests
+        n = max(2, args.requests // 10) if case in ("batch", "logs") else args.requests
         print(f"| {case} | {count(case, n, args.db, args.refused_only):,} |", flush=True)
 
 

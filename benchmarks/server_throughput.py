@@ -79,13 +79,13 @@ def task_updates(run_id: str, n: int) -> list[dict]:
     return out
 
 
-def log_lines(run_id: str, n: int) -> list[dict]:
-    """n log lines of one run in wire form, numbered in order."""
+def log_lines(run_id: str, n: int, *, first: int = 0, execution: int = 0) -> list[dict]:
+    """n log lines of one run in wire form, numbered in order from ``first``."""
     now = time.time()
     return [
         LogRecord(flow_run_id=run_id, level="INFO", message=f"line {seq} of the task's output",
-                  timestamp=now + seq / 1000, task=f"t{seq % 10}", seq=seq).to_wire()
-        for seq in range(n)
+                  timestamp=now + seq / 1000, task=f"t{seq % 10}", seq=seq, execution=execution).to_wire()
+        for seq in range(first, first + n)
     ]  # fmt: skip
 
 
