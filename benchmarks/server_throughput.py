@@ -89,27 +89,43 @@ def log_lines(run_id: str, n: int, *, first: int = 0, execution: int = 0) -> lis
     ]  # fmt: skip
 
 
-def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str, float]:
+class ServerCPU:
+    """CPU seconds the server process used (user and system), read between phases."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+
+    def __call__(self) -> float:
+        used = self.process.cpu_times()
+        return used.user + used.system
+
+
+def measure(url: str, key: str, updates: int, batch: int, runs: int, cpu: ServerCPU) -> dict[str, float]:
     results: dict[str, float] = {}
     with Client(url, key) as client:
         client.register_flow("bench", STRUCTURE, STORAGE)
         run = client.create_flow_run(flow_name="bench")
 
         # The floor of one request over this stack (client, HTTP, gate, GraphQL): no database.
-        start = time.perf_counter()
-        for _ in range(1000):
+        floor = 1000
+        start, used = time.perf_counter(), cpu()
+        for _ in range(floor):
             client.graphql("{ __typename }")
-        results["{ __typename }/s, one per request (no database)"] = 1000 / (time.perf_counter() - start)
+        results["{ __typename }/s, one per request (no database)"] = floor / (time.perf_counter() - start)
+        results["{ __typename }, server CPU ms"] = (cpu() - used) * 1000 / floor
 
         # As an agent sends them: answered with the refusals only (none here).
         single = task_updates(run.id, min(updates, 1000))
         took = []
-        start = time.perf_counter()
+        start, used = time.perf_counter(), cpu()
         for change in single:
             began = time.perf_counter()
             assert client.set_task_run_states([change], refused_only=True) == []
             took.append(time.perf_counter() - began)
         results["state updates/s, one per request"] = len(single) / (time.perf_counter() - start)
+        results["one state update, server CPU ms"] = (cpu() - used) * 1000 / len(single)
         took.sort()
         results["one state update, median ms"] = statistics.median(took) * 1000
         results["one state update, p95 ms"] = took[int(len(took) * 0.95)] * 1000
@@ -132,11 +148,13 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int) -> dict[str
         # Log lines as a flow process sends them: one at a time, then in batches.
         lines = log_lines(run.id, min(updates, 1000) + updates)
         took = []
+        used = cpu()
         for one in lines[: min(updates, 1000)]:
             began = time.perf_counter()
             assert client.write_run_logs([one]) == 1
             took.append(time.perf_counter() - began)
         results["one log line, median ms"] = statistics.median(took) * 1000
+        results["one log line, server CPU ms"] = (cpu() - used) * 1000 / len(took)
         batched = lines[min(updates, 1000) :]
         start = time.perf_counter()
         for i in range(0, len(batched), batch):
@@ -198,7 +216,10 @@ def main() -> None:
             server = start_server(Path(tmp), url)
             key = server.admin_key or ""
             try:
-                table[f"nbflow, {name}"] = measure(server.url, key, args.updates, args.batch, args.runs)
+                assert server.proc is not None
+                table[f"nbflow, {name}"] = measure(
+                    server.url, key, args.updates, args.batch, args.runs, ServerCPU(server.proc.pid)
+                )
             finally:
                 server.stop()
             if args.workers > 1:  # the same database and key, served by several processes
