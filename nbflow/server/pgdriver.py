@@ -26,15 +26,15 @@ if TYPE_CHECKING:
 #: when the rows it was decided on moved since they were read.
 STALE = "NB001"
 
-
 #: Batches of more rows than this are written in a transaction that plans each statement for
 #: its own arrays (``BEGIN_CUSTOM_PLANS``).
 CUSTOM_PLAN_FROM = 8
 
 # A prepared statement's plan is made generic after five runs if the generic one looks no
 # dearer. Planned while the tables are young (before autovacuum's first ANALYZE), it scans
-# them whole: a batch of 500 task states read 30 times slower until the next ANALYZE. A batch is planned for its own arrays instead (a fraction of a
-# millisecond); a few rows keep the cached plan, whose choice is the same index.
+# them whole: a batch of 500 task states read 30 times slower until the next ANALYZE. A
+# batch is planned for its own arrays instead (a fraction of a millisecond); a few rows keep
+# the cached plan, whose choice is the same index.
 BEGIN_CUSTOM_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
 
 

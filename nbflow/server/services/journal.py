@@ -12,7 +12,8 @@ deadlocking on it.
 
 Rows whose transition id or ``(flow run, execution, seq)`` is stored already
 are skipped (``ON CONFLICT DO NOTHING``): a re-delivery racing its original
-leaves a gap in the positions, never a duplicate.
+(and, on PostgreSQL, any re-delivered log line) leaves a gap in the positions,
+never a duplicate.
 
 Records appended inside a savepoint that is rolled back go with it: the journal
 remembers its length when a savepoint begins and returns to it on rollback.

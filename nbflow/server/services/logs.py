@@ -67,7 +67,7 @@ async def _postgres_write(driver: Any, tenant_id: str, lines: list[LogRecord]) -
 def _write_statement() -> Positional:
     # The owning runs share-locked at the lines' executions (a claim or release waits to the
     # commit), all of them or the statement aborts (nbflow_unless_stale), then the journal's
-    # append of the lines not stored yet, whose counter is taken last.
+    # append (lines stored already skipped by their unique index), whose counter is taken last.
     return Positional(
         "WITH runs AS (SELECT f.id FROM flow_runs f "
         "JOIN unnest(CAST(:run_ids AS VARCHAR[]), CAST(:run_executions AS INTEGER[])) AS e(id, execution) "
