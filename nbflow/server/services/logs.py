@@ -15,6 +15,7 @@ from nbflow.server.errors import Conflict, NotFound, RequestError
 from nbflow.server.models import RunEvent
 from nbflow.server.pgdriver import Positional, is_stale, pooled_driver
 from nbflow.server.services import journal
+from nbflow.server.services.taskstore import owning_runs_share_locked
 from nbflow.server.services.transitions import owning_executions
 
 if TYPE_CHECKING:
@@ -69,10 +70,7 @@ def _write_statement() -> Positional:
     # commit), all of them or the statement aborts (nbflow_unless_stale), then the journal's
     # append (lines stored already skipped by their unique index), whose counter is taken last.
     return Positional(
-        "WITH runs AS (SELECT f.id FROM flow_runs f "
-        "JOIN unnest(CAST(:run_ids AS VARCHAR[]), CAST(:run_executions AS INTEGER[])) AS e(id, execution) "
-        "ON f.id = e.id WHERE f.tenant_id = :tenant AND f.id = ANY(CAST(:run_ids AS VARCHAR[])) "
-        "AND f.execution = e.execution ORDER BY f.id FOR SHARE OF f), "
+        f"WITH {owning_runs_share_locked()}, "
         "checked AS (SELECT nbflow_unless_stale((SELECT count(*) FROM runs) = :n_runs) AS ok), "
         f"{journal.postgres_append_lines('checked')} "
         "SELECT count(*) FROM appended"
