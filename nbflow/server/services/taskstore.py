@@ -172,10 +172,10 @@ def _read_statement() -> Positional:
     #
     # Each key is looked up on its own (a LATERAL subquery with LIMIT 1 per key, equality on
     # a unique index's columns; a run by its id alone, its tenant compared after): the only
-    # plan that fits whatever the tables' size. With
-    # ``= ANY(array)`` instead, a generic plan made while the tables were young read task_runs
-    # whole and went through the tenant's runs and journal by their tenant prefix: 4.3 ms and
-    # 447 pages at 20,000 journal rows, until autovacuum's ANALYZE.
+    # plan that fits whatever the tables' size. With ``= ANY(array)`` instead, a generic plan
+    # made while the tables were young read task_runs whole and went through the tenant's
+    # runs and journal by their tenant prefix: 4.3 ms and 447 pages at 20,000 journal rows,
+    # until autovacuum's ANALYZE.
     columns = ", ".join(f"t.{name}" for name in _TASK_COLUMNS)
 
     def padded(values: dict[str, str]) -> str:
