@@ -137,6 +137,17 @@ _INSERT_EVENTS = sqlite.insert(RunEvent).on_conflict_do_nothing()
 _COLUMNS = [c.name for c in RunEvent.__table__.columns if c.name not in ("id", "tenant_id", "position")]
 
 
+def _unnested_columns() -> tuple[str, str]:
+    """The journal's columns as ``unnest``'s arguments (one typed array parameter per column,
+    ``journal_columns``) and as the comma-separated names they come back under."""
+    table = RunEvent.__table__
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
+    )
+    return arrays, ", ".join(_COLUMNS)
+
+
 def postgres_append(after: str | None = None) -> tuple[str, str]:
     """The journal's append on PostgreSQL as a statement's parts, ``(CTE, INSERT)``: the CTE
     ``taken`` moves the tenant's counter, the INSERT stores the rows. Parameters: ``:tenant``,
@@ -145,12 +156,7 @@ def postgres_append(after: str | None = None) -> tuple[str, str]:
     # The counter's UPDATE and the INSERT in one statement: the rows arrive as one array per
     # column (asyncpg encodes them in C, no per-row parameter processing) and take positions
     # last - n + 1 ... last in their order (WITH ORDINALITY).
-    table = RunEvent.__table__
-    dialect = postgresql.dialect()
-    arrays = ", ".join(
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
-    )
-    names = ", ".join(_COLUMNS)
+    arrays, names = _unnested_columns()
     # A scalar subquery on ``after`` in the counter's WHERE runs it to completion before the
     # counter's row is locked.
     wait = f" AND (SELECT count(*) FROM {after}) >= 0" if after else ""
@@ -179,12 +185,7 @@ def postgres_append_lines(checked: str) -> str:
     # look-up made while the table was young went through every line of the run (the
     # run-and-position index), 10 ms a line at 30,000 until autovacuum's ANALYZE. The unique
     # index the insert checks anyway is the one right way to find them.
-    table = RunEvent.__table__
-    dialect = postgresql.dialect()
-    arrays = ", ".join(
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in _COLUMNS
-    )
-    names = ", ".join(_COLUMNS)
+    arrays, names = _unnested_columns()
     return (
         f"lines AS (SELECT DISTINCT ON (r.flow_run_id, r.execution, r.seq) r.* "
         f"FROM unnest({arrays}) WITH ORDINALITY AS r({names}, ord) "
