@@ -146,16 +146,17 @@ def measure(url: str, key: str, updates: int, batch: int, runs: int, cpu: Server
         )
 
         # Log lines as a flow process sends them: one at a time, then in batches.
-        lines = log_lines(run.id, min(updates, 1000) + updates)
+        singles = min(updates, 1000)
+        lines = log_lines(run.id, singles + updates)
         took = []
         used = cpu()
-        for one in lines[: min(updates, 1000)]:
+        for one in lines[:singles]:
             began = time.perf_counter()
             assert client.write_run_logs([one]) == 1
             took.append(time.perf_counter() - began)
         results["one log line, median ms"] = statistics.median(took) * 1000
         results["one log line, server CPU ms"] = (cpu() - used) * 1000 / len(took)
-        batched = lines[min(updates, 1000) :]
+        batched = lines[singles:]
         start = time.perf_counter()
         for i in range(0, len(batched), batch):
             assert client.write_run_logs(batched[i : i + batch]) == len(batched[i : i + batch])

@@ -398,53 +398,6 @@ def test_a_write_cancelled_while_it_waits_leaves_no_connection_behind() -> None:
     assert done
 
 
-def test_the_read_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() -> None:
-    """PostgreSQL keeps a prepared statement's generic plan until the table is analyzed. The
-    read's plan, made while the tables were nearly empty, must still look runs and recorded
-    transitions up by their keys once the tenant's journal has grown, not go through the
-    tenant's runs or journal."""
-    from nbflow.core.record import LogRecord
-    from nbflow.server.pgdriver import pooled_driver
-    from nbflow.server.services import logs, taskstore
-
-    def literal(value: Any) -> str:
-        if isinstance(value, list):
-            return "ARRAY[" + ", ".join(literal(v) for v in value) + "]::VARCHAR[]"
-        return "'" + str(value).replace("'", "''") + "'"
-
-    async def go(url: str) -> tuple[str, int]:
-        team = await make_team(url)
-        values = {"tenant": team.tenant_id, "run_ids": [team.run_id], "task_run_ids": [new_id()],
-                  "transition_ids": [new_id(), new_id()]}  # fmt: skip
-        args = taskstore._READ.args(values)
-        async with pooled_driver(team.sessions.kw["bind"]) as driver:
-            for _ in range(8):  # past the five runs after which the plan may be made generic
-                await driver.fetch(taskstore._READ.sql, *args)
-            for start in range(0, 20_000, 5_000):  # the journal grows, no ANALYZE yet
-                lines = [
-                    LogRecord(
-                        flow_run_id=team.run_id, level="INFO", message="m", timestamp=1.0, execution=2, seq=s
-                    )
-                    for s in range(start, start + 5_000)
-                ]
-                await logs.record_logs(team.sessions, team.tenant_id, lines)
-            name = await driver.fetchval(
-                "SELECT name FROM pg_prepared_statements WHERE statement = $1", taskstore._READ.sql
-            )
-            plan = await driver.fetch(
-                f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}({', '.join(literal(a) for a in args)})"
-            )
-        text_plan = "\n".join(row[0] for row in plan)
-        # The top node's buffers hold its children's: the first "Buffers:" line is the whole.
-        top = next(line for line in text_plan.splitlines() if "Buffers:" in line)
-        return text_plan, sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top))
-
-    plan, hits = on_postgres(go)
-    # The statement's pages, counted by PostgreSQL: a few per key, against hundreds for a walk
-    # through 20,000 journal rows.
-    assert hits < 100, plan
-
-
 class _Recording:
     """A driver connection that remembers the statements sent through it, with their arguments."""
 
@@ -479,6 +432,50 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+async def _cached_plan(driver: Any, sql: str, args: Any, options: str = "") -> str:
+    """The plan ``driver``'s connection keeps for ``sql`` (its prepared statement), run with
+    ``args`` written as literals (EXECUTE takes no parameters of its own)."""
+    name = await driver.fetchval("SELECT name FROM pg_prepared_statements WHERE statement = $1", sql)
+    plan = await driver.fetch(f"EXPLAIN {options}EXECUTE {name}({', '.join(_literal(a) for a in args)})")
+    return "\n".join(row[0] for row in plan)
+
+
+def test_the_read_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() -> None:
+    """PostgreSQL keeps a prepared statement's generic plan until the table is analyzed. The
+    read's plan, made while the tables were nearly empty, must still look runs and recorded
+    transitions up by their keys once the tenant's journal has grown, not go through the
+    tenant's runs or journal."""
+    from nbflow.core.record import LogRecord
+    from nbflow.server.pgdriver import pooled_driver
+    from nbflow.server.services import logs, taskstore
+
+    async def go(url: str) -> tuple[str, int]:
+        team = await make_team(url)
+        values = {"tenant": team.tenant_id, "run_ids": [team.run_id], "task_run_ids": [new_id()],
+                  "transition_ids": [new_id(), new_id()]}  # fmt: skip
+        args = taskstore._READ.args(values)
+        async with pooled_driver(team.sessions.kw["bind"]) as driver:
+            for _ in range(8):  # past the five runs after which the plan may be made generic
+                await driver.fetch(taskstore._READ.sql, *args)
+            for start in range(0, 20_000, 5_000):  # the journal grows, no ANALYZE yet
+                lines = [
+                    LogRecord(
+                        flow_run_id=team.run_id, level="INFO", message="m", timestamp=1.0, execution=2, seq=s
+                    )
+                    for s in range(start, start + 5_000)
+                ]
+                await logs.record_logs(team.sessions, team.tenant_id, lines)
+            text_plan = await _cached_plan(driver, taskstore._READ.sql, args, "(ANALYZE, BUFFERS) ")
+        # The top node's buffers hold its children's: the first "Buffers:" line is the whole.
+        top = next(line for line in text_plan.splitlines() if "Buffers:" in line)
+        return text_plan, sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top))
+
+    plan, hits = on_postgres(go)
+    # The statement's pages, counted by PostgreSQL: a few per key, against hundreds for a walk
+    # through 20,000 journal rows.
+    assert hits < 100, plan
+
+
 def test_the_write_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() -> None:
     """The write's own generic plan, made on nearly empty tables, still finds the runs and task
     rows it locks by their primary keys after task_runs has grown: no scan of a table."""
@@ -502,9 +499,7 @@ def test_the_write_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() ->
                     batch += [team.change(task, "Running"), team.change(task, "Success")]
                 await record_task_run_states(team.sessions, team.tenant_id, batch)
             sql, args = next(sent for sent in reversed(recording.sent) if sent[0] == taskstore._WRITE.sql)
-            name = await driver.fetchval("SELECT name FROM pg_prepared_statements WHERE statement = $1", sql)
-            plan = await driver.fetch(f"EXPLAIN EXECUTE {name}({', '.join(_literal(a) for a in args)})")
-        return "\n".join(row[0] for row in plan)
+            return await _cached_plan(driver, sql, args)
 
     plan = on_postgres(go)
     assert "Seq Scan" not in plan, plan
