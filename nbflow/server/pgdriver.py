@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.sql import ClauseElement
 
 #: The SQLSTATE of ``nbflow_unless_stale`` (migration 0006): what a write statement raises
 #: when the rows it was decided on moved since they were read.
@@ -39,16 +40,22 @@ BEGIN_CUSTOM_PLANS = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 class Positional:
-    """A statement written with named parameters, compiled once to asyncpg's ``$n`` form."""
+    """A statement with named parameters (SQL text, or a SQLAlchemy Core statement), compiled
+    once to asyncpg's ``$n`` form."""
 
-    def __init__(self, sql: str) -> None:
-        compiled = text(sql).compile(dialect=pg_asyncpg.dialect())
+    def __init__(self, statement: str | ClauseElement) -> None:
+        compiled = (text(statement) if isinstance(statement, str) else statement).compile(
+            dialect=pg_asyncpg.dialect()
+        )
         self.sql = str(compiled)
         self.names = tuple(compiled.positiontup or ())
+        # Values SQLAlchemy bound itself (a Core statement's LIMIT, say).
+        self.fixed = {name: value for name, value in compiled.params.items() if value is not None}
 
     def args(self, values: dict[str, Any]) -> list[Any]:
         """The parameters in the statement's order."""
-        return [values[name] for name in self.names]
+        fixed = self.fixed
+        return [values[name] if name in values else fixed[name] for name in self.names]
 
 
 def is_stale(exc: BaseException) -> bool:

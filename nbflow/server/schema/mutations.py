@@ -35,6 +35,7 @@ from nbflow.server.services import flows as flow_service
 from nbflow.server.services import logs as log_service
 from nbflow.server.services import runs as run_service
 from nbflow.server.services import transitions
+from nbflow.server.services.runcreate import RunRequest, create_requested_run
 
 MAX_WAIT = 30.0
 #: How long a waiting long-poll goes without re-reading its queue if nothing wakes it.
@@ -87,31 +88,24 @@ class Mutation(TeamMutation):  # secrets, hooks, limits: team.py
     async def create_flow_run(self, info: strawberry.Info, input: CreateFlowRunInput) -> CreatedFlowRun:
         """A new run (or the run an earlier call with the same idempotency key made)."""
         c = ctx(info)
-        async with c.sessions.begin() as session:
-            flow, version = await flow_service.get_flow_and_latest_version(
-                session, c.tenant_id, flow_id=input.flow_id, name=input.flow_name
-            )
-            parameters = input.parameters
-            if parameters is not None and not isinstance(parameters, dict):
-                raise RequestError("parameters must be a JSON object of name: value")
-            run, created = await run_service.create_flow_run(
-                session,
-                c.tenant_id,
-                flow,
-                parameters=parameters,  # type: ignore[arg-type]
+        made = await create_requested_run(
+            c.sessions,
+            c.tenant_id,
+            RunRequest(
+                flow_id=input.flow_id,
+                flow_name=input.flow_name,
+                parameters=input.parameters,
                 idempotency_key=input.idempotency_key,
                 scheduled_start_time=input.scheduled_start_time,
                 labels=input.labels,
-                version=version,
-                context=input.context,  # type: ignore[arg-type]
-            )
-            if run.flow_version_id != (version.id if version else None):
-                version = None  # an earlier call's run (same idempotency key): its own version
-            result = CreatedFlowRun(
-                flow_run=FlowRunType.from_row(run, flow=flow, version=version), created=created
-            )
+                context=input.context,
+            ),
+        )
         c.notifier.notify()
-        return result
+        return CreatedFlowRun(
+            flow_run=FlowRunType.from_row(made.run, flow=made.flow, version=made.version),
+            created=made.created,
+        )
 
     @strawberry.mutation(permission_classes=[CanManageFlows])
     async def cancel_flow_run(self, info: strawberry.Info, flow_run_id: str) -> FlowRunType:

@@ -161,7 +161,7 @@ async def get_flow_and_latest_version(
     session: AsyncSession, tenant_id: str, *, flow_id: str | None = None, name: str | None = None
 ) -> tuple[Flow, FlowVersion | None]:
     """``get_flow`` and its newest version (``None`` before the first), in one query."""
-    return await _find_flow(session, _FLOW_AND_LATEST, tenant_id, flow_id, name)
+    return await _find_flow(session, FLOW_AND_LATEST, tenant_id, flow_id, name)
 
 
 async def _find_flow(
@@ -262,4 +262,6 @@ def _by_key(*entities: Any) -> dict[str, Any]:
 
 
 _FLOW = _by_key(Flow)
-_FLOW_AND_LATEST = _by_key(Flow, FlowVersion)
+#: A flow and its newest version, by id (``["id"]``) or name (``["name"]``) of ``:tenant``
+#: (``:key``); ``services/runcreate.py`` runs it on the driver's connection too.
+FLOW_AND_LATEST = _by_key(Flow, FlowVersion)

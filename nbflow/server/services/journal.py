@@ -148,18 +148,25 @@ def _unnested_columns() -> tuple[str, str]:
     return arrays, ", ".join(_COLUMNS)
 
 
-def postgres_append(after: str | None = None) -> tuple[str, str]:
+def postgres_append(after: str | None = None, *, only_if_any: bool = False) -> tuple[str, str]:
     """The journal's append on PostgreSQL as a statement's parts, ``(CTE, INSERT)``: the CTE
     ``taken`` moves the tenant's counter, the INSERT stores the rows. Parameters: ``:tenant``,
     ``:n`` and one array per column (``journal_columns``). ``after`` names an earlier CTE of a
-    larger statement that must be done before the counter is taken (its lock stays last)."""
+    larger statement that must be done before the counter is taken (its lock stays last);
+    with ``only_if_any``, nothing is appended (nor the counter moved) if it returned no row."""
     # The counter's UPDATE and the INSERT in one statement: the rows arrive as one array per
     # column (asyncpg encodes them in C, no per-row parameter processing) and take positions
     # last - n + 1 ... last in their order (WITH ORDINALITY).
     arrays, names = _unnested_columns()
     # A scalar subquery on ``after`` in the counter's WHERE runs it to completion before the
     # counter's row is locked.
-    wait = f" AND (SELECT count(*) FROM {after}) >= 0" if after else ""
+    wait = ""
+    if after:
+        wait = (
+            f" AND EXISTS (SELECT 1 FROM {after})"
+            if only_if_any
+            else f" AND (SELECT count(*) FROM {after}) >= 0"
+        )
     taken = (
         "taken AS (UPDATE tenants SET feed_position = feed_position + CAST(:n AS BIGINT) "
         f"WHERE id = :tenant{wait} RETURNING feed_position)"

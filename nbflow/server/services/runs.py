@@ -26,6 +26,8 @@ from nbflow.server.services.transitions import server_change, set_flow_run_state
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from nbflow.core.record import StateRecord
+
 S = StateType
 
 
@@ -44,7 +46,7 @@ async def create_flow_run(
     """(run, created). The same idempotency key for the same flow returns the same run."""
     if idempotency_key is not None:
         idempotency_key = limits.name(idempotency_key, "the idempotency key")
-        existing = await _by_idempotency_key(session, flow.id, idempotency_key)
+        existing = await by_idempotency_key(session, flow.id, idempotency_key)
         if existing is not None:
             return existing, False
     version = version or await latest_version(session, flow.id)
@@ -62,7 +64,7 @@ async def create_flow_run(
                 session.add(run)
         except IntegrityError:
             # Another writer (a second scheduler replica) made it first: theirs is the run.
-            existing = await _by_idempotency_key(session, flow.id, idempotency_key)
+            existing = await by_idempotency_key(session, flow.id, idempotency_key)
             if existing is None:
                 raise
             return existing, False
@@ -109,15 +111,18 @@ def new_flow_run(
 def record_new_runs(session: AsyncSession, tenant_id: str, runs: list[FlowRun]) -> None:
     """The label rows and the journal's Scheduled entries of runs just added to ``session``."""
     session.add_all(FlowRunLabel(flow_run_id=run.id, label=label) for run in runs for label in run.labels)
-    changes = []
-    for run in runs:
-        change = server_change(run, S.SCHEDULED, run.state_message)
-        change.previous = None
-        changes.append(change)
-    journal.append(session, tenant_id, changes)
+    journal.append(session, tenant_id, [scheduled_entry(run) for run in runs])
 
 
-async def _by_idempotency_key(session: AsyncSession, flow_id: str, key: str) -> FlowRun | None:
+def scheduled_entry(run: FlowRun) -> StateRecord:
+    """The journal's entry of a new run: Scheduled, after nothing."""
+    change = server_change(run, S.SCHEDULED, run.state_message)
+    change.previous = None
+    return change
+
+
+async def by_idempotency_key(session: AsyncSession, flow_id: str, key: str) -> FlowRun | None:
+    """The run of the flow an earlier call made with idempotency key ``key``, if any."""
     return (
         await session.execute(
             select(FlowRun).where(FlowRun.flow_id == flow_id, FlowRun.idempotency_key == key)
