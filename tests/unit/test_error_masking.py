@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 
 from nbflow.server.app import Settings, create_app
 from nbflow.server.services import runs as run_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from server_helpers import run_in_own_loop  # noqa: E402
+
+if TYPE_CHECKING:
+    import pytest
 
 
 async def ask(database: str, queries: list[str]) -> list[dict[str, Any]]:
