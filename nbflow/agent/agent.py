@@ -265,8 +265,12 @@ class Agent:
             return
         # A crash: whatever it spooled goes first, then the failure with its reason.
         spool = Spool(run_id, active.execution)
-        with contextlib.suppress(ClientError):
-            await asyncio.to_thread(spool.deliver, make_sender(self.sync_client))
+        if spool.hold():  # its flow process is gone, so only another agent could hold it
+            try:
+                with contextlib.suppress(ClientError):
+                    await asyncio.to_thread(spool.deliver, make_sender(self.sync_client))
+            finally:
+                spool.release()
         reason = f"the flow process exited with code {code}"
         if code < 0:
             reason = f"the flow process was killed by signal {-code}"
@@ -322,10 +326,14 @@ class Agent:
                 active = self.active.get(spool.flow_run_id)
                 if active is not None and active.execution == spool.execution:
                     continue  # its flow process is still delivering it
+                if not spool.hold():
+                    continue  # a live flow process (perhaps another agent's) is delivering it
                 try:
                     await asyncio.to_thread(spool.deliver, make_sender(self.sync_client))
                 except ClientError:
                     break  # still unreachable: try again later
+                finally:
+                    spool.release()
                 if spool.done():
                     spool.remove()
 

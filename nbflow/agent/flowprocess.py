@@ -70,6 +70,7 @@ class FlowProcess:
         self.run_id = spec["flow_run_id"]
         self.client = Client(spec["server"], spec["key"], retries=2)
         self.spool = Spool(self.run_id, spec["version"])
+        self.spool.hold()  # the agents on this machine leave it to us while we live
         self.reporter = ServerReporter(
             self.spool, self.run_id, spec["version"], private=spec.get("private", False)
         )

@@ -12,8 +12,10 @@ state by its transition id and a re-delivered line by its sequence number.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -68,9 +70,33 @@ class Spool:
         stem = f"{flow_run_id}.{execution}"
         self.path = self.directory / f"{stem}.jsonl"
         self.offset_path = self.directory / f"{stem}.offset"
+        self.hold_path = self.directory / f"{stem}.hold"
         self.flow_run_id = flow_run_id
         self.execution = execution
         self._lock = threading.Lock()
+        self._held: int | None = None
+
+    def hold(self) -> bool:
+        """Take the spool for delivery, until ``release`` or this process's end: ``False`` if
+        another live process holds it (its flow process still reporting, or another agent that
+        shares this home). The hold dies with its process, so a crashed flow process's spool
+        is free for the agent to deliver."""
+        if self._held is not None:
+            return True
+        fd = os.open(self.hold_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._held = fd
+        return True
+
+    def release(self) -> None:
+        """Give up ``hold``."""
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append records (written and flushed before returning)."""
@@ -112,8 +138,9 @@ class Spool:
 
     def remove(self) -> None:
         """Delete the spool (everything was delivered, or the run was not ours)."""
-        for path in (self.path, self.offset_path):
+        for path in (self.path, self.offset_path, self.hold_path):
             path.unlink(missing_ok=True)
+        self.release()
 
     def deliver(self, send: Callable[[str, list[dict[str, Any]]], None]) -> int:
         """Send pending records in order, batch by batch; returns how many were delivered.
