@@ -43,8 +43,11 @@ from nbflow.core.record import StateRecord, new_id  # noqa: E402
 FLOWS = 100  # the seeded runs belong to this many flows
 
 
-def seed(url: str, tenant_id: str, runs: int, tasks: int, schedules: int) -> dict[str, float]:
-    """Fill the database in SQL; seconds per table."""
+def seed(
+    url: str, tenant_id: str, runs: int, tasks: int, schedules: int, *, analyze: bool = True
+) -> dict[str, float]:
+    """Fill the database in SQL; seconds per table. ``analyze=False`` leaves the statistics as
+    they were (``young_plans.py``)."""
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -90,14 +93,15 @@ def seed(url: str, tenant_id: str, runs: int, tasks: int, schedules: int) -> dic
         "run_events": (
             """INSERT INTO run_events (tenant_id, position, kind, flow_run_id, task_run_id, task, state,
                 previous, message, attempt, timestamp, transition_id, execution)
-            SELECT %(t)s, 1 + (r * %(tasks)s + k) * 2 + s, 'state', md5('r' || r)::uuid::text,
+            SELECT %(t)s::text, (SELECT feed_position FROM tenants WHERE id = %(t)s::text) + 1 + (r * %(tasks)s + k) * 2 + s,
+                'state', md5('r' || r)::uuid::text,
                 md5('t' || r || '-' || k)::uuid::text, 't' || k,
                 CASE WHEN s = 0 THEN 'Running' ELSE 'Success' END,
                 CASE WHEN s = 0 THEN 'Pending' ELSE 'Running' END,
                 '', 1, extract(epoch from now()), md5('e' || r || '-' || k || '-' || s), 1
             FROM generate_series(0, %(runs)s - 1) r, generate_series(0, %(tasks)s - 1) k,
                 generate_series(0, 1) s""",
-            "UPDATE tenants SET feed_position = %(runs)s * %(tasks)s * 2 WHERE id = %(t)s",
+            "UPDATE tenants SET feed_position = feed_position + %(runs)s::bigint * %(tasks)s * 2 WHERE id = %(t)s",
         ),
     }
     values = {
@@ -114,7 +118,8 @@ def seed(url: str, tenant_id: str, runs: int, tasks: int, schedules: int) -> dic
             times[table] = time.perf_counter() - start
             print(f"  seeded {table} in {times[table]:.1f} s", flush=True)
         conn.autocommit = True
-        conn.execute("VACUUM ANALYZE")
+        if analyze:
+            conn.execute("VACUUM ANALYZE")
     return times
 
 

@@ -372,3 +372,26 @@ async def claimed_run(url: str, tenant: str = "team") -> ClaimedRun:
         )
         assert (await set_flow_run_state(session, made.id, claim, version=run.version)).ok
     return ClaimedRun(sessions, made.id, run.id)
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as an SQL literal that EXECUTE coerces to its parameter's type."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else repr(value)
+    if isinstance(value, list):
+
+        def element(item: Any) -> str:
+            return "NULL" if item is None else '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        value = "{" + ",".join(element(item) for item in value) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def cached_plan(driver: Any, sql: str, args: Any, options: str = "") -> str:
+    """The plan ``driver``'s connection keeps for ``sql`` (its prepared statement), run with
+    ``args`` written as literals (EXECUTE takes no parameters of its own)."""
+    name = await driver.fetchval("SELECT name FROM pg_prepared_statements WHERE statement = $1", sql)
+    plan = await driver.fetch(f"EXPLAIN {options}EXECUTE {name}({', '.join(sql_literal(a) for a in args)})")
+    return "\n".join(row[0] for row in plan)

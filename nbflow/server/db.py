@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import any_, bindparam, event, text
+from sqlalchemy import String, any_, bindparam, event, literal_column, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
@@ -134,6 +134,18 @@ def one_of(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnEl
     if postgres:
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
+
+
+def checked_after(column: ColumnElement[str]) -> ColumnElement[str]:
+    """``column`` in a form no index serves: for a condition checked on the rows another key
+    found (the tenant of a run found by its id), never used to find them.
+
+    A prepared statement's generic plan made while its table was young (before autovacuum's
+    first ANALYZE) costs every index alike, and may take a (tenant, ...) index for
+    ``id = :id AND tenant_id = :tenant``, walking the tenant's whole prefix of it for one row:
+    9 ms a look-up at 60,000 runs, 615 ms for a journal look-up at 400,000 rows
+    (``benchmarks/young_plans.py``). ``tenant_id || ''`` compares the same and can only filter."""
+    return column.op("||", return_type=String)(literal_column("''"))
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

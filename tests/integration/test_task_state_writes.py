@@ -21,7 +21,14 @@ import pytest
 from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ClaimedRun, claimed_run, fresh_postgres_database, postgres_url, run_in_own_loop
+from server_helpers import (
+    ClaimedRun,
+    cached_plan,
+    claimed_run,
+    fresh_postgres_database,
+    postgres_url,
+    run_in_own_loop,
+)
 
 from nbflow.core.record import StateRecord, new_id
 from nbflow.core.states import StateType
@@ -417,29 +424,6 @@ class _Recording:
         return getattr(self.driver, name)
 
 
-def _literal(value: Any) -> str:
-    """``value`` as an SQL literal that EXECUTE coerces to its parameter's type."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool | int | float):
-        return str(value).lower() if isinstance(value, bool) else repr(value)
-    if isinstance(value, list):
-
-        def element(item: Any) -> str:
-            return "NULL" if item is None else '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-        value = "{" + ",".join(element(item) for item in value) + "}"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-async def _cached_plan(driver: Any, sql: str, args: Any, options: str = "") -> str:
-    """The plan ``driver``'s connection keeps for ``sql`` (its prepared statement), run with
-    ``args`` written as literals (EXECUTE takes no parameters of its own)."""
-    name = await driver.fetchval("SELECT name FROM pg_prepared_statements WHERE statement = $1", sql)
-    plan = await driver.fetch(f"EXPLAIN {options}EXECUTE {name}({', '.join(_literal(a) for a in args)})")
-    return "\n".join(row[0] for row in plan)
-
-
 def test_the_read_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() -> None:
     """PostgreSQL keeps a prepared statement's generic plan until the table is analyzed. The
     read's plan, made while the tables were nearly empty, must still look runs and recorded
@@ -465,7 +449,7 @@ def test_the_read_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() -> 
                     for s in range(start, start + 5_000)
                 ]
                 await logs.record_logs(team.sessions, team.tenant_id, lines)
-            text_plan = await _cached_plan(driver, taskstore._READ.sql, args, "(ANALYZE, BUFFERS) ")
+            text_plan = await cached_plan(driver, taskstore._READ.sql, args, "(ANALYZE, BUFFERS) ")
         # The top node's buffers hold its children's: the first "Buffers:" line is the whole.
         top = next(line for line in text_plan.splitlines() if "Buffers:" in line)
         return text_plan, sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top))
@@ -499,7 +483,7 @@ def test_the_write_keeps_to_its_keys_when_its_plan_was_made_on_young_tables() ->
                     batch += [team.change(task, "Running"), team.change(task, "Success")]
                 await record_task_run_states(team.sessions, team.tenant_id, batch)
             sql, args = next(sent for sent in reversed(recording.sent) if sent[0] == taskstore._WRITE.sql)
-            return await _cached_plan(driver, sql, args)
+            return await cached_plan(driver, sql, args)
 
     plan = on_postgres(go)
     assert "Seq Scan" not in plan, plan

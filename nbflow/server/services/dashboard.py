@@ -17,6 +17,7 @@ from sqlalchemy import Select, case, func, select
 
 from nbflow.core.record import LEVELS
 from nbflow.core.states import StateType
+from nbflow.server.db import checked_after
 from nbflow.server.errors import RequestError
 from nbflow.server.models import Agent, Flow, FlowRun, RunEvent, utcnow
 from nbflow.server.services.runs import get_flow_run
@@ -247,7 +248,9 @@ async def recent_runs(
 def _history(tenant_id: str, flow_run_id: str, base: Select) -> Select:  # type: ignore[type-arg]
     return (
         base.where(
-            RunEvent.tenant_id == tenant_id, RunEvent.flow_run_id == flow_run_id, RunEvent.kind == "state"
+            RunEvent.flow_run_id == flow_run_id,
+            checked_after(RunEvent.tenant_id) == tenant_id,
+            RunEvent.kind == "state",
         )
         .order_by(RunEvent.position)
         .limit(MAX_HISTORY)
@@ -338,8 +341,8 @@ async def _log_statement(
         raise RequestError(f"limit must be between 1 and {MAX_LOG_PAGE}, got {query.limit}")
     await get_flow_run(session, tenant_id, query.flow_run_id)
     statement = base.where(
-        RunEvent.tenant_id == tenant_id,
         RunEvent.flow_run_id == query.flow_run_id,
+        checked_after(RunEvent.tenant_id) == tenant_id,
         RunEvent.kind == "log",
         RunEvent.position > query.after_id,
     )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, tuple_
 
+from nbflow.server.db import checked_after
 from nbflow.server.errors import Conflict, NotFound, RequestError
 from nbflow.server.models import RunEvent
 from nbflow.server.pgdriver import Positional, is_stale, pooled_driver
@@ -128,8 +129,8 @@ async def read_logs(
 ) -> list[RunEvent]:
     """A run's log lines in recorded order, after position ``after_id``."""
     query = select(RunEvent).where(
-        RunEvent.tenant_id == tenant_id,
         RunEvent.flow_run_id == flow_run_id,
+        checked_after(RunEvent.tenant_id) == tenant_id,
         RunEvent.kind == "log",
         RunEvent.position > after_id,
     )

@@ -191,12 +191,7 @@ def _read_statement() -> Positional:
         + each("run_ids", "SELECT id, tenant_id, execution FROM flow_runs WHERE flow_runs.id = want.key", "f")
         + " WHERE f.tenant_id = :tenant"
         + f" UNION ALL SELECT {_RECORDED}, {padded({'id': 'e.transition_id'})} "
-        + each(
-            "transition_ids",
-            "SELECT transition_id FROM run_events "
-            "WHERE run_events.tenant_id = :tenant AND run_events.transition_id = want.key",
-            "e",
-        )
+        + journal.postgres_recorded("transition_ids", "e")
     )
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, select, update
 from nbflow.core.record import StateRecord, StateResult, new_id
 from nbflow.core.states import FINISHED_TYPES, StateType, Verdict, decide
 from nbflow.server.auth import forget_run_token, new_run_token
-from nbflow.server.db import PerDialect, one_of
+from nbflow.server.db import PerDialect, checked_after, one_of
 from nbflow.server.errors import RequestError, TryAgain
 from nbflow.server.models import FlowRun, TaskRun, utcnow
 from nbflow.server.services import concurrency, journal
@@ -224,7 +224,10 @@ async def record_task_run_states(
 _OWNING_EXECUTIONS = PerDialect(
     lambda postgres: (
         select(FlowRun.id, FlowRun.execution)
-        .where(FlowRun.tenant_id == bindparam("tenant_id"), one_of(FlowRun.id, "run_ids", postgres=postgres))
+        .where(
+            one_of(FlowRun.id, "run_ids", postgres=postgres),
+            checked_after(FlowRun.tenant_id) == bindparam("tenant_id"),
+        )
         .order_by(FlowRun.id)
         .with_for_update(read=True)
     )
