@@ -27,6 +27,7 @@ CASES = {
     "server_throughput": ["--updates", "40", "--batch", "10", "--runs", "5", "--skip-peers"],
     "server_instructions": ["--db", "sqlite", "--cases", "empty,single", "--requests", "2"],
     "agent_latency": ["--runs", "3", "--burst", "3", "--concurrency", "1"],
+    "young_plans": ["--runs", "30", "--tasks", "2", "--cycles", "2"],
     "scale": [  # fmt: skip
         "--runs",
         "50",
@@ -44,7 +45,7 @@ CASES = {
         "1",
     ],
 }
-NEEDS_POSTGRES = {"scale"}
+NEEDS_POSTGRES = {"scale", "young_plans"}
 
 
 @pytest.mark.timeout(300)
