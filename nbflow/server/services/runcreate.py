@@ -23,13 +23,18 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from nbflow.server import limits
 from nbflow.server.errors import NotFound, RequestError
 from nbflow.server.models import Flow, FlowRun, FlowVersion, utcnow
 from nbflow.server.pgdriver import Positional, pooled_driver
 from nbflow.server.services import journal
 from nbflow.server.services.flows import FLOW_AND_LATEST, get_flow_and_latest_version
-from nbflow.server.services.runs import by_idempotency_key, create_flow_run, new_flow_run, scheduled_entry
+from nbflow.server.services.runs import (
+    by_idempotency_key,
+    checked_idempotency_key,
+    create_flow_run,
+    new_flow_run,
+    scheduled_entry,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -131,9 +136,7 @@ async def create_on_postgres(
     """``create_requested_run`` in two statements on PostgreSQL's driver connection."""
     engine = sessions.kw["bind"]
     dialect = engine.dialect
-    key = request.idempotency_key
-    if key is not None:
-        key = limits.name(key, "the idempotency key")
+    key = checked_idempotency_key(request.idempotency_key)
     by, wanted = ("id", request.flow_id) if request.flow_id is not None else ("name", request.flow_name)
     async with pooled_driver(engine) as driver:
         found = await driver.fetchrow(_FIND[by].sql, *_FIND[by].args({"tenant": tenant_id, "key": wanted}))

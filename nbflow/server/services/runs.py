@@ -45,8 +45,8 @@ async def create_flow_run(
     context: dict[str, Any] | None = None,
 ) -> tuple[FlowRun, bool]:
     """(run, created). The same idempotency key for the same flow returns the same run."""
+    idempotency_key = checked_idempotency_key(idempotency_key)
     if idempotency_key is not None:
-        idempotency_key = limits.name(idempotency_key, "the idempotency key")
         existing = await by_idempotency_key(session, flow.id, idempotency_key)
         if existing is not None:
             return existing, False
@@ -72,6 +72,11 @@ async def create_flow_run(
     # Only now, outside the savepoint: a rolled-back savepoint must not leave a journal entry.
     record_new_runs(session, tenant_id, [run])
     return run, True
+
+
+def checked_idempotency_key(key: str | None) -> str | None:
+    """An idempotency key as it is stored (``RequestError`` for a blank or over-long one)."""
+    return None if key is None else limits.name(key, "the idempotency key")
 
 
 def new_flow_run(
