@@ -70,14 +70,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine: SQLite in WAL mode with a busy timeout, or a pooled PostgreSQL one."""
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20, **settings: str) -> AsyncEngine:
+    """An async engine: SQLite in WAL mode with a busy timeout, or a pooled PostgreSQL one
+    whose connections start with the given server ``settings`` (``plan_cache_mode=...``)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_size=10, max_overflow=20)
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            connect_args={"server_settings": settings} if settings else {},
+        )
         event.listen(engine.sync_engine, "checkin", _mark_idle)
         event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine

@@ -283,6 +283,10 @@ def test_the_next_change_of_a_task_run_this_process_wrote_is_one_statement(
     async def go(url: str) -> tuple[list[list[str]], tuple[str, int], list[tuple[str | None, str | None]]]:
         team = await make_team(url)
         task = new_id()
+        from nbflow.server.pgdriver import pooled_driver
+
+        async with pooled_driver(team.sessions.kw["bind"]):
+            pass  # the driver pool's first connection sets itself up once (the dialect's checks)
         sent = statements_sent(monkeypatch)
         per_change = []
         for state in ("Running", "Success"):
