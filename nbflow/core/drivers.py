@@ -250,11 +250,13 @@ def run_on_threads(runner: FlowRunner, info: RunInfo) -> None:
     assert isinstance(executor, ThreadExecutor)
     size = min(executor.workers(), max(1, len(runner.order)))
     crew = _ThreadCrew(runner, info, size)
-    with crew.cond:
-        crew.start(1)
-        if runner.plan.ready_count() > 1:
-            crew.wake.set()
+    # Ctrl-C may come at any point once a thread may run a task, starting it included: the
+    # handler below is what stops a task already running.
     try:
+        with crew.cond:
+            crew.start(1)
+            if runner.plan.ready_count() > 1:
+                crew.wake.set()
         # ``wake`` ends the wait as soon as the last task is recorded or work waits for a
         # thread; the timeout is for noticing a cancel from another thread, and threads
         # that stopped on an error.

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,52 @@ def test_ctrl_c_stops_running_threads_and_caches_nothing(tmp_path: Path) -> None
     seen = len(ticks)
     time.sleep(0.5)
     assert len(ticks) <= seen + 1, "the task kept running after the run was interrupted"
+    assert not list(tmp_path.rglob("*.pkl")), "an interrupted task's result was cached"
+
+
+def test_ctrl_c_while_the_threads_driver_starts_still_stops_the_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C may come while the threads driver is still starting its first thread, before it
+    waits on the crew: the task that just started must be stopped all the same, not left to run
+    to its end (and its result cached)."""
+    from nbflow.core import drivers
+    from nbflow.core.runner import FlowRunner
+
+    ticks: list[int] = []
+    started = threading.Event()
+
+    @task(cache_for=3600)
+    def slow():
+        started.set()
+        for i in range(100):
+            ticks.append(i)
+            time.sleep(0.05)
+        return "done"
+
+    real_start = drivers._ThreadCrew.start
+
+    def start_then_ctrl_c(crew: Any, count: int) -> None:
+        real_start(crew, count)
+        raise KeyboardInterrupt  # as Ctrl-C does on the main thread, here of all places
+
+    real_cancel = FlowRunner.cancel
+
+    def cancel_late(runner: Any, reason: str = "cancelled by user") -> None:
+        time.sleep(0.2)  # the main thread is slow to get there (a loaded machine): the task starts
+        real_cancel(runner, reason)
+
+    monkeypatch.setattr(drivers._ThreadCrew, "start", start_then_ctrl_c)
+    monkeypatch.setattr(FlowRunner, "cancel", cancel_late)
+    with Flow("interrupted while starting") as flow:
+        slow()
+    state = FlowRunner(flow, executor="threads", cache_root=str(tmp_path)).run()
+    assert state.is_cancelled() and state.message.startswith("interrupted"), state.message
+    started.wait(0.3)  # the thread may have started the task before it saw the cancel
+    seen = len(ticks)
+    time.sleep(0.3)
+    assert len(ticks) <= seen + 1, "the task kept running after the run was interrupted"
+    assert state.result["slow"].type is S.CANCELLED
     assert not list(tmp_path.rglob("*.pkl")), "an interrupted task's result was cached"
 
 
