@@ -21,7 +21,7 @@ from nbflow.core.record import LogRecord, StateRecord, new_id
 from nbflow.core.states import FINISHED_TYPES
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
 # The state names a finished run can have, from the engine's own definition.
 FINISHED = frozenset(t.value for t in FINISHED_TYPES)
@@ -324,6 +324,19 @@ def run_in_own_loop(coroutine: Any) -> Any:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run ``test(url)`` on a fresh PostgreSQL database, in a loop of its own; the test is skipped,
+    saying why, when no PostgreSQL server is configured."""
+    import pytest
+
+    if not postgres_url():
+        pytest.skip(
+            "NBFLOW_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
+        )
+    with fresh_postgres_database() as url:
+        return run_in_own_loop(test(url))
 
 
 class ClaimedRun:

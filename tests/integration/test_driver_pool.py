@@ -12,34 +12,21 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import claimed_run, fresh_postgres_database, postgres_url, run_in_own_loop
+from server_helpers import claimed_run, on_postgres
 
 from nbflow.core.record import LogRecord, new_id
 from nbflow.server.pgdriver import pooled_driver
 from nbflow.server.services import logs, taskstore
 from nbflow.server.services.transitions import record_task_run_states
 
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
-
-
-def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
-    """Run ``test(url)`` on a fresh PostgreSQL database, in a loop of its own."""
-    if not postgres_url():
-        pytest.skip(
-            "NBFLOW_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
-        )
-    with fresh_postgres_database() as url:
-        return run_in_own_loop(test(url))
 
 
 async def plan_counts(driver: Any) -> dict[str, tuple[int, int]]:

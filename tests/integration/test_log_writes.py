@@ -8,21 +8,18 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ClaimedRun, claimed_run, fresh_postgres_database, postgres_url, run_in_own_loop
+from server_helpers import ClaimedRun, claimed_run, on_postgres, run_in_own_loop
 
 from nbflow.core.record import MAX_MESSAGE, LogRecord
 from nbflow.server.errors import RequestError
 from nbflow.server.models import RunEvent, Tenant
 from nbflow.server.services import logs
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
 
 pytestmark = pytest.mark.integration
 
@@ -52,13 +49,6 @@ async def counter(team: ClaimedRun) -> int:
         tenant = await session.get(Tenant, team.tenant_id)
         assert tenant is not None
         return tenant.feed_position
-
-
-def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
-    if not postgres_url():
-        pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
-    with fresh_postgres_database() as url:
-        return run_in_own_loop(test(url))
 
 
 async def every_kind_of_batch(url: str) -> tuple[list[Any], list[Any]]:

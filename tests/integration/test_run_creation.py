@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server_helpers import ONE_TASK_STORAGE, fresh_postgres_database, postgres_url, run_in_own_loop
+from server_helpers import (
+    ONE_TASK_STORAGE,
+    fresh_postgres_database,
+    on_postgres,
+    postgres_url,
+    run_in_own_loop,
+)
 
 from nbflow.server import auth, db
 from nbflow.server.models import FlowRun, FlowRunLabel, RunEvent, Tenant
@@ -24,8 +30,6 @@ from nbflow.server.services.runcreate import RunRequest, create_in_session, crea
 from nbflow.server.services.runs import create_flow_run
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 pytestmark = pytest.mark.integration
@@ -90,15 +94,6 @@ async def team(url: str) -> Team:
         made, _ = await auth.create_tenant(session, "team")
         await register_flow(session, made.id, FlowSpec("etl", STRUCTURE, None, ["gpu"], ONE_TASK_STORAGE))
     return Team(sessions, made.id)
-
-
-def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
-    if not postgres_url():
-        pytest.skip(
-            "NBFLOW_TEST_POSTGRES_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)"
-        )
-    with fresh_postgres_database() as url:
-        return run_in_own_loop(test(url))
 
 
 def comparable(stored: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import pytest
@@ -25,8 +25,7 @@ from server_helpers import (
     ClaimedRun,
     cached_plan,
     claimed_run,
-    fresh_postgres_database,
-    postgres_url,
+    on_postgres,
     run_in_own_loop,
 )
 
@@ -37,10 +36,6 @@ from nbflow.server.services import transitions
 from nbflow.server.services.runs import get_flow_run
 from nbflow.server.services.taskstore import PostgresTaskRuns
 from nbflow.server.services.transitions import record_task_run_states, server_change, set_flow_run_state
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -68,14 +63,6 @@ class Team(ClaimedRun):
 async def make_team(url: str, name: str = "team") -> Team:
     made = await claimed_run(url, name)
     return Team(made.sessions, made.tenant_id, made.run_id)
-
-
-def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
-    """Run ``test(url)`` on a fresh PostgreSQL database, in a loop of its own."""
-    if not postgres_url():
-        pytest.skip("NBFLOW_TEST_POSTGRES_URL is not set")
-    with fresh_postgres_database() as url:
-        return run_in_own_loop(test(url))
 
 
 def test_a_redelivery_racing_its_original_is_stored_once() -> None:
