@@ -102,6 +102,10 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     # rollback): more than a state write's own statements. A connection in steady use has
     # just answered; one that sat idle may have been closed by a database restart or a
     # proxy's timeout, and the pool replaces it when this raises DisconnectionError.
+    if dbapi_connection.driver_connection.is_closed():
+        # A restart or failover closes every connection at once, and a busy server's were all
+        # used a moment ago: asyncpg has seen each one close (no round trip to ask).
+        raise DisconnectionError("the database closed this pooled connection")
     since = record.info.get("idle_since")
     if since is None or time.monotonic() - since < IDLE_PING:
         return

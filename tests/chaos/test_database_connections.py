@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +22,13 @@ from server_helpers import (  # noqa: E402
     ONE_TASK_STRUCTURE,
     ServerProcess,
     fresh_postgres_database,
+    log_line,
     postgres_url,
     run_in_own_loop,
+    task_change,
 )
 
+from nbflow.core.record import new_id  # noqa: E402
 from nbflow.server import db  # noqa: E402
 
 if TYPE_CHECKING:
@@ -101,3 +105,66 @@ def test_a_pooled_connection_the_database_closed_is_replaced(
             await engine.dispose()
 
     assert run_in_own_loop(go()) == [1, 1, 1]
+
+
+def backends_of(url: str) -> int:
+    """How many sessions other than this one are open on the database of ``url``."""
+    parsed = make_url(url)
+
+    async def go() -> int:
+        conn = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
+        )
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+        finally:
+            await conn.close()
+
+    return run_in_own_loop(go())
+
+
+def test_a_busy_server_hands_no_dropped_connection_to_a_request(
+    pg_server: ServerProcess, pg_database: str
+) -> None:
+    """A failover while the server is busy: every pooled connection, the engine's and the
+    driver's, was used a moment ago, so none is pinged as idle. None may reach a request."""
+    with pg_server.client() as client:
+        client.register_flow("etl", ONE_TASK_STRUCTURE, ONE_TASK_STORAGE)
+        run = client.create_flow_run(flow_name="etl")
+
+    def busy(worker: int) -> int:
+        with pg_server.client() as client:
+            for seq in range(3):
+                client.create_flow_run(flow_name="etl")
+                [answer] = client.set_task_run_states([task_change(run.id, new_id(), "a", "Running")])
+                assert answer.ok, answer.message
+                assert client.write_run_logs([log_line(run.id, worker * 100 + seq, "busy")]) == 1
+        return worker
+
+    with ThreadPoolExecutor(8) as pool:  # eight requests at once: several connections in each pool
+        assert sorted(pool.map(busy, range(8))) == list(range(8))
+    assert drop_connections(pg_database) >= 4
+    deadline = time.monotonic() + 10
+    while backends_of(pg_database) and time.monotonic() < deadline:  # the sessions end
+        time.sleep(0.05)
+    time.sleep(0.2)  # the server's loop hears its connections close
+
+    failures = []
+    with pg_server.client() as client:
+        for seq in range(10):
+            try:
+                [answer] = client.set_task_run_states([task_change(run.id, new_id(), "a", "Running")])
+                assert answer.ok, answer.message
+                assert client.write_run_logs([log_line(run.id, 1000 + seq, "after")]) == 1
+                client.create_flow_run(flow_name="etl")
+                client.flow_runs(flow_name="etl")
+            except Exception as exc:  # what a user would see
+                failures.append(f"request {seq}: {exc}")
+    assert not failures, "\n".join(failures)
+    log = pg_server.log_path.read_text()
+    assert "connection is closed" not in log, log[-3000:]
