@@ -339,6 +339,87 @@ def on_postgres(test: Callable[[str], Awaitable[Any]]) -> Any:
         return run_in_own_loop(test(url))
 
 
+class TcpProxy:
+    """A TCP proxy from a free loopback port to ``host:port``, in a thread of its own, that a
+    test can ``cut`` (every connection through it reset, new ones refused: a database restart,
+    a failover or a network fault as the server sees it) and ``restore``."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import asyncio
+        import threading
+
+        self.target = (host, port)
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: Any = None
+        self._open: set[Any] = set()
+
+    def start(self) -> TcpProxy:
+        self._thread.start()
+        self.restore()
+        return self
+
+    def _call(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
+
+    async def _listen(self) -> None:
+        import asyncio
+
+        if self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._open.update((writer, up_writer))
+
+        async def pipe(source: Any, sink: Any) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._open.difference_update((writer, up_writer))
+
+    async def _cut(self) -> None:
+        import asyncio
+
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # no new connections
+        for writer in list(self._open):
+            writer.transport.abort()
+        self._open.clear()
+        if server is not None:  # on 3.12+ this waits for the connections' handlers too
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+    def cut(self) -> None:
+        """Reset every connection through the proxy and refuse new ones."""
+        self._call(self._cut())
+
+    def restore(self) -> None:
+        """Take connections again."""
+        self._call(self._listen())
+
+    def stop(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
 class ClaimedRun:
     """A tenant with one run claimed by an agent (the run's execution is 2), on a database of
     its own engine: what a test of the write path starts from."""

@@ -103,6 +103,12 @@ class AuthError(ClientError):
 #: (other writers kept moving the rows it needs): the server's ``TryAgain``, the agent's spool.
 TRY_AGAIN = "TRY_AGAIN"
 
+#: The error code of a request the server could not serve because its database could not be
+#: reached or dropped the connection (a restart, a failover, a network fault). Whether it was
+#: stored is unknown; a record that carries its own id (a state, a log line) may go again, and
+#: is stored once: the agent's spool keeps such a batch for later.
+UNAVAILABLE = "UNAVAILABLE"
+
 
 class APIError(ClientError):
     """The server refused the request; ``errors`` holds its GraphQL errors."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -17,13 +19,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from sqlalchemy import String, any_, bindparam, event, literal_column, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from nbflow.core.errors import NbflowError
 from nbflow.core.settings import nbflow_home
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import AsyncIterator, Callable
 
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -115,6 +119,74 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise DisconnectionError(
             f"a pooled connection idle for {time.monotonic() - since:.0f} s is gone"
         ) from exc
+
+
+#: SQLSTATEs of a database that cannot serve now: a connection failure (class 08), a server
+#: shutting down, crashed or starting up (57P01-57P03), no free connection slot (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+_NETWORK_ERRNOS = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, says the database could not be reached
+    or dropped the connection (a restart, a failover, a network fault, no free connection in
+    the pool): nothing is wrong with the request, which may go again later."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if _says_unavailable(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _says_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, DisconnectionError | PoolTimeout | ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_STATES):
+        return True
+    # asyncpg's word for a connection it saw close (SQLAlchemy's asyncpg dialect reads it too).
+    return type(exc).__name__ == "InterfaceError" and "connection is closed" in str(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: a driver's message may go on with the SQL."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+class OutageLog:
+    """What a background loop (the scheduler, recovery, ...) says of its failed passes: that
+    the database is unavailable once per outage, and once that it is back, where a traceback
+    every pass (four a second for the queue watch) would bury the log; any other failure with
+    its traceback, every time."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        self.away = False
+
+    def failed(self, exc: BaseException) -> None:
+        """A pass failed with ``exc`` (call it in the ``except`` block)."""
+        if not is_unavailable(exc):
+            self.logger.exception("%s failed", self.what)
+        elif not self.away:
+            self.away = True
+            self.logger.warning(
+                "%s: the database is unavailable (%s); trying again", self.what, first_line(exc)
+            )
+
+    def passed(self) -> None:
+        """A pass went through."""
+        if self.away:
+            self.away = False
+            self.logger.warning("%s: the database is back", self.what)
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

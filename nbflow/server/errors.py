@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbflow.core.errors import TRY_AGAIN, NbflowError
+from nbflow.core.errors import TRY_AGAIN, UNAVAILABLE, NbflowError
 
 
 class RequestError(NbflowError):
@@ -39,3 +39,17 @@ class TryAgain(RequestError):
     the rows it needs while it was decided. The same request may be sent again as it is."""
 
     code = TRY_AGAIN
+
+
+class Unavailable(RequestError):
+    """The database could not be reached or dropped the connection (``db.is_unavailable``):
+    nothing is wrong with the request, and whether it was stored is unknown."""
+
+    code = UNAVAILABLE
+    MESSAGE = (
+        "the server could not reach its database (a restart or a network fault); send the request "
+        "again later: a state or a log line sent twice is stored once"
+    )
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nbflow.server import auth
+from nbflow.server import auth, db
+from nbflow.server.errors import Unavailable
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -161,8 +162,13 @@ class GraphQLGate:
             )
         principal = auth.remembered(key)  # most requests: a key or token seen seconds ago
         if principal is None:
-            async with request.app.state.sessions() as session:
-                principal = await auth.authenticate(session, key)
+            try:
+                async with request.app.state.sessions() as session:
+                    principal = await auth.authenticate(session, key)
+            except Exception as exc:
+                if not db.is_unavailable(exc):
+                    raise
+                return error(503, Unavailable.MESSAGE, Unavailable.code), b"", {}
         if principal is None:
             return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b"", {}
         raw = bytes(body)

@@ -9,7 +9,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
@@ -21,13 +21,18 @@ from server_helpers import (  # noqa: E402
     ONE_TASK_STORAGE,
     ONE_TASK_STRUCTURE,
     ServerProcess,
+    TcpProxy,
     fresh_postgres_database,
     log_line,
     postgres_url,
     run_in_own_loop,
     task_change,
+    wait_for,
 )
 
+from nbflow.agent.reporter import make_sender  # noqa: E402
+from nbflow.agent.spool import Spool  # noqa: E402
+from nbflow.core.errors import UNAVAILABLE, APIError, TransportError  # noqa: E402
 from nbflow.core.record import new_id  # noqa: E402
 from nbflow.server import db  # noqa: E402
 
@@ -168,3 +173,62 @@ def test_a_busy_server_hands_no_dropped_connection_to_a_request(
     assert not failures, "\n".join(failures)
     log = pg_server.log_path.read_text()
     assert "connection is closed" not in log, log[-3000:]
+
+
+def test_a_database_outage_is_said_as_such_and_an_agents_records_wait_in_its_spool(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """The database goes away (a proxy between the server and PostgreSQL resets every
+    connection and refuses new ones), then comes back. Meanwhile a user is told the database
+    is unavailable, not "internal error"; an agent's spool keeps what it could not deliver, and
+    delivers all of it afterwards: nothing is lost, nothing is stored twice."""
+    parsed = make_url(pg_database)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+    through_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = ServerProcess(tmp_path / "server", through_proxy).start()
+    try:
+        with server.client() as client:
+            client.register_flow("etl", ONE_TASK_STRUCTURE, ONE_TASK_STORAGE)
+            run = client.create_flow_run(flow_name="etl")
+            spool = Spool(run.id, 0, tmp_path / "spool")
+            tasks = [new_id() for _ in range(3)]
+            spool.append(
+                [task_change(run.id, t, "a", state) for t in tasks for state in ("Running", "Success")]
+            )
+            spool.append([log_line(run.id, seq, f"line {seq}") for seq in range(5)])
+            send = make_sender(client)
+            unused_key = client.create_api_key("read-only").key  # never seen: checked in the database
+
+            proxy.cut()
+            with server.client(unused_key) as stranger, pytest.raises(APIError) as refused:
+                stranger.flow_runs(flow_name="etl")
+            assert refused.value.code == UNAVAILABLE, refused.value.errors
+            with pytest.raises(APIError) as told:
+                client.create_flow_run(flow_name="etl")
+            assert told.value.code == UNAVAILABLE, told.value.errors
+            assert "could not reach its database" in str(told.value)
+            with pytest.raises(TransportError, match="could not reach its database"):
+                spool.deliver(send)
+            assert len(spool.pending()) == 11, "the spool lost records during the outage"
+
+            proxy.restore()
+            wait_for(lambda: _delivered(spool, send), timeout=30, what="the spool to be delivered")
+            rows = client.flow_run(run.id).task_runs
+            assert sorted(r.id for r in rows) == sorted(tasks) and {r.state for r in rows} == {"Success"}
+            assert [line["message"] for line in client.run_logs(run.id)] == [
+                f"line {seq}" for seq in range(5)
+            ]
+            assert client.create_flow_run(flow_name="etl").state == "Scheduled"
+        log = server.log_path.read_text()
+        assert "a request found the database unavailable" in log, log[-3000:]
+    finally:
+        server.stop()
+        proxy.stop()
+
+
+def _delivered(spool: Spool, send: Any) -> bool:
+    try:
+        spool.deliver(send)
+    except TransportError:
+        return False
+    return spool.done()

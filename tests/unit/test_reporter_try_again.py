@@ -1,5 +1,6 @@
-"""An agent's batch the server did not store but asks for again (``TRY_AGAIN``: other writers
-kept moving its rows) stays in the spool and goes again; it is never dropped as refused."""
+"""An agent's batch the server asks for again stays in the spool and goes again; it is never
+dropped as refused: ``TRY_AGAIN`` (other writers kept moving its rows) and ``UNAVAILABLE`` (the
+server could not reach its database)."""
 
 from __future__ import annotations
 
@@ -18,24 +19,27 @@ if TYPE_CHECKING:
 
 
 class BusyServer:
-    """Answers TRY_AGAIN ``busy`` times, then takes every state."""
+    """Answers ``code`` ``busy`` times, then takes every state."""
 
-    def __init__(self, busy: int) -> None:
+    def __init__(self, busy: int, code: str = "TRY_AGAIN") -> None:
         self.busy = busy
+        self.code = code
         self.taken: list[dict[str, Any]] = []
 
     def set_task_run_states(self, entries: list[dict[str, Any]], *, refused_only: bool = False) -> list[Any]:
         assert refused_only
         if self.busy:
             self.busy -= 1
-            error = {"message": "the task runs of this batch kept changing; send it again",
-                     "extensions": {"code": "TRY_AGAIN"}}  # fmt: skip
+            error = {"message": "not stored this time; send it again", "extensions": {"code": self.code}}
             raise APIError(error["message"], errors=[error])
         self.taken += entries
         return []
 
 
-def test_a_batch_the_server_asks_for_again_stays_in_the_spool_until_it_is_taken(tmp_path: Path) -> None:
+@pytest.mark.parametrize("code", ["TRY_AGAIN", "UNAVAILABLE"])
+def test_a_batch_the_server_asks_for_again_stays_in_the_spool_until_it_is_taken(
+    tmp_path: Path, code: str
+) -> None:
     spool = Spool("run-1", 2, tmp_path)
     states = [
         StateRecord(flow_run_id="run-1", task_run_id=new_id(), task="a", state=state,
@@ -43,7 +47,7 @@ def test_a_batch_the_server_asks_for_again_stays_in_the_spool_until_it_is_taken(
         for state in ("Running", "Success")
     ]  # fmt: skip
     spool.append(states)
-    server = BusyServer(busy=1)
+    server = BusyServer(busy=1, code=code)
     send = make_sender(server)  # type: ignore[arg-type]
     with pytest.raises(TransportError, match="asks for the batch again"):
         spool.deliver(send)

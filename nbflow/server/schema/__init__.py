@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Any
 
 import strawberry
@@ -18,7 +19,8 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from nbflow.core.errors import NbflowError
-from nbflow.server.errors import RequestError
+from nbflow.server import db
+from nbflow.server.errors import RequestError, Unavailable
 from nbflow.server.gate import may_hold_nul
 from nbflow.server.schema.inputs import RECORD_SCALARS
 from nbflow.server.schema.mutations import Mutation
@@ -26,6 +28,8 @@ from nbflow.server.schema.queries import Query
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+logger = logging.getLogger("nbflow.server")
 
 MAX_DEPTH = 8
 MAX_ALIASES = 30
@@ -73,8 +77,15 @@ class RequestRules(MaskErrors):
         next(masking)  # MaskErrors' own part before the operation
         yield
         errors = getattr(context.result, "errors", None)
-        for error in errors or []:
+        for index, error in enumerate(errors or []):
             original = error.original_error
+            if original is not None and not isinstance(original, NbflowError) and db.is_unavailable(original):
+                # Said as what it is, not masked as an internal error: the caller may send it again.
+                logger.warning("a request found the database unavailable: %s", db.first_line(original))
+                original = Unavailable()
+                error = errors[index] = GraphQLError(
+                    original.MESSAGE, nodes=error.nodes, path=error.path, original_error=original
+                )
             code = original.code if isinstance(original, RequestError) else None
             if code is None and isinstance(original, NbflowError):
                 code = "BAD_REQUEST"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import select, update
 
+from nbflow.server.db import OutageLog
 from nbflow.server.models import utcnow
 from nbflow.server.services import hooks as hook_service
 from nbflow.server.teammodels import Hook, HookDelivery
@@ -160,11 +161,14 @@ async def hook_pass(sessions: async_sessionmaker[AsyncSession], settings: Any) -
 
 async def hook_loop(sessions: async_sessionmaker[AsyncSession], settings: Any) -> None:
     """Hook passes forever, every ``settings.hook_interval`` seconds."""
+    outage = OutageLog(logger, "hook pass")
     while True:
         try:
             await hook_pass(sessions, settings)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("hook pass failed")
+        except Exception as exc:
+            outage.failed(exc)
+        else:
+            outage.passed()
         await asyncio.sleep(settings.hook_interval)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from nbflow.core.states import StateType
+from nbflow.server.db import OutageLog
 from nbflow.server.models import FlowRun, Tenant, utcnow
 
 if TYPE_CHECKING:
@@ -65,11 +66,16 @@ class QueueWatch:
 
     async def run(self) -> None:
         """Look every ``WATCH_INTERVAL`` seconds until cancelled."""
+        outage = OutageLog(logger, "queue watch")
         while True:
             try:
                 await self.check()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be away for a moment; waiters fall back on their timeout
-                logger.exception("queue watch failed")
+            except (
+                Exception
+            ) as exc:  # the database may be away for a moment; waiters fall back on their timeout
+                outage.failed(exc)
+            else:
+                outage.passed()
             await asyncio.sleep(WATCH_INTERVAL)

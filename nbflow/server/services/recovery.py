@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from nbflow.core.states import ACTIVE_TYPES, StateType
+from nbflow.server.db import OutageLog
 from nbflow.server.models import FlowRun, FlowVersion
 from nbflow.server.services.transitions import fail_open_task_runs, server_change, set_flow_run_state
 
@@ -86,6 +87,7 @@ async def recovery_loop(
     # After a server outage every heartbeat looks old: give agents one timeout to check in again.
     """Run recovery passes forever (after waiting one timeout after start)."""
     await asyncio.sleep(max(settings.heartbeat_timeout, settings.submitted_timeout))
+    outage = OutageLog(logger, "recovery pass")
     while True:
         try:
             async with sessions.begin() as session:
@@ -98,6 +100,8 @@ async def recovery_loop(
                 on_change()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("recovery pass failed")
+        except Exception as exc:
+            outage.failed(exc)
+        else:
+            outage.passed()
         await asyncio.sleep(settings.recovery_interval)

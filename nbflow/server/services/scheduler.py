@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from nbflow.core.schedules import Schedule
 from nbflow.core.states import StateType
+from nbflow.server.db import OutageLog
 from nbflow.server.models import Flow, FlowRun, FlowVersion
 from nbflow.server.services.flows import SCHEDULE_KEY_PREFIX, latest_version
 from nbflow.server.services.runs import new_flow_run, record_new_runs
@@ -138,6 +139,7 @@ async def scheduler_loop(
     sessions: async_sessionmaker[AsyncSession], interval: float, on_created: object = None
 ) -> None:
     """Run scheduler passes forever, every ``interval`` seconds."""
+    outage = OutageLog(logger, "scheduler pass")
     while True:
         try:
             created = await schedule_flows(sessions)
@@ -145,6 +147,8 @@ async def scheduler_loop(
                 on_created()
         except asyncio.CancelledError:
             raise
-        except Exception:  # the service keeps going; the next pass retries
-            logger.exception("scheduler pass failed")
+        except Exception as exc:  # the service keeps going; the next pass retries
+            outage.failed(exc)
+        else:
+            outage.passed()
         await asyncio.sleep(interval)
