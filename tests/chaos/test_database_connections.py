@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ from server_helpers import (  # noqa: E402
     ONE_TASK_STRUCTURE,
     ServerProcess,
     TcpProxy,
+    flow_change,
     fresh_postgres_database,
     log_line,
     postgres_url,
@@ -232,3 +234,50 @@ def _delivered(spool: Spool, send: Any) -> bool:
     except TransportError:
         return False
     return spool.done()
+
+
+def test_after_a_database_outage_running_runs_get_a_heartbeat_timeout_to_check_in(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """While the database is away no heartbeat can be stored, so when it comes back every
+    running run's last heartbeat looks old. Recovery must give the agents one heartbeat timeout
+    to check in again (as after the server's own start), not fail their runs at its first pass."""
+    parsed = make_url(pg_database)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+    through_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    timeout = 2.0
+    server = ServerProcess(
+        tmp_path / "server", through_proxy, heartbeat_timeout=timeout, submitted_timeout=timeout,
+        recovery_interval=0.2,
+    ).start()  # fmt: skip
+    beating, stopped = threading.Event(), threading.Event()
+    try:
+        with server.client() as client:
+            client.register_flow("etl", ONE_TASK_STRUCTURE, ONE_TASK_STORAGE)
+            run = client.create_flow_run(flow_name="etl")
+            (claim,) = client.set_flow_run_states([flow_change(run.id, "Submitted", run.version)])
+            (running,) = client.set_flow_run_states([flow_change(run.id, "Running", claim.version)])
+            assert running.ok, running.error
+
+            def agent() -> None:  # beats every 0.5 s while it can reach the server's database
+                with server.client() as own:
+                    while not stopped.wait(0.5):
+                        if beating.is_set():
+                            own.heartbeat([run.id])
+
+            beating.set()
+            threading.Thread(target=agent, daemon=True).start()
+            time.sleep(timeout + 0.5)  # past the server's own grace after its start
+            assert client.flow_run(run.id).state == "Running"
+            beating.clear()
+            proxy.cut()
+            time.sleep(timeout + 1.5)  # longer than a heartbeat timeout
+            proxy.restore()
+            time.sleep(0.6)  # recovery has looked (every 0.2 s) before the agent's next beat
+            beating.set()
+            time.sleep(timeout)
+            assert client.flow_run(run.id).state == "Running", server.log_path.read_text()[-2000:]
+    finally:
+        stopped.set()
+        server.stop()
+        proxy.stop()

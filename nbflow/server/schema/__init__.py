@@ -52,6 +52,8 @@ def _mask(error: GraphQLError) -> bool:
     # GraphQL's own errors (a variable of the wrong type, a missing field) are the caller's mistake.
     if isinstance(original, NbflowError | PermissionError | GraphQLError):
         return False
+    if db.is_unavailable(original):  # said as UNAVAILABLE (RequestRules), in one line of the log
+        return False
     return type(original).__name__ not in {"PermissionError", "StrawberryGraphQLError"}
 
 

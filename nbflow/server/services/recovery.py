@@ -7,8 +7,9 @@
   started it; back to Scheduled for any agent to take.
 
 Each change is a compare-and-set on the run's version, so an agent that comes back at
-the same moment and the recovery service never both win. After the server starts,
-the service waits one timeout before judging: during an outage nobody could beat.
+the same moment and the recovery service never both win. After the server starts, and
+after its database comes back from an outage, the service waits one timeout before
+judging: during an outage nobody could beat.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from nbflow.core.states import ACTIVE_TYPES, StateType
 from nbflow.server.db import OutageLog
@@ -84,18 +85,25 @@ async def recover(session: AsyncSession, *, heartbeat_timeout: float, submitted_
 async def recovery_loop(
     sessions: async_sessionmaker[AsyncSession], settings: Any, on_change: Any = None
 ) -> None:
-    # After a server outage every heartbeat looks old: give agents one timeout to check in again.
-    """Run recovery passes forever (after waiting one timeout after start)."""
-    await asyncio.sleep(max(settings.heartbeat_timeout, settings.submitted_timeout))
+    """Run recovery passes forever, after waiting one timeout after start and after the
+    database comes back from an outage."""
+    # After an outage of the server or of its database every heartbeat looks old (none could
+    # be stored): the agents get one timeout to check in again before runs are judged.
+    grace = max(settings.heartbeat_timeout, settings.submitted_timeout)
+    await asyncio.sleep(grace)
     outage = OutageLog(logger, "recovery pass")
     while True:
+        was_away, changed = outage.away, False
         try:
             async with sessions.begin() as session:
-                changed = await recover(
-                    session,
-                    heartbeat_timeout=settings.heartbeat_timeout,
-                    submitted_timeout=settings.submitted_timeout,
-                )
+                if was_away:  # is it back? (judging runs waits for the agents' heartbeats)
+                    await session.execute(text("SELECT 1"))
+                else:
+                    changed = await recover(
+                        session,
+                        heartbeat_timeout=settings.heartbeat_timeout,
+                        submitted_timeout=settings.submitted_timeout,
+                    )
             if changed and callable(on_change):
                 on_change()
         except asyncio.CancelledError:
@@ -104,4 +112,7 @@ async def recovery_loop(
             outage.failed(exc)
         else:
             outage.passed()
+            if was_away:
+                await asyncio.sleep(grace)
+                continue
         await asyncio.sleep(settings.recovery_interval)
