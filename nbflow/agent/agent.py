@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from nbflow.agent.launcher import FlowProcessHandle, WarmLauncher, launcher_for
 from nbflow.agent.reporter import make_sender
 from nbflow.agent.spool import Spool, left_behind
-from nbflow.core.errors import ClientError, StorageError, TransportError
+from nbflow.core.errors import APIError, ClientError, StorageError, TransportError, asks_again
 from nbflow.core.files import atomic_write
 from nbflow.core.record import StateRecord, new_id
 from nbflow.core.results import default_results_url
@@ -150,6 +150,14 @@ class Agent:
                 except TransportError as exc:
                     self.say(f"server unreachable ({exc}); retrying")
                     await asyncio.sleep(2)
+                except APIError as exc:
+                    # A database outage, or a failure of the server's own (no code): it passes,
+                    # and the runs this agent has keep running meanwhile. A refusal with a code
+                    # (a bad label, a revoked key) is for the person who started the agent.
+                    if not (asks_again(exc) or exc.code is None):
+                        raise
+                    self.say(f"the server could not take the poll ({exc}); retrying")
+                    await asyncio.sleep(2)
         finally:
             stop.set()
             heartbeats.cancel()
@@ -169,6 +177,11 @@ class Agent:
                 return
             except TransportError as exc:
                 self.say(f"waiting for the server ({exc})")
+                await asyncio.sleep(2)
+            except APIError as exc:
+                if not asks_again(exc):
+                    raise
+                self.say(f"waiting for the server's database ({exc})")
                 await asyncio.sleep(2)
 
     async def run_once(self, *, wait: float = 0.0) -> list[str]:

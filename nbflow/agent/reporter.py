@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbflow.agent.spool import FLOW_STATE, LOG, TASK_STATE, Spool
 from nbflow.core import secrets
-from nbflow.core.errors import TRY_AGAIN, UNAVAILABLE, APIError, TransportError
+from nbflow.core.errors import APIError, TransportError, asks_again
 from nbflow.core.record import StateRecord, cut, new_id, state_change
 from nbflow.core.states import State, StateType
 
@@ -169,7 +169,7 @@ def make_sender(client: Client, *, on_superseded: Callable[[], None] | None = No
                 for entry in entries:
                     _send_flow_state(client, entry)
         except APIError as exc:
-            if exc.code in (TRY_AGAIN, UNAVAILABLE):  # nothing wrong: the spool keeps them for later
+            if asks_again(exc):  # nothing wrong with the batch: the spool keeps it for later
                 raise TransportError(f"the server asks for the batch again: {exc}") from exc
             refused(str(exc))
             if len(entries) > 1 and SUPERSEDED not in str(exc):

@@ -124,5 +124,11 @@ class APIError(ClientError):
         return extensions.get("code") if isinstance(extensions, dict) else None
 
 
+def asks_again(exc: BaseException) -> bool:
+    """Whether the server said to send the same request again later (``TRY_AGAIN``,
+    ``UNAVAILABLE``): nothing is wrong with the request itself."""
+    return isinstance(exc, APIError) and exc.code in (TRY_AGAIN, UNAVAILABLE)
+
+
 class StorageError(NbflowError):
     """Flow code is missing, unreadable, or its SHA-256 does not match."""

@@ -18,9 +18,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from notebook_helpers import write_notebook  # noqa: E402
 from server_helpers import (  # noqa: E402
     ONE_TASK_STORAGE,
     ONE_TASK_STRUCTURE,
+    AgentProcess,
     ServerProcess,
     TcpProxy,
     flow_change,
@@ -279,5 +281,57 @@ def test_after_a_database_outage_running_runs_get_a_heartbeat_timeout_to_check_i
             assert client.flow_run(run.id).state == "Running", server.log_path.read_text()[-2000:]
     finally:
         stopped.set()
+        server.stop()
+        proxy.stop()
+
+
+CHATTY = """%%task chatty
+import time
+for i in range(16):
+    print(f"tick {i}", flush=True)
+    time.sleep(0.5)
+ticks = 16"""
+
+
+def test_an_agent_and_its_run_live_through_a_database_outage(tmp_path: Path, pg_database: str) -> None:
+    """The database goes away for longer than a heartbeat timeout while an agent runs a flow,
+    then comes back. The agent keeps polling, the run ends Success, and every line it printed
+    is stored once: nothing is lost, nothing doubled."""
+    parsed = make_url(pg_database)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+    through_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = ServerProcess(
+        tmp_path / "server", through_proxy, heartbeat_timeout=3, submitted_timeout=3
+    ).start()
+    agent = None
+    try:
+        server.cli("register", str(write_notebook(tmp_path / "chatty.ipynb", [CHATTY])))
+        with server.client() as client:
+            agent = AgentProcess(server, client.create_api_key("agent").key, concurrency=2).start()
+            run = client.create_flow_run(flow_name="chatty")
+            wait_for(lambda: client.flow_run(run.id).state == "Running", timeout=30, what="the run to start")
+            time.sleep(1.0)
+            proxy.cut()
+            time.sleep(4.0)  # longer than the heartbeat timeout
+            proxy.restore()
+
+            def ended() -> Any:
+                current = client.flow_run(run.id)
+                return current if current.state not in ("Scheduled", "Submitted", "Running") else None
+
+            final = wait_for(ended, timeout=60, what="the run to end")
+            assert final.state == "Success", (final.message, agent.log()[-3000:])
+            assert agent.proc is not None and agent.proc.poll() is None, agent.log()[-3000:]
+            ticks = [
+                line["message"] for line in client.run_logs(run.id) if line["message"].startswith("tick")
+            ]
+            assert ticks == [f"tick {i}" for i in range(16)], ticks
+            again = client.create_flow_run(flow_name="chatty")  # the agent still takes work
+            wait_for(
+                lambda: client.flow_run(again.id).state != "Scheduled", timeout=30, what="the next claim"
+            )
+    finally:
+        if agent is not None:
+            agent.stop()
         server.stop()
         proxy.stop()
