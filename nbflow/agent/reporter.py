@@ -61,7 +61,10 @@ class ServerReporter:
             try:
                 (result,) = client.set_flow_run_states([{**running.to_wire(), "version": self.flow_version}])
                 break
-            except TransportError as exc:
+            except (TransportError, APIError) as exc:
+                # The same change again is safe: one the server stored already is acknowledged.
+                if isinstance(exc, APIError) and not asks_again(exc):
+                    raise
                 if time.monotonic() > deadline:
                     return f"the server could not be reached to start the run ({exc})"
                 time.sleep(delay)
