@@ -46,25 +46,28 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 
 
-def drop_connections(url: str) -> int:
-    """Terminate every other session on the database of ``url``, as a restart would."""
+def on_database(url: str, sql: str) -> list[Any]:
+    """The rows of ``sql`` run on the database of ``url`` from a connection of its own."""
     parsed = make_url(url)
 
-    async def go() -> int:
+    async def go() -> list[Any]:
         conn = await asyncpg.connect(
             host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
         )
         try:
-            return len(
-                await conn.fetch(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
+            return list(await conn.fetch(sql))
         finally:
             await conn.close()
 
     return run_in_own_loop(go())
+
+
+OTHER_SESSIONS = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+
+
+def drop_connections(url: str) -> int:
+    """Terminate every other session on the database of ``url``, as a restart would."""
+    return len(on_database(url, f"SELECT pg_terminate_backend(pid) {OTHER_SESSIONS}"))
 
 
 @pytest.fixture
@@ -118,23 +121,7 @@ def test_a_pooled_connection_the_database_closed_is_replaced(
 
 def backends_of(url: str) -> int:
     """How many sessions other than this one are open on the database of ``url``."""
-    parsed = make_url(url)
-
-    async def go() -> int:
-        conn = await asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
-        )
-        try:
-            return int(
-                await conn.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid()"
-                )
-            )
-        finally:
-            await conn.close()
-
-    return run_in_own_loop(go())
+    return int(on_database(url, f"SELECT count(*) {OTHER_SESSIONS}")[0][0])
 
 
 def test_a_busy_server_hands_no_dropped_connection_to_a_request(
