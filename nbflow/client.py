@@ -168,6 +168,9 @@ class Client(_Base):
             ) as response:
                 if response.status_code in (401, 403):
                     raise AuthError(f"the live feed refused the key (server {self.url})")
+                if response.status_code != 200:  # e.g. 503 UNAVAILABLE: its JSON error says why
+                    response.read()
+                    _decode(self.url, response)
                 position, kind = cursor, "batch"
                 for line in response.iter_lines():
                     if line.startswith("id: "):

@@ -322,3 +322,53 @@ def test_an_agent_and_its_run_live_through_a_database_outage(tmp_path: Path, pg_
             agent.stop()
         server.stop()
         proxy.stop()
+
+
+def test_the_live_feed_stays_open_through_a_database_outage(tmp_path: Path, pg_database: str) -> None:
+    """A stream of the live feed that is open when the database goes away stays open and goes
+    on from its cursor when it comes back; one opened meanwhile is told the database is
+    unavailable (503), never a bare 500."""
+    parsed = make_url(pg_database)
+    proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432).start()
+    through_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    server = ServerProcess(tmp_path / "server", through_proxy).start()
+    seen: list[str] = []
+    try:
+        with server.client() as client:
+            client.register_flow("etl", ONE_TASK_STRUCTURE, ONE_TASK_STORAGE)
+            run = client.create_flow_run(flow_name="etl")
+
+            def watch() -> None:  # one stream, read to its end
+                with server.client() as reader:
+                    for _, batch in reader.events(flow_run_id=run.id, from_start=True):
+                        seen.extend(event["message"] for event in batch if event["kind"] == "log")
+                        if "after" in seen:
+                            return
+
+            watcher = threading.Thread(target=watch, daemon=True)
+            watcher.start()
+            assert client.write_run_logs([log_line(run.id, 0, "before")]) == 1
+            wait_for(lambda: "before" in seen, timeout=15, what="the line before the outage")
+
+            proxy.cut()
+            with server.client() as late, pytest.raises(APIError) as told:
+                next(iter(late.events(flow_run_id=run.id)))
+            assert told.value.code == UNAVAILABLE, told.value.errors
+            time.sleep(2.5)
+            assert watcher.is_alive(), "the open stream ended during the outage"
+            proxy.restore()
+
+            wait_for(lambda: _wrote(client, run.id), timeout=15, what="a line after the outage")
+            wait_for(lambda: "after" in seen, timeout=15, what="the open stream to deliver it")
+            watcher.join(5)
+        assert seen == ["before", "after"], seen
+    finally:
+        server.stop()
+        proxy.stop()
+
+
+def _wrote(client: Any, run_id: str) -> bool:
+    try:
+        return client.write_run_logs([log_line(run_id, 1, "after")]) in (0, 1)
+    except APIError:
+        return False
