@@ -162,31 +162,35 @@ def first_line(exc: BaseException) -> str:
 
 
 class OutageLog:
-    """What a background loop (the scheduler, recovery, ...) says of its failed passes: that
-    the database is unavailable once per outage, and once that it is back, where a traceback
-    every pass (four a second for the queue watch) would bury the log; any other failure with
-    its traceback, every time."""
+    """A background loop's passes (the scheduler, recovery, ...), each run as ``with outage:``:
+    a failed pass is logged and the loop goes on. That the database is unavailable is said once
+    per outage, and once that it is back, where a traceback every pass (four a second for the
+    queue watch) would bury the log; any other failure with its traceback, every time."""
 
     def __init__(self, logger: logging.Logger, what: str) -> None:
         self.logger = logger
         self.what = what
         self.away = False
 
-    def failed(self, exc: BaseException) -> None:
-        """A pass failed with ``exc`` (call it in the ``except`` block)."""
+    def __enter__(self) -> OutageLog:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            if self.away:
+                self.away = False
+                self.logger.warning("%s: the database is back", self.what)
+            return False
+        if not isinstance(exc, Exception):  # cancelled, interrupted: not a failed pass
+            return False
         if not is_unavailable(exc):
-            self.logger.exception("%s failed", self.what)
+            self.logger.error("%s failed", self.what, exc_info=exc)
         elif not self.away:
             self.away = True
             self.logger.warning(
                 "%s: the database is unavailable (%s); trying again", self.what, first_line(exc)
             )
-
-    def passed(self) -> None:
-        """A pass went through."""
-        if self.away:
-            self.away = False
-            self.logger.warning("%s: the database is back", self.what)
+        return True
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -33,6 +33,11 @@ def error(status: int, message: str, code: str) -> JSONResponse:
     )
 
 
+def unavailable() -> JSONResponse:
+    """The 503 answer of a request that found the database unavailable (``db.is_unavailable``)."""
+    return error(503, Unavailable.MESSAGE, Unavailable.code)
+
+
 def bearer(request: Request) -> str | None:
     """The API key of ``Authorization: Bearer``. Only the header: a key in a URL ends up in
     proxy logs and browser history."""
@@ -168,7 +173,7 @@ class GraphQLGate:
             except Exception as exc:
                 if not db.is_unavailable(exc):
                     raise
-                return error(503, Unavailable.MESSAGE, Unavailable.code), b"", {}
+                return unavailable(), b"", {}
         if principal is None:
             return error(401, "invalid or revoked API key", "UNAUTHENTICATED"), b"", {}
         raw = bytes(body)

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from starlette.responses import StreamingResponse
 
 from nbflow.server import auth, db
-from nbflow.server.errors import Unavailable
-from nbflow.server.gate import bearer, error
+from nbflow.server.gate import bearer, error, unavailable
 from nbflow.server.services import feed
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ async def live_feed(request: Request) -> Response:
     except Exception as exc:
         if not db.is_unavailable(exc):
             raise
-        return error(503, Unavailable.MESSAGE, Unavailable.code)
+        return unavailable()
     flow_run_id = request.query_params.get("flow_run_id")
     if flow_run_id and request.query_params.get("from") == "start":
         cursor = 0

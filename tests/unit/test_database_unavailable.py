@@ -75,3 +75,33 @@ def test_a_cycle_in_the_chain_ends() -> None:
     first, second = ValueError("a"), ValueError("b")
     first.__context__, second.__context__ = second, first
     assert not is_unavailable(first)
+
+
+def test_a_loop_says_an_outage_once_its_end_once_and_every_other_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+    import logging
+
+    from nbflow.server.db import OutageLog
+
+    outage = OutageLog(logging.getLogger("nbflow.test.loop"), "test pass")
+    with caplog.at_level(logging.WARNING, logger="nbflow.test.loop"):
+        for _ in range(3):
+            with outage:
+                raise ConnectionRefusedError(111, "Connection refused")
+        with outage:
+            pass
+        for _ in range(2):
+            with outage:
+                raise KeyError("a bug")
+        with pytest.raises(asyncio.CancelledError), outage:  # a cancel is not a failed pass
+            raise asyncio.CancelledError
+    said = [(record.getMessage(), record.exc_info is not None) for record in caplog.records]
+    assert said == [
+        ("test pass: the database is unavailable (ConnectionRefusedError: [Errno 111] Connection refused); "
+         "trying again", False),
+        ("test pass: the database is back", False),
+        ("test pass failed", True),
+        ("test pass failed", True),
+    ]  # fmt: skip

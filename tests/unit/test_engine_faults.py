@@ -50,20 +50,29 @@ def test_a_headless_run_whose_task_calls_sys_exit_says_so(tmp_path: Path) -> Non
     assert "quits: Failed: TaskExit: the task called sys.exit(4)" in done.stdout
 
 
+class TickingFlow:
+    """A flow of one cached task, ``slow``, that ticks every 0.05 s for ``ticks`` ticks: what a
+    Ctrl-C must stop (no tick after it, nothing cached)."""
+
+    def __init__(self, name: str, ticks: int) -> None:
+        self.ticks: list[int] = []
+        self.started = threading.Event()
+
+        @task(cache_for=3600)
+        def slow():
+            self.started.set()
+            for i in range(ticks):
+                self.ticks.append(i)
+                time.sleep(0.05)
+            return "done"
+
+        with Flow(name) as self.flow:
+            slow()
+
+
 def test_ctrl_c_stops_running_threads_and_caches_nothing(tmp_path: Path) -> None:
-    ticks: list[int] = []
-    started = threading.Event()
-
-    @task(cache_for=3600)
-    def slow():
-        started.set()
-        for i in range(200):
-            ticks.append(i)
-            time.sleep(0.05)
-        return "done"
-
-    with Flow("interrupted") as flow:
-        slow()
+    ticking = TickingFlow("interrupted", 200)
+    ticks, started, flow = ticking.ticks, ticking.started, ticking.flow
 
     def press_ctrl_c() -> None:
         started.wait(5)
@@ -91,16 +100,8 @@ def test_ctrl_c_while_the_threads_driver_starts_still_stops_the_task(
     from nbflow.core import drivers
     from nbflow.core.runner import FlowRunner
 
-    ticks: list[int] = []
-    started = threading.Event()
-
-    @task(cache_for=3600)
-    def slow():
-        started.set()
-        for i in range(100):
-            ticks.append(i)
-            time.sleep(0.05)
-        return "done"
+    ticking = TickingFlow("interrupted while starting", 100)
+    ticks, started, flow = ticking.ticks, ticking.started, ticking.flow
 
     real_start = drivers._ThreadCrew.start
 
@@ -116,8 +117,6 @@ def test_ctrl_c_while_the_threads_driver_starts_still_stops_the_task(
 
     monkeypatch.setattr(drivers._ThreadCrew, "start", start_then_ctrl_c)
     monkeypatch.setattr(FlowRunner, "cancel", cancel_late)
-    with Flow("interrupted while starting") as flow:
-        slow()
     state = FlowRunner(flow, executor="threads", cache_root=str(tmp_path)).run()
     assert state.is_cancelled() and state.message.startswith("interrupted"), state.message
     started.wait(0.3)  # the thread may have started the task before it saw the cancel

@@ -163,12 +163,6 @@ async def hook_loop(sessions: async_sessionmaker[AsyncSession], settings: Any) -
     """Hook passes forever, every ``settings.hook_interval`` seconds."""
     outage = OutageLog(logger, "hook pass")
     while True:
-        try:
+        with outage:
             await hook_pass(sessions, settings)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            outage.failed(exc)
-        else:
-            outage.passed()
         await asyncio.sleep(settings.hook_interval)

@@ -68,14 +68,6 @@ class QueueWatch:
         """Look every ``WATCH_INTERVAL`` seconds until cancelled."""
         outage = OutageLog(logger, "queue watch")
         while True:
-            try:
+            with outage:  # the database may be away for a moment; waiters fall back on their timeout
                 await self.check()
-            except asyncio.CancelledError:
-                raise
-            except (
-                Exception
-            ) as exc:  # the database may be away for a moment; waiters fall back on their timeout
-                outage.failed(exc)
-            else:
-                outage.passed()
             await asyncio.sleep(WATCH_INTERVAL)

@@ -94,7 +94,7 @@ async def recovery_loop(
     outage = OutageLog(logger, "recovery pass")
     while True:
         was_away, changed = outage.away, False
-        try:
+        with outage:
             async with sessions.begin() as session:
                 if was_away:  # is it back? (judging runs waits for the agents' heartbeats)
                     await session.execute(text("SELECT 1"))
@@ -106,13 +106,7 @@ async def recovery_loop(
                     )
             if changed and callable(on_change):
                 on_change()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            outage.failed(exc)
-        else:
-            outage.passed()
-            if was_away:
-                await asyncio.sleep(grace)
-                continue
+        if was_away and not outage.away:  # back from an outage
+            await asyncio.sleep(grace)
+            continue
         await asyncio.sleep(settings.recovery_interval)

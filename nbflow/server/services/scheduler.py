@@ -141,14 +141,8 @@ async def scheduler_loop(
     """Run scheduler passes forever, every ``interval`` seconds."""
     outage = OutageLog(logger, "scheduler pass")
     while True:
-        try:
+        with outage:  # the service keeps going; the next pass retries
             created = await schedule_flows(sessions)
             if created and callable(on_created):
                 on_created()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the service keeps going; the next pass retries
-            outage.failed(exc)
-        else:
-            outage.passed()
         await asyncio.sleep(interval)
